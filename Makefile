@@ -1,0 +1,31 @@
+# `make run` sets up .venv on first use and launches the station; `make test` sets up and runs the suite.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: run test bench lint setup clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[gui,dev]"
+	@sh scripts/ensure-qt-libs.sh $(PY)
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(VENV)/bin/visinspect gui
+
+test: $(STAMP)
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
+
+bench: $(STAMP)
+	$(VENV)/bin/visinspect bench
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check engine visinspect_gui tests
+
+clean:
+	rm -rf $(VENV) build *.egg-info

@@ -1,0 +1,38 @@
+"""Pick the compute device (CUDA on GPU stations, else Apple MPS, else CPU) and describe it."""
+from __future__ import annotations
+
+import platform
+
+import torch
+
+DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """'auto' -> cuda, then mps, then cpu; an explicit device that is not present is a ValueError."""
+    if isinstance(device, torch.device):
+        return device
+    name = str(device).lower()
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    kind = name.split(":")[0]
+    if kind not in DEVICE_CHOICES:
+        raise ValueError(f"device must be one of {', '.join(DEVICE_CHOICES)}; got {device!r}")
+    if kind == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' was asked for but no CUDA GPU is available; use auto or cpu")
+    if kind == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError("device 'mps' was asked for but is not available; use auto or cpu")
+    return torch.device(name)
+
+
+def describe_device(device: torch.device) -> str:
+    """Human name for the status bar: 'CUDA: NVIDIA H100', 'CPU: x86_64, 2 threads'."""
+    if device.type == "cuda":
+        return f"CUDA: {torch.cuda.get_device_name(device)}"
+    if device.type == "mps":
+        return "Apple GPU (MPS)"
+    return f"CPU: {platform.machine()}, {torch.get_num_threads()} threads"

@@ -1,0 +1,59 @@
+"""Turn a class activation map into a normalised heatmap and one box per connected hot region."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from engine.types import Box
+
+DEFAULT_BOX_THRESHOLD = 0.8
+DEFAULT_MIN_AREA_FRACTION = 0.001
+
+
+def normalize_heatmap(cam: np.ndarray) -> np.ndarray:
+    """Min-max scale to float32 [0, 1]; NaN/inf are treated as the map's minimum; a flat map becomes all 0."""
+    cam = np.asarray(cam, dtype=np.float64)
+    if cam.ndim != 2:
+        raise ValueError(f"heatmap must be 2-D (H, W); got shape {cam.shape}")
+    finite = np.isfinite(cam)
+    if not finite.any():
+        return np.zeros(cam.shape, np.float32)
+    lo, hi = float(cam[finite].min()), float(cam[finite].max())
+    out = np.where(finite, cam, lo)
+    span = hi - lo
+    if not span > 0 or not np.isfinite(span):
+        return np.zeros(cam.shape, np.float32)
+    return np.clip((out - lo) / span, 0.0, 1.0).astype(np.float32)
+
+
+def upsample(cam: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear resize of a low-resolution map to the image's size."""
+    return cv2.resize(np.asarray(cam, np.float32), (width, height), interpolation=cv2.INTER_LINEAR)
+
+
+def heatmap_to_boxes(
+    heatmap: np.ndarray,
+    *,
+    threshold: float = DEFAULT_BOX_THRESHOLD,
+    min_area_fraction: float = DEFAULT_MIN_AREA_FRACTION,
+) -> tuple[Box, ...]:
+    """One box per 8-connected region of the [0, 1] heatmap at or above threshold, biggest peak first."""
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"box threshold must be within 0..1; got {threshold}")
+    heatmap = np.nan_to_num(np.asarray(heatmap, np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+    if heatmap.ndim != 2:
+        raise ValueError(f"heatmap must be 2-D (H, W); got shape {heatmap.shape}")
+    if heatmap.size == 0 or float(heatmap.max()) <= 0.0:
+        return ()
+    hot = (heatmap >= threshold).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(hot, connectivity=8)
+    min_area = max(1, int(round(min_area_fraction * heatmap.size)))
+    boxes = []
+    for label in range(1, n):
+        x, y, w, h, area = (int(v) for v in stats[label])
+        if area < min_area:
+            continue
+        peak = float(heatmap[y : y + h, x : x + w][labels[y : y + h, x : x + w] == label].max())
+        boxes.append(Box(x, y, x + w, y + h, peak))
+    boxes.sort(key=lambda b: b.score, reverse=True)
+    return tuple(boxes)

@@ -1,0 +1,177 @@
+"""The one model file format: safetensors tensors + JSON metadata, read without ever unpickling."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from engine import __version__
+from engine.data.preprocess import Preprocess
+from engine.errors import ModelFileError
+from engine.inference.localize import DEFAULT_BOX_THRESHOLD, DEFAULT_MIN_AREA_FRACTION
+from engine.model import BACKBONES, VGG16CAM, empty_model
+from engine.types import CLASS_NAMES
+
+FORMAT = "visinspect-model"
+FORMAT_VERSION = 1
+ARCHITECTURE = "vgg16-cam"
+MODEL_SUFFIX = ".safetensors"
+
+
+@dataclass(frozen=True)
+class ModelMeta:
+    """Everything needed to use and describe a product model; stored as JSON inside the file."""
+
+    product: str
+    backbone: str
+    backbone_weights: dict  # {"kind": imagenet|file|none, "detail": ...}
+    preprocess: dict
+    trainable: str = "conv5"
+    threshold: float = 0.5
+    box_threshold: float = DEFAULT_BOX_THRESHOLD
+    min_area_fraction: float = DEFAULT_MIN_AREA_FRACTION
+    class_names: tuple[str, ...] = CLASS_NAMES
+    dataset: dict = field(default_factory=dict)
+    training: dict = field(default_factory=dict)
+    metrics: dict = field(default_factory=dict)
+    calibration: dict = field(default_factory=dict)
+    architecture: str = ARCHITECTURE
+    format_version: int = FORMAT_VERSION
+    engine_version: str = __version__
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    @property
+    def input_size(self) -> int:
+        return int(self.preprocess["size"])
+
+    @property
+    def pretrained(self) -> bool:
+        return self.backbone_weights.get("kind") != "none"
+
+    def preprocessing(self) -> Preprocess:
+        return Preprocess.from_dict(self.preprocess)
+
+    def describe(self) -> str:
+        """One line an engineer reads in a model list."""
+        weights = {"imagenet": "ImageNet", "file": "ImageNet (local file)", "none": "random init (no ImageNet)"}
+        acc = self.metrics.get("accuracy")
+        bal = self.metrics.get("balanced_accuracy")
+        held = f", held-out acc {acc:.1%} / bal {bal:.1%}" if acc is not None and bal is not None else ""
+        return (
+            f"{self.product}: {self.backbone}, backbone {weights.get(self.backbone_weights.get('kind'), '?')}, "
+            f"{self.input_size} px, trained {self.created[:16].replace('T', ' ')}{held}"
+        )
+
+    def to_json(self) -> str:
+        return json.dumps({"format": FORMAT, **asdict(self)}, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str, *, name: str) -> ModelMeta:
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError:
+            raise ModelFileError(f"{name}: model metadata is not valid JSON") from None
+        if not isinstance(d, dict) or d.pop("format", None) != FORMAT:
+            raise ModelFileError(f"{name}: not a VisInspect model file")
+        version = d.get("format_version")
+        if not isinstance(version, int) or version > FORMAT_VERSION:
+            raise ModelFileError(
+                f"{name}: made by a newer VisInspect (format {version}); this version reads format {FORMAT_VERSION}"
+            )
+        if d.get("architecture") != ARCHITECTURE:
+            raise ModelFileError(f"{name}: architecture {d.get('architecture')!r} is not {ARCHITECTURE!r}")
+        if d.get("backbone") not in BACKBONES:
+            raise ModelFileError(f"{name}: backbone {d.get('backbone')!r} is not one of {', '.join(BACKBONES)}")
+        known = {f for f in cls.__dataclass_fields__}
+        try:
+            meta = cls(**{k: v for k, v in d.items() if k in known})
+            meta.preprocessing()
+        except (TypeError, KeyError, ValueError) as exc:
+            raise ModelFileError(f"{name}: model metadata is incomplete ({exc})") from None
+        return replace(meta, class_names=tuple(meta.class_names))
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model read from disk with its metadata and the file's hash (which every result records)."""
+
+    model: VGG16CAM
+    meta: ModelMeta
+    path: Path
+    sha256: str
+
+    @property
+    def model_id(self) -> str:
+        return self.sha256[:16]
+
+
+def file_sha256(path: str | os.PathLike) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def save_model(path: str | os.PathLike, model: VGG16CAM, meta: ModelMeta) -> Path:
+    """Write the model atomically (temp file + rename) so a crash never leaves half a model file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=MODEL_SUFFIX, dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(state, tmp, metadata={"visinspect": meta.to_json()})
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def read_meta(path: str | os.PathLike) -> ModelMeta:
+    """Read only the metadata (fast: the header), validating that this is a VisInspect model."""
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"{path}: model file not found")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            raw = (f.metadata() or {}).get("visinspect")
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ModelFileError(f"{path}: not a safetensors model file ({str(exc).splitlines()[0][:120]})") from None
+    if raw is None:
+        raise ModelFileError(f"{path}: a safetensors file, but not a VisInspect model (no metadata)")
+    return ModelMeta.from_json(raw, name=str(path))
+
+
+def load_model(path: str | os.PathLike, *, device: torch.device | str = "cpu") -> LoadedModel:
+    """Load a model file into an eval-mode VGG16CAM on device; any defect in the file is a ModelFileError."""
+    path = Path(path)
+    meta = read_meta(path)
+    model = empty_model(backbone=meta.backbone, num_classes=len(meta.class_names))
+    try:
+        state = {}
+        with safe_open(str(path), framework="pt", device="cpu") as f:
+            for key in f.keys():
+                state[key] = f.get_tensor(key)
+        model.load_state_dict(state, strict=True)
+    except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
+        raise ModelFileError(f"{path}: model tensors are corrupt or do not match ({str(exc).splitlines()[0][:160]})") from None
+    model.to(device).eval()
+    return LoadedModel(model=model, meta=meta, path=path, sha256=file_sha256(path))
+
+
+def update_meta(path: str | os.PathLike, **changes) -> ModelMeta:
+    """Rewrite a model file with changed metadata (e.g. a calibrated threshold), tensors untouched."""
+    loaded = load_model(path)
+    meta = replace(loaded.meta, **changes)
+    save_model(path, loaded.model, meta)
+    return meta

@@ -1,0 +1,275 @@
+"""The founding training recipe as a generator of typed progress events that a stop flag can cancel."""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import torch
+from torch import nn
+
+from engine.data.images import LoadedSamples, load_samples
+from engine.data.layouts import DatasetIndex, split_dataset
+from engine.data.preprocess import Preprocess
+from engine.errors import Cancelled, DatasetError
+from engine.evaluation.evaluate import evaluate_loaded
+from engine.evaluation.metrics import EvalReport
+from engine.inference.device import resolve_device
+from engine.inference.inspector import Inspector
+from engine.model import VGG16CAM, build_model
+from engine.modelfile import LoadedModel, ModelMeta
+
+CACHE_LIMIT_BYTES = 6 << 30
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training options; the defaults are the founding recipe."""
+
+    backbone: str = "vgg16"
+    backbone_weights: str = "imagenet"
+    trainable: str = "conv5"
+    image_size: int = 224
+    epochs: int = 10
+    batch_size: int = 10
+    lr: float = 1e-4
+    class_weights: tuple[float, float] = (1.0, 3.0)
+    early_stop_accuracy: float = 0.98
+    test_fraction: float = 0.2
+    seed: int = 0
+    device: str = "auto"
+    cache_features: bool = True  # reuse the frozen layers' outputs after the first epoch
+    workers: int = 2
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError(f"epochs and batch size must be at least 1; got {self.epochs} and {self.batch_size}")
+        if self.lr <= 0:
+            raise ValueError(f"learning rate must be positive; got {self.lr}")
+        Preprocess(self.image_size)
+
+
+@dataclass(frozen=True)
+class DataReady:
+    """Images are decoded and split; skipped lists files that could not be read."""
+
+    n_train: int
+    n_test: int
+    counts: dict
+    skipped: tuple[str, ...]
+    device: str
+    backbone_origin: str
+
+
+@dataclass(frozen=True)
+class StepReport:
+    """One optimisation step finished."""
+
+    epoch: int  # 1-based
+    epochs: int
+    step: int  # 1-based within the epoch
+    steps: int
+    loss: float
+
+
+@dataclass(frozen=True)
+class EpochReport:
+    """One epoch finished: train and held-out loss and accuracy."""
+
+    epoch: int
+    epochs: int
+    train_loss: float
+    train_accuracy: float
+    test_loss: float
+    test_accuracy: float
+    seconds: float
+    early_stop: bool = False
+
+
+@dataclass(frozen=True, eq=False)
+class TrainResult:
+    """The trained model (not yet saved), its metadata and its held-out report."""
+
+    model: VGG16CAM
+    meta: ModelMeta
+    report: EvalReport
+    history: tuple[EpochReport, ...]
+    skipped: tuple[str, ...] = field(default=())
+    seconds: float = 0.0
+
+
+TrainEvent = DataReady | StepReport | EpochReport | TrainResult
+
+
+def _check_stop(stop: threading.Event | None) -> None:
+    if stop is not None and stop.is_set():
+        raise Cancelled("training was cancelled; no model was saved")
+
+
+class _StemCache:
+    """Outputs of the frozen layers per sample, filled on first use (valid: frozen, eval-mode, no augmentation)."""
+
+    def __init__(self, n: int, enabled: bool) -> None:
+        self.enabled = enabled
+        self.store: list[torch.Tensor | None] = [None] * n
+
+    def features(self, model: VGG16CAM, idx: np.ndarray, x_of: Callable[[np.ndarray], torch.Tensor]) -> torch.Tensor:
+        if not model.frozen_stem:
+            return model.stem(x_of(idx))
+        missing = [i for i in idx if self.store[i] is None]
+        if missing or not self.enabled:
+            with torch.no_grad():
+                computed = model.stem(x_of(idx))
+            if not self.enabled:
+                return computed
+            for i, t in zip(idx, computed):
+                self.store[i] = t.clone()
+        return torch.stack([self.store[i] for i in idx])
+
+
+def train(
+    dataset: DatasetIndex,
+    config: TrainConfig = TrainConfig(),
+    *,
+    product: str,
+    stop: threading.Event | None = None,
+) -> Iterator[TrainEvent]:
+    """Split, load, fine-tune and evaluate; yields progress events and finally a TrainResult.
+
+    Raises Cancelled as soon as `stop` is set; nothing is written to disk here.
+    """
+    t_start = time.perf_counter()
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    device = resolve_device(config.device)
+    model, origin = build_model(
+        backbone=config.backbone, backbone_weights=config.backbone_weights, trainable=config.trainable
+    )
+    preprocess = Preprocess(config.image_size)
+    split = split_dataset(dataset, test_fraction=config.test_fraction, seed=config.seed)
+    train_data = load_samples(split.train, preprocess, workers=config.workers, stop=stop)
+    test_data = load_samples(split.test, preprocess, workers=config.workers, with_masks=True, stop=stop)
+    skipped = train_data.errors + test_data.errors
+    labels = np.array([s.label for s in train_data.samples])
+    if len(set(labels.tolist())) < 2:
+        raise DatasetError("the training split needs readable good and defective images")
+    yield DataReady(
+        n_train=len(train_data.samples),
+        n_test=len(test_data.samples),
+        counts=dataset.counts(),
+        skipped=skipped,
+        device=str(device),
+        backbone_origin=origin.describe(),
+    )
+
+    model.to(device)
+    if device.type in ("cpu", "cuda"):
+        model.to(memory_format=torch.channels_last)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(params, lr=config.lr)
+    criterion = nn.CrossEntropyLoss(weight=torch.tensor(config.class_weights, dtype=torch.float32, device=device))
+    per_sample = 512 * (config.image_size // 16) ** 2 * 4
+    use_cache = config.cache_features and per_sample * (len(labels) + len(test_data.samples)) <= CACHE_LIMIT_BYTES
+    train_cache = _StemCache(len(labels), use_cache)
+    test_cache = _StemCache(len(test_data.samples), use_cache)
+    test_labels = torch.tensor([s.label for s in test_data.samples], device=device)
+
+    def inputs(data: LoadedSamples) -> Callable[[np.ndarray], torch.Tensor]:
+        return lambda idx: preprocess.normalize(torch.from_numpy(data.images[idx]).to(device))
+
+    x_train, x_test = inputs(train_data), inputs(test_data)
+    y_train = torch.from_numpy(labels).to(device)
+    history: list[EpochReport] = []
+    n = len(labels)
+    steps = (n + config.batch_size - 1) // config.batch_size
+    for epoch in range(1, config.epochs + 1):
+        t0 = time.perf_counter()
+        model.train()
+        order = rng.permutation(n)
+        loss_sum = correct = 0.0
+        for step in range(steps):
+            _check_stop(stop)
+            idx = order[step * config.batch_size : (step + 1) * config.batch_size]
+            stem_out = train_cache.features(model, idx, x_train)
+            logits = model.forward_head(model.block5(stem_out))
+            loss = criterion(logits, y_train[idx])
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            loss_sum += float(loss) * len(idx)
+            correct += float((logits.argmax(1) == y_train[idx]).sum())
+            yield StepReport(epoch, config.epochs, step + 1, steps, float(loss))
+        model.eval()
+        test_loss = test_correct = 0.0
+        with torch.no_grad():
+            for start in range(0, len(test_labels), config.batch_size):
+                _check_stop(stop)
+                idx = np.arange(start, min(start + config.batch_size, len(test_labels)))
+                logits = model.forward_head(model.block5(test_cache.features(model, idx, x_test)))
+                test_loss += float(criterion(logits, test_labels[idx])) * len(idx)
+                test_correct += float((logits.argmax(1) == test_labels[idx]).sum())
+        train_acc = correct / n
+        report = EpochReport(
+            epoch=epoch,
+            epochs=config.epochs,
+            train_loss=loss_sum / n,
+            train_accuracy=train_acc,
+            test_loss=test_loss / max(1, len(test_labels)),
+            test_accuracy=test_correct / max(1, len(test_labels)),
+            seconds=time.perf_counter() - t0,
+            early_stop=train_acc >= config.early_stop_accuracy,
+        )
+        history.append(report)
+        yield report
+        if report.early_stop:
+            break
+
+    _check_stop(stop)
+    model.eval()
+    root = Path(dataset.root)
+    meta = ModelMeta(
+        product=product,
+        backbone=config.backbone,
+        backbone_weights={"kind": origin.kind, "detail": origin.detail},
+        preprocess=preprocess.to_dict(),
+        trainable=config.trainable,
+        dataset={
+            **dataset.summary(),
+            "split_seed": split.seed,
+            "test_fraction": split.test_fraction,
+            "held_out": [str(s.path.relative_to(root)) for s in test_data.samples],
+        },
+        training={
+            **{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()},
+            "epochs_run": len(history),
+            "device": str(device),
+            "seconds": round(time.perf_counter() - t_start, 1),
+            "history": [asdict(h) for h in history],
+            "skipped_files": list(skipped),
+        },
+    )
+    inspector = Inspector(LoadedModel(model, meta, Path("<in memory>"), ""), device=device, precision="fp32")
+    report = evaluate_loaded(inspector, test_data, batch_size=config.batch_size, stop=stop)
+    meta = replace(meta, metrics=report.metrics())
+    model.to(memory_format=torch.contiguous_format)
+    yield TrainResult(model, meta, report, tuple(history), skipped, time.perf_counter() - t_start)
+
+
+def fit(
+    dataset: DatasetIndex,
+    config: TrainConfig = TrainConfig(),
+    *,
+    product: str,
+    stop: threading.Event | None = None,
+    on_event: Callable[[TrainEvent], None] | None = None,
+) -> TrainResult:
+    """Run train() to the end and return its TrainResult, passing every event to on_event."""
+    for event in train(dataset, config, product=product, stop=stop):
+        if on_event is not None:
+            on_event(event)
+        if isinstance(event, TrainResult):
+            return event
+    raise RuntimeError("training ended without a result")
