@@ -1,0 +1,61 @@
+"""Where frames come from: cameras, streams, video files, folders and single images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from engine.data.decode import IMAGE_SUFFIXES, is_image_file
+from engine.errors import SourceError
+from engine.sources.base import VIDEO_SUFFIXES, FrameReadError, FrameSource
+from engine.sources.capture import CameraSource, VideoSource
+from engine.sources.files import (
+    FolderSource,
+    ImageFilesSource,
+    list_images,
+    natural_key,
+)
+from engine.sources.stream import EVENT_KINDS, SourceEvent, stream_frames
+
+ACCEPTED_SOURCES = (
+    "a camera index (0, 1, ...), a stream URL (rtsp://..., http://...), a folder of images, "
+    f"a video file ({' '.join(VIDEO_SUFFIXES)}) or an image file ({' '.join(IMAGE_SUFFIXES)})"
+)
+
+
+def open_source(spec: str, *, loop: bool = False) -> FrameSource:
+    """The (unopened) source a command-line or settings string names; SourceError lists what is accepted."""
+    text = str(spec).strip()
+    if not text:
+        raise SourceError(f"no source given; expected {ACCEPTED_SOURCES}")
+    if text.isascii() and text.isdigit():
+        return CameraSource(int(text))
+    if "://" in text:
+        return CameraSource(text)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return FolderSource(path, loop=loop)
+    if not path.exists():
+        raise SourceError(f"{text}: no such file or folder; expected {ACCEPTED_SOURCES}")
+    if path.suffix.lower() in VIDEO_SUFFIXES:
+        return VideoSource(path, loop=loop)
+    if is_image_file(path):
+        return ImageFilesSource([path], loop=loop)
+    raise SourceError(f"{text}: not a recognised source; expected {ACCEPTED_SOURCES}")
+
+
+__all__ = [
+    "ACCEPTED_SOURCES",
+    "EVENT_KINDS",
+    "VIDEO_SUFFIXES",
+    "CameraSource",
+    "FolderSource",
+    "FrameReadError",
+    "FrameSource",
+    "ImageFilesSource",
+    "SourceEvent",
+    "VideoSource",
+    "list_images",
+    "natural_key",
+    "open_source",
+    "stream_frames",
+]

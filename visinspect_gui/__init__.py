@@ -1,0 +1,1 @@
+"""VisInspect station: the PySide6 desktop app over the Qt-free engine."""
