@@ -1,8 +1,8 @@
 """Resize and normalise images exactly as the model was trained; the settings live in the model file."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 import cv2
 import numpy as np

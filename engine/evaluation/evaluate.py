@@ -2,17 +2,18 @@
 from __future__ import annotations
 
 import threading
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
 
 from engine.data.images import LoadedSamples, load_samples
-from engine.data.layouts import Sample
+from engine.data.layouts import DatasetIndex, Sample, split_dataset
 from engine.errors import Cancelled
 from engine.evaluation.metrics import EvalReport, SampleScore, box_recall, image_metrics, pixel_auroc
 from engine.inference.inspector import Inspector
 from engine.inference.localize import heatmap_to_boxes, normalize_heatmap, upsample
+from engine.modelfile import ModelMeta
 
 
 def evaluate_loaded(
@@ -82,3 +83,20 @@ def scores_arrays(report: EvalReport) -> tuple[np.ndarray, np.ndarray]:
         np.array([s.label for s in report.scores], dtype=int),
         np.array([s.p_anomaly for s in report.scores], dtype=float),
     )
+
+
+def held_out_samples(meta: ModelMeta, index: DatasetIndex) -> tuple[tuple[Sample, ...], str]:
+    """The samples a model was not trained on: its recorded held-out files, else the same seeded split.
+
+    Returns the samples and a short note saying which rule chose them.
+    """
+    recorded = meta.dataset.get("held_out") or []
+    by_rel = {str(s.path.relative_to(index.root)): s for s in index.samples}
+    if recorded and all(r in by_rel for r in recorded):
+        return tuple(by_rel[r] for r in recorded), f"the model's {len(recorded)} held-out images"
+    if "split_seed" in meta.dataset:
+        split = split_dataset(
+            index, test_fraction=float(meta.dataset.get("test_fraction", 0.2)), seed=int(meta.dataset["split_seed"])
+        )
+        return split.test, f"a {split.test_fraction:.0%} split with the model's seed {split.seed} (files differ from training)"
+    return index.samples, "every image (the model records no split)"

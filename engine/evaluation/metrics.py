@@ -1,8 +1,8 @@
 """Held-out metrics: accuracy, balanced accuracy, confusion, image AUROC, pixel AUROC and box recall."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Sequence
 
 import cv2
 import numpy as np

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -199,9 +199,10 @@ def train(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            loss_sum += float(loss) * len(idx)
-            correct += float((logits.argmax(1) == y_train[idx]).sum())
-            yield StepReport(epoch, config.epochs, step + 1, steps, float(loss))
+            loss_value = loss.item()
+            loss_sum += loss_value * len(idx)
+            correct += float((logits.detach().argmax(1) == y_train[idx]).sum())
+            yield StepReport(epoch, config.epochs, step + 1, steps, loss_value)
         model.eval()
         test_loss = test_correct = 0.0
         with torch.no_grad():

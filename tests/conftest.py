@@ -1,0 +1,46 @@
+"""Shared fixtures: a synthetic dataset and a small model trained on it (random init, 64 px, seconds on CPU)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+
+# Small enough for CI's 2 cores, large enough to learn the synthetic defects.
+FAST_TRAIN = dict(backbone="vgg16_bn", backbone_weights="none", image_size=64, epochs=30, lr=1e-3)
+
+
+def shared_dataset(name: str) -> Path:
+    """A set from ../shared/data, or a clean skip on a checkout without it."""
+    path = SHARED_DATA / name
+    if not path.is_dir():
+        pytest.skip(f"../shared/data/{name} is not present")
+    return path
+
+
+@pytest.fixture(scope="session")
+def synthetic_dataset(tmp_path_factory) -> Path:
+    from engine.data.synthetic import generate_dataset
+
+    return generate_dataset(tmp_path_factory.mktemp("synthetic") / "product", image_size=128, seed=0).root
+
+
+@pytest.fixture(scope="session")
+def trained(synthetic_dataset, tmp_path_factory):
+    """TrainResult of the fast recipe on the synthetic set, saved to a model file."""
+    from engine.data.layouts import load_dataset
+    from engine.modelfile import save_model
+    from engine.training import TrainConfig, fit
+
+    result = fit(load_dataset(synthetic_dataset), TrainConfig(**FAST_TRAIN), product="synthetic")
+    path = save_model(tmp_path_factory.mktemp("models") / "synthetic.safetensors", result.model, result.meta)
+    return result, path
+
+
+@pytest.fixture(scope="session")
+def model_file(trained) -> Path:
+    return trained[1]
