@@ -1,0 +1,278 @@
+"""Decision-threshold calibration from held-out scores: no-miss, max-false-reject:N, balanced."""
+from __future__ import annotations
+
+import os
+import re
+import threading
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from sklearn.metrics import roc_curve
+
+from engine.errors import VisInspectError
+from engine.evaluation.metrics import image_metrics
+
+TARGET_FORMS = ("no-miss", "max-false-reject:N", "balanced")
+TARGET_HELP = {
+    "no-miss": "the largest threshold that misses no defective held-out image",
+    "max-false-reject:N": "at most N % of good images rejected, with the fewest misses (then the fewest rejects)",
+    "balanced": "the best balanced accuracy (ties: the larger threshold)",
+}
+DEFAULT_FALSE_REJECT_PERCENTS = (1.0, 5.0)
+_MAX_FR = re.compile(r"^max-false-reject:\s*([0-9]+(?:\.[0-9]*)?|\.[0-9]+)\s*%?$")
+
+
+class CalibrationError(VisInspectError):
+    """Scores or a target that no threshold can be chosen from."""
+
+
+@dataclass(frozen=True)
+class Target:
+    """A parsed calibration target; percent is set only for max-false-reject."""
+
+    kind: str  # "no-miss", "max-false-reject" or "balanced"
+    percent: float | None = None
+
+    @property
+    def text(self) -> str:
+        return f"max-false-reject:{self.percent:g}" if self.kind == "max-false-reject" else self.kind
+
+
+def parse_target(text: str | Target) -> Target:
+    """'no-miss', 'balanced' or 'max-false-reject:N' (N percent of good images, 0..100) -> Target."""
+    if isinstance(text, Target):
+        return text
+    raw = str(text).strip().lower().replace("_", "-")
+    if raw in ("no-miss", "balanced"):
+        return Target(raw)
+    m = _MAX_FR.match(raw)
+    if m:
+        percent = float(m.group(1))
+        if 0.0 <= percent <= 100.0:
+            return Target("max-false-reject", percent)
+    raise CalibrationError(
+        f"calibration target must be one of {', '.join(TARGET_FORMS)} (N a percentage 0-100, e.g. max-false-reject:2); "
+        f"got {str(text)!r}"
+    )
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A decision threshold (p_anomaly >= threshold is ANOMALY) and what it does on the calibration set."""
+
+    target: str
+    threshold: float
+    miss_rate: float  # fn / anomalies
+    false_reject_rate: float  # fp / good images
+    accuracy: float
+    balanced_accuracy: float
+    tp: int
+    fn: int
+    fp: int
+    tn: int
+
+    @property
+    def n(self) -> int:
+        return self.tp + self.fn + self.fp + self.tn
+
+    @property
+    def n_good(self) -> int:
+        return self.fp + self.tn
+
+    @property
+    def n_anomaly(self) -> int:
+        return self.tp + self.fn
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def line(self) -> str:
+        """One table row for the terminal."""
+        return (
+            f"{self.target:<22} threshold {self.threshold:.4f}  missed {self.fn}/{self.n_anomaly} ({self.miss_rate:.1%})  "
+            f"false rejects {self.fp}/{self.n_good} ({self.false_reject_rate:.1%})  "
+            f"accuracy {self.accuracy:.1%}  balanced {self.balanced_accuracy:.1%}"
+        )
+
+    def __str__(self) -> str:
+        return (
+            f"target {self.target}: threshold {self.threshold:.4f}\n"
+            f"  missed anomalies  {self.fn} of {self.n_anomaly} ({self.miss_rate:.1%})\n"
+            f"  false rejects     {self.fp} of {self.n_good} good ({self.false_reject_rate:.1%})\n"
+            f"  accuracy          {self.accuracy:.1%}\n"
+            f"  balanced accuracy {self.balanced_accuracy:.1%}\n"
+            f"  confusion         tp {self.tp}  fn {self.fn}  fp {self.fp}  tn {self.tn}"
+        )
+
+
+def _check(labels: Sequence[int], scores: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(labels)
+    p = np.asarray(scores, dtype=float)
+    if y.ndim != 1 or p.ndim != 1 or len(y) != len(p):
+        raise CalibrationError(f"labels and scores must be two lists of equal length; got {y.shape} and {p.shape}")
+    if len(y) == 0:
+        raise CalibrationError("calibration needs held-out images; got none")
+    if not np.isin(y, (0, 1)).all():
+        raise CalibrationError("labels must be 0 (good) or 1 (anomaly)")
+    if not np.isfinite(p).all():
+        raise CalibrationError("scores must be finite probabilities; got NaN or infinity")
+    y = y.astype(int)
+    n_good, n_anom = int((y == 0).sum()), int((y == 1).sum())
+    if n_good == 0 or n_anom == 0:
+        raise CalibrationError(
+            f"calibration needs held-out images of both classes; got {n_good} good and {n_anom} defective"
+        )
+    return y, p
+
+
+def at_threshold(labels: Sequence[int], scores: Sequence[float], threshold: float, *, target: str = "manual") -> Calibration:
+    """What a given threshold does on labelled scores (any inputs with at least one image)."""
+    y = np.asarray(labels, dtype=int)
+    p = np.asarray(scores, dtype=float)
+    if len(y) == 0 or len(y) != len(p):
+        raise CalibrationError(f"labels and scores must be two non-empty lists of equal length; got {len(y)} and {len(p)}")
+    m = image_metrics(y, p, threshold)
+    n_anom, n_good = m["tp"] + m["fn"], m["fp"] + m["tn"]
+    return Calibration(
+        target=target,
+        threshold=float(threshold),
+        miss_rate=m["fn"] / n_anom if n_anom else 0.0,
+        false_reject_rate=m["fp"] / n_good if n_good else 0.0,
+        accuracy=m["accuracy"],
+        balanced_accuracy=m["balanced_accuracy"],
+        tp=m["tp"],
+        fn=m["fn"],
+        fp=m["fp"],
+        tn=m["tn"],
+    )
+
+
+def _candidates(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Every distinct operating point, highest threshold first: (thresholds, fp counts, tp counts)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fpr, tpr, thr = roc_curve(y, p, drop_intermediate=False)
+    n_good, n_anom = int((y == 0).sum()), int((y == 1).sum())
+    thr = thr.astype(float).copy()
+    # sklearn's first point (nothing flagged) is +inf; use the next float32 above the top score instead
+    # (model probabilities are float32, and the Inspector compares in float32).
+    thr[0] = float(np.nextafter(np.float32(p.max()), np.float32(np.inf)))
+    return thr, np.rint(fpr * n_good).astype(int), np.rint(tpr * n_anom).astype(int)
+
+
+def calibrate(labels: Sequence[int], scores: Sequence[float], target: str | Target) -> Calibration:
+    """Choose a threshold for a target from held-out labels (1 = anomaly) and p_anomaly scores (see TARGET_HELP)."""
+    tgt = parse_target(target)
+    y, p = _check(labels, scores)
+    thr, fp, tp = _candidates(y, p)
+    n_good, n_anom = int((y == 0).sum()), int((y == 1).sum())
+    fn = n_anom - tp
+    if tgt.kind == "no-miss":
+        i = int(np.flatnonzero(fn == 0)[0])  # thresholds descend: the first with no miss is the largest
+    elif tgt.kind == "max-false-reject":
+        ok = np.flatnonzero(fp <= tgt.percent / 100.0 * n_good + 1e-9)  # never empty: the first point rejects nothing
+        best_fn = fn[ok].min()
+        i = int(ok[fn[ok] == best_fn][0])  # fewest misses, then the largest threshold (fewest false rejects)
+    else:
+        bal = tp / n_anom + (n_good - fp) / n_good
+        i = int(np.flatnonzero(bal >= bal.max() - 1e-12)[0])
+    return at_threshold(y, p, thr[i], target=tgt.text)
+
+
+def calibration_table(
+    labels: Sequence[int],
+    scores: Sequence[float],
+    *,
+    false_reject_percents: Sequence[float] = DEFAULT_FALSE_REJECT_PERCENTS,
+) -> list[Calibration]:
+    """Every target side by side (no-miss, max-false-reject at each percent, balanced) to choose knowingly."""
+    targets = ["no-miss", *(f"max-false-reject:{pc:g}" for pc in false_reject_percents), "balanced"]
+    return [calibrate(labels, scores, t) for t in targets]
+
+
+def calibration_record(
+    calibration: Calibration,
+    *,
+    table: Sequence[Calibration] = (),
+    source: str = "",
+    data: str = "",
+) -> dict:
+    """The JSON-ready dict stored as ModelMeta.calibration."""
+    return {
+        **calibration.to_dict(),
+        "n": calibration.n,
+        "source": source,
+        "data": data,
+        "table": [c.to_dict() for c in table],
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def store_calibration(
+    model_path: str | os.PathLike,
+    calibration: Calibration,
+    *,
+    table: Sequence[Calibration] = (),
+    source: str = "",
+    data: str = "",
+):
+    """Write the threshold and its calibration record into the model file; returns the new ModelMeta."""
+    from engine.modelfile import update_meta
+
+    record = calibration_record(calibration, table=table, source=source, data=data)
+    return update_meta(model_path, threshold=float(calibration.threshold), calibration=record)
+
+
+def same_dataset(meta, index) -> bool:
+    """True when index is the dataset the model was trained on (its held-out files are there, or same root)."""
+    recorded = meta.dataset.get("held_out") or []
+    if recorded:
+        rel = {str(s.path.relative_to(index.root)) for s in index.samples}
+        if all(r in rel for r in recorded):
+            return True
+    root = meta.dataset.get("root")
+    if root:
+        try:
+            return Path(root).resolve() == Path(index.root).resolve()
+        except OSError:
+            return False
+    return False
+
+
+def calibrate_model(
+    model_path: str | os.PathLike,
+    data_dir: str | os.PathLike,
+    target: str | Target,
+    *,
+    device: str = "auto",
+    layout: str | None = None,
+    good_dir: str | None = None,
+    store: bool = True,
+    stop: threading.Event | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> Calibration:
+    """Evaluate a model on its held-out split of data_dir, choose a threshold for target and store it in the file."""
+    from engine.data.layouts import load_dataset
+    from engine.evaluation.evaluate import evaluate, held_out_samples, scores_arrays
+    from engine.inference.inspector import Inspector
+
+    tgt = parse_target(target)
+    inspector = Inspector.from_file(model_path, device=device)
+    meta = inspector.meta
+    index = load_dataset(
+        data_dir,
+        layout=layout or meta.dataset.get("layout", "auto"),
+        good_dir=good_dir or meta.dataset.get("good_dir", "good"),
+    )
+    samples, how = held_out_samples(meta, index)
+    report, _errors = evaluate(inspector, samples, stop=stop, progress=progress)
+    labels, scores = scores_arrays(report)
+    result = calibrate(labels, scores, tgt)
+    if store:
+        table = calibration_table(labels, scores)
+        store_calibration(model_path, result, table=table, source=how, data=str(Path(data_dir)))
+    return result

@@ -1,0 +1,167 @@
+"""Calibration view and Eval tab: pick a threshold on held-out scores, store it, and see the line use it."""
+from __future__ import annotations
+
+import os
+import re
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+from PySide6.QtCore import Qt  # noqa: E402
+
+from engine.data.decode import read_image  # noqa: E402
+from engine.data.layouts import load_dataset  # noqa: E402
+from engine.data.synthetic import generate_dataset  # noqa: E402
+from engine.evaluation.calibrate import at_threshold  # noqa: E402
+from engine.evaluation.evaluate import scores_arrays  # noqa: E402
+from engine.inference import Inspector  # noqa: E402
+from engine.modelfile import read_meta, save_model  # noqa: E402
+from engine.training import TrainConfig, fit  # noqa: E402
+from visinspect_gui.widgets.calibration_view import CalibrationView  # noqa: E402
+from visinspect_gui.widgets.eval_tab import EvalTab  # noqa: E402
+
+FAST = TrainConfig(backbone="vgg16_bn", backbone_weights="none", image_size=64, epochs=30, lr=1e-3)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A small model trained on a synthetic product, saved; returns (dataset root, model path, TrainResult)."""
+    base = tmp_path_factory.mktemp("calibration")
+    root = generate_dataset(base / "widget", n_train_good=16, n_test_good=4, n_per_defect=6, image_size=64).root
+    result = fit(load_dataset(root), FAST, product="widget")
+    path = save_model(base / "widget.safetensors", result.model, result.meta)
+    return root, path, result
+
+
+@pytest.fixture()
+def model_copy(trained, tmp_path) -> Path:
+    """A private copy of the trained model file that a test may rewrite."""
+    return Path(shutil.copy(trained[1], tmp_path / "widget.safetensors"))
+
+
+def _view(qtbot, labels, scores, **kwargs) -> CalibrationView:
+    view = CalibrationView()
+    qtbot.addWidget(view)
+    view.resize(1100, 700)
+    view.show()
+    view.set_data(labels, scores, **kwargs)
+    return view
+
+
+def test_no_miss_button_shows_zero_missed_in_the_confusion_grid(qtbot, trained) -> None:
+    labels, scores = scores_arrays(trained[2].report)
+    view = _view(qtbot, labels, scores)
+    qtbot.mouseClick(view.no_miss_button, Qt.MouseButton.LeftButton)
+    counts = view.confusion.counts()
+    assert counts["fn"] == 0 and counts["tp"] == int(labels.sum())
+    assert sum(counts.values()) == len(labels)
+    assert view.threshold() == pytest.approx(scores[labels == 1].min())
+    assert view.threshold_spin.value() == pytest.approx(round(view.threshold(), 4))
+    assert "miss rate <b>0.0%</b>" in view.rates.text()
+    assert not view.store_button.isEnabled()  # no model file to store into
+
+
+def test_moving_the_line_updates_counts_and_rates(qtbot) -> None:
+    labels = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    scores = np.array([0.05, 0.2, 0.45, 0.7, 0.3, 0.6, 0.8, 0.95], dtype=np.float32)
+    view = _view(qtbot, labels, scores)
+    seen = []
+    view.threshold_changed.connect(seen.append)
+    for t in (0.1, 0.5, 0.75, 0.99):
+        view.line.setValue(t)  # what a drag does
+        cal = at_threshold(labels, scores, t)
+        assert view.confusion.counts() == {"tp": cal.tp, "fn": cal.fn, "fp": cal.fp, "tn": cal.tn}
+        assert f"({cal.fp} of 4)" in view.rates.text() and f"({cal.fn} of 4)" in view.rates.text()
+    assert seen[-1] == pytest.approx(0.99)
+    view.threshold_spin.setValue(0.4)  # typing a value moves the line too
+    assert view.threshold() == pytest.approx(0.4) and view.confusion.counts()["fp"] == 2
+
+
+def test_max_false_reject_button_respects_the_percentage(qtbot) -> None:
+    rng = np.random.default_rng(1)
+    labels = np.array([0] * 40 + [1] * 20)
+    scores = np.concatenate([rng.beta(2, 5, 40), rng.beta(5, 2, 20)]).astype(np.float32)
+    view = _view(qtbot, labels, scores)
+    view.false_reject_spin.setValue(5.0)
+    qtbot.mouseClick(view.false_reject_button, Qt.MouseButton.LeftButton)
+    assert view.confusion.counts()["fp"] <= 2  # 5 % of 40
+    qtbot.mouseClick(view.balanced_button, Qt.MouseButton.LeftButton)
+    rows = [view.table.item(r, 0).text() for r in range(view.table.rowCount())]
+    assert rows == ["no-miss", "max-false-reject:1", "max-false-reject:5", "balanced"]
+
+
+def test_one_class_only_is_explained_not_crashed(qtbot) -> None:
+    view = _view(qtbot, [0, 0, 0], [0.1, 0.2, 0.3])
+    qtbot.mouseClick(view.no_miss_button, Qt.MouseButton.LeftButton)
+    assert "both classes" in view.status.text()
+    assert view.table.rowCount() == 0 and view.confusion.counts()["fp"] == 0
+
+
+def test_store_threshold_is_used_by_an_inspector_loaded_from_the_file(qtbot, trained, model_copy) -> None:
+    root, _, result = trained
+    labels, scores = scores_arrays(result.report)
+    view = _view(qtbot, labels, scores, threshold=0.5, model_path=str(model_copy))
+    qtbot.mouseClick(view.no_miss_button, Qt.MouseButton.LeftButton)
+    chosen = view.threshold()
+    with qtbot.waitSignal(view.threshold_stored, timeout=30_000) as stored:
+        qtbot.mouseClick(view.store_button, Qt.MouseButton.LeftButton)
+    assert stored.args == [str(model_copy), pytest.approx(chosen)]
+    meta = read_meta(model_copy)
+    assert meta.threshold == pytest.approx(chosen) and meta.calibration["target"] == "no-miss"
+    assert meta.calibration["fn"] == 0 and meta.calibration["n"] == len(labels)
+    inspector = Inspector.from_file(model_copy, device="cpu")
+    assert inspector.threshold == pytest.approx(chosen)
+    anomalies = [s for s in result.report.scores if s.label == 1]
+    inspections = inspector.inspect([read_image(s.path) for s in anomalies])
+    assert all(i.threshold == pytest.approx(chosen) for i in inspections)
+    assert all(i.is_anomaly for i in inspections)  # no-miss: every held-out anomaly is caught on the line
+    qtbot.waitUntil(lambda: view.store_button.isEnabled())
+    assert "Stored threshold" in view.status.text()
+
+
+def test_eval_tab_evaluates_the_held_out_split_calibrates_and_exports(qtbot, trained, model_copy, tmp_path) -> None:
+    root, _, result = trained
+    tab = EvalTab(gallery_limit=8)
+    qtbot.addWidget(tab)
+    tab.resize(1300, 900)
+    tab.show()
+    tab.set_model(str(model_copy))
+    assert "widget" in tab.model_label.text()
+    assert tab.folder_edit.text() == str(root)  # the model's own dataset is proposed
+    with qtbot.waitSignal(tab.evaluation_finished, timeout=60_000):
+        qtbot.mouseClick(tab.eval_button, Qt.MouseButton.LeftButton)
+    held_out = len(read_meta(model_copy).dataset["held_out"])
+    assert sum(tab.report_view.confusion.counts().values()) == held_out
+    assert "held-out" in tab.status_label.text()
+    assert tab.report_view.confusion.counts()["tp"] == result.report.tp
+    assert tab.report_view.gallery.count() == min(8, held_out)
+
+    qtbot.mouseClick(tab.calibration.no_miss_button, Qt.MouseButton.LeftButton)
+    with qtbot.waitSignal(tab.threshold_stored, timeout=30_000) as stored:
+        qtbot.mouseClick(tab.calibration.store_button, Qt.MouseButton.LeftButton)
+    assert tab.report_view.report.threshold == pytest.approx(stored.args[1])
+    assert tab.report_view.confusion.counts()["fn"] == 0  # the report now shows the stored threshold
+
+    out = tmp_path / "report.html"
+    with qtbot.waitSignal(tab.report_exported, timeout=30_000):
+        assert tab.export_report(str(out))
+    qtbot.waitUntil(lambda: not tab.is_busy())
+    text = out.read_text()
+    assert text.count("data:image/jpeg;base64,") == tab.report_view.gallery.count()
+    assert re.search(r"<td class=\"ok\">\d+<small>correct accept", text) and "no-miss" in text
+
+
+def test_eval_tab_on_another_folder_uses_every_image(qtbot, trained, model_copy, tmp_path) -> None:
+    other = generate_dataset(tmp_path / "other", n_train_good=3, n_test_good=2, n_per_defect=2, image_size=64, seed=5).root
+    tab = EvalTab(gallery_limit=4)
+    qtbot.addWidget(tab)
+    tab.set_model(str(model_copy))
+    tab.set_dataset_folder(str(other))
+    with qtbot.waitSignal(tab.evaluation_finished, timeout=60_000):
+        assert tab.start_evaluation()
+    assert tab.done.report.n == 11 and "not the model's training dataset" in tab.done.how
+    assert sum(tab.report_view.confusion.counts().values()) == 11

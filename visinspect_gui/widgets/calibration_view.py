@@ -1,0 +1,389 @@
+"""Calibration view: score histograms, a draggable threshold, live confusion, targets, and storing the threshold."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QDoubleSpinBox,
+    QFormLayout,
+    QGridLayout,
+    QGroupBox,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from engine.errors import VisInspectError
+from engine.evaluation.calibrate import (
+    Calibration,
+    CalibrationError,
+    at_threshold,
+    calibrate,
+    calibration_table,
+    store_calibration,
+)
+from visinspect_gui.widgets.report_view import ConfusionGrid, WorkerSlot, fmt_pct
+
+PLOT_BG = "#1e2024"
+GOOD_RGB = (70, 190, 120)
+ANOMALY_RGB = (235, 95, 80)
+LINE_RGB = (255, 210, 60)
+N_BINS = 40
+
+
+def _store_job(path: str, calibration: Calibration, table: list, source: str, data: str, *, stop):
+    """Worker generator: write the threshold into the model file, yield the new metadata."""
+    yield store_calibration(path, calibration, table=table, source=source, data=data)
+
+
+class CalibrationView(QWidget):
+    """Pick a decision threshold on held-out scores and store it in the model file."""
+
+    threshold_changed = Signal(float)
+    threshold_stored = Signal(str, float)
+    store_failed = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self._labels = np.zeros(0, int)
+        self._scores = np.zeros(0, float)
+        self._model_path: str | None = None
+        self._source = ""
+        self._data = ""
+        self._target = "manual"
+        self._stored_threshold: float | None = None
+        self._updating = False
+        self._pending: tuple[str, float] | None = None
+        self._store = WorkerSlot()
+
+        self.plot = pg.PlotWidget(background=PLOT_BG)
+        self.plot.setMenuEnabled(False)
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.plot.hideButtons()
+        self.plot.setLabel("bottom", "anomaly probability (p ≥ threshold → ANOMALY)")
+        self.plot.setLabel("left", "held-out images")
+        self.plot.showGrid(x=True, y=True, alpha=0.15)
+        self.plot.setXRange(0, 1, padding=0.02)
+        self.plot.getAxis("bottom").enableAutoSIPrefix(False)
+        self.plot.getAxis("left").enableAutoSIPrefix(False)
+        self.plot.addLegend(offset=(-10, 10), labelTextColor="#d0d3d8", brush=pg.mkBrush(30, 32, 36, 200))
+        self.good_hist = pg.PlotDataItem(
+            stepMode="center", fillLevel=0, pen=pg.mkPen(*GOOD_RGB, width=2), brush=pg.mkBrush(*GOOD_RGB, 90), name="good"
+        )
+        self.anomaly_hist = pg.PlotDataItem(
+            stepMode="center", fillLevel=0, pen=pg.mkPen(*ANOMALY_RGB, width=2), brush=pg.mkBrush(*ANOMALY_RGB, 90),
+            name="defective",
+        )
+        self.plot.addItem(self.good_hist)
+        self.plot.addItem(self.anomaly_hist)
+        self.line = pg.InfiniteLine(
+            pos=0.5, angle=90, movable=True, bounds=(0.0, 1.0),
+            pen=pg.mkPen(*LINE_RGB, width=2), hoverPen=pg.mkPen(255, 255, 255, width=3),
+            label="threshold {value:.3f}", labelOpts={"position": 0.93, "color": LINE_RGB, "fill": (30, 32, 36, 200)},
+        )
+        self.plot.addItem(self.line)
+        self.line.sigPositionChanged.connect(self._on_line_moved)
+
+        self.threshold_spin = QDoubleSpinBox()
+        self.threshold_spin.setDecimals(4)
+        self.threshold_spin.setRange(0.0, 1.0001)
+        self.threshold_spin.setSingleStep(0.01)
+        self.threshold_spin.setValue(0.5)
+        self.threshold_spin.valueChanged.connect(self._on_spin_changed)
+        self.confusion = ConfusionGrid()
+        self.rates = QLabel("–")
+        self.rates.setWordWrap(True)
+        self.rates.setTextFormat(Qt.TextFormat.RichText)
+
+        self.no_miss_button = QPushButton("No miss")
+        self.no_miss_button.setToolTip("Largest threshold that misses no defective held-out image")
+        self.no_miss_button.clicked.connect(self._on_no_miss_clicked)
+        self.balanced_button = QPushButton("Balanced")
+        self.balanced_button.setToolTip("Threshold with the best balanced accuracy")
+        self.balanced_button.clicked.connect(self._on_balanced_clicked)
+        self.false_reject_button = QPushButton("Max false reject")
+        self.false_reject_button.setToolTip("Fewest misses while rejecting at most N % of good images")
+        self.false_reject_button.clicked.connect(self._on_false_reject_clicked)
+        self.false_reject_spin = QDoubleSpinBox()
+        self.false_reject_spin.setRange(0.0, 100.0)
+        self.false_reject_spin.setDecimals(1)
+        self.false_reject_spin.setSuffix(" %")
+        self.false_reject_spin.setValue(2.0)
+        self.false_reject_spin.valueChanged.connect(self._on_false_reject_percent_changed)
+
+        self.table = QTableWidget(0, 6)
+        self.table.setHorizontalHeaderLabels(["target", "threshold", "missed", "false rejects", "accuracy", "balanced"])
+        self.table.verticalHeader().setVisible(False)
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.table.setToolTip("Click a row to use its threshold")
+        self.table.cellClicked.connect(self._on_table_row_clicked)
+        self.table.horizontalHeader().setStretchLastSection(False)
+
+        self.store_button = QPushButton("Store threshold in model")
+        self.store_button.clicked.connect(self._on_store_clicked)
+        self.status = QLabel("")
+        self.status.setWordWrap(True)
+
+        targets = QGroupBox("Targets")
+        tg = QGridLayout(targets)
+        tg.addWidget(self.no_miss_button, 0, 0)
+        tg.addWidget(self.balanced_button, 0, 1)
+        tg.addWidget(self.false_reject_button, 1, 0)
+        tg.addWidget(self.false_reject_spin, 1, 1)
+
+        side = QWidget()
+        sl = QVBoxLayout(side)
+        sl.setContentsMargins(0, 0, 0, 0)
+        form = QFormLayout()
+        form.addRow("Threshold", self.threshold_spin)
+        sl.addLayout(form)
+        sl.addWidget(self.confusion)
+        sl.addWidget(self.rates)
+        sl.addWidget(targets)
+        sl.addWidget(self.store_button)
+        sl.addWidget(self.status)
+        sl.addStretch(1)
+        side.setMaximumWidth(360)
+
+        upper = QSplitter(Qt.Orientation.Horizontal)
+        upper.addWidget(self.plot)
+        upper.addWidget(side)
+        upper.setStretchFactor(0, 1)
+        lay = QVBoxLayout(self)
+        self.title = QLabel("No held-out scores yet.")
+        self.title.setStyleSheet("font-weight: 600;")
+        self.title.setWordWrap(True)
+        lay.addWidget(self.title)
+        vsplit = QSplitter(Qt.Orientation.Vertical)
+        vsplit.addWidget(upper)
+        vsplit.addWidget(self.table)
+        vsplit.setStretchFactor(0, 1)
+        vsplit.setStretchFactor(1, 0)
+        self.table.setMinimumHeight(self.table.horizontalHeader().sizeHint().height() + 5 * 26 + 6)
+        lay.addWidget(vsplit, 1)
+        self._set_enabled(False)
+
+    # --- public API ------------------------------------------------------------------------------
+
+    def set_data(
+        self,
+        labels: Sequence[int],
+        scores: Sequence[float],
+        *,
+        threshold: float = 0.5,
+        model_path: str | None = None,
+        source: str = "held-out images",
+        data: str = "",
+    ) -> None:
+        """Show held-out labels (1 = anomaly) and p_anomaly scores, starting at the model's threshold."""
+        self._labels = np.asarray(labels, dtype=int)
+        self._scores = np.asarray(scores, dtype=float)
+        self._source, self._data = source, data
+        self._stored_threshold = float(threshold)
+        n_good, n_anom = int((self._labels == 0).sum()), int((self._labels == 1).sum())
+        top = max(1.0, float(self._scores.max()) if len(self._scores) else 1.0)
+        self.line.setBounds((0.0, float(np.nextafter(np.float32(top), np.float32(2.0)))))
+        clipped = np.clip(self._scores, 0.0, 1.0)
+        lo, hi = (float(clipped.min()), float(clipped.max())) if len(clipped) else (0.0, 1.0)
+        pad = max(0.02, 0.08 * (hi - lo))
+        lo, hi = max(0.0, lo - pad), min(1.0, hi + pad)  # zoom on the scores: separation is what matters
+        edges = np.linspace(lo, hi, N_BINS + 1)
+        self.plot.setXRange(lo, hi, padding=0.02)
+        self.good_hist.setData(edges, np.histogram(clipped[self._labels == 0], bins=edges)[0].astype(float))
+        self.anomaly_hist.setData(edges, np.histogram(clipped[self._labels == 1], bins=edges)[0].astype(float))
+        self._rename_legend(f"good ({n_good})", f"defective ({n_anom})")
+        self.title.setText(f"Calibration on {source}: {n_good} good and {n_anom} defective images. "
+                           "Drag the yellow line or pick a target.")
+        self._fill_table()
+        self._set_enabled(len(self._scores) > 0)
+        self.set_model_path(model_path)
+        self.set_threshold(threshold, target="model threshold")
+        self.status.setText(f"The model's threshold is {threshold:.4f}.")
+
+    def set_model_path(self, path: str | None) -> None:
+        """The model file that Store writes to; without one, storing is disabled."""
+        self._model_path = str(path) if path else None
+        self._update_store_button()
+
+    def model_path(self) -> str | None:
+        return self._model_path
+
+    def threshold(self) -> float:
+        return float(self.line.value())
+
+    def set_threshold(self, value: float, *, target: str = "manual") -> None:
+        """Move the threshold line (and spin box) to value."""
+        self._updating = True
+        try:
+            self.line.setValue(float(value))
+        finally:
+            self._updating = False
+        self._target = target
+        self._refresh()
+
+    def current(self) -> Calibration:
+        """What the shown threshold does on the held-out scores."""
+        return at_threshold(self._labels, self._scores, self.threshold(), target=self._target)
+
+    def apply_target(self, target: str) -> Calibration | None:
+        """Move the threshold to a target's choice; shows the reason in the status when none can be chosen."""
+        try:
+            cal = calibrate(self._labels, self._scores, target)
+        except CalibrationError as exc:
+            self.status.setText(f"<span style='color:#ff8a80'>{exc}</span>")
+            return None
+        self.set_threshold(cal.threshold, target=cal.target)
+        self.status.setText(f"{cal.target}: threshold {cal.threshold:.4f}. Store it to use it on the line.")
+        return cal
+
+    def store(self) -> bool:
+        """Write the shown threshold into the model file in a worker; threshold_stored follows."""
+        if self._model_path is None or self._store.busy() or not len(self._scores):
+            return False
+        cal = self.current()
+        try:
+            table = calibration_table(self._labels, self._scores, false_reject_percents=(1.0, self.false_reject_spin.value()))
+        except CalibrationError:
+            table = []
+        self.store_button.setEnabled(False)
+        self.status.setText(f"Storing threshold {cal.threshold:.4f} in {Path(self._model_path).name}…")
+        self._pending = (self._model_path, cal.threshold)
+        self._store.start(
+            _store_job, self._model_path, cal, table, self._source, self._data,
+            on_event=self._on_store_event, on_failed=self._on_store_failed,
+            on_cancelled=lambda: None, on_finished=self._on_store_finished,
+        )
+        return True
+
+    def is_busy(self) -> bool:
+        return self._store.busy()
+
+    def shutdown(self, ms: int = 10_000) -> bool:
+        return self._store.wait(ms)
+
+    # --- slots ------------------------------------------------------------------------------------
+
+    def _on_line_moved(self) -> None:
+        if self._updating:
+            return
+        self._target = "manual"
+        self._refresh()
+
+    def _on_spin_changed(self, value: float) -> None:
+        if self._updating:
+            return
+        self._target = "manual"
+        self.line.setValue(value)
+
+    def _on_no_miss_clicked(self) -> None:
+        self.apply_target("no-miss")
+
+    def _on_balanced_clicked(self) -> None:
+        self.apply_target("balanced")
+
+    def _on_false_reject_clicked(self) -> None:
+        self.apply_target(f"max-false-reject:{self.false_reject_spin.value():g}")
+
+    def _on_false_reject_percent_changed(self, _value: float) -> None:
+        self._fill_table()
+
+    def _on_table_row_clicked(self, row: int, _col: int) -> None:
+        item = self.table.item(row, 0)
+        if item is not None:
+            self.apply_target(item.text())
+
+    def _on_store_clicked(self) -> None:
+        self.store()
+
+    def _on_store_event(self, meta) -> None:
+        self._stored_threshold = float(meta.threshold)
+
+    def _on_store_failed(self, message: str) -> None:
+        self._pending = None
+        self.status.setText(f"<span style='color:#ff8a80'>Could not store the threshold: {message}</span>")
+        self.store_failed.emit(message)
+
+    def _on_store_finished(self) -> None:
+        pending, self._pending = self._pending, None
+        self._update_store_button()
+        self._refresh()
+        if pending is not None and self._stored_threshold is not None and abs(self._stored_threshold - pending[1]) < 1e-12:
+            self.status.setText(f"Stored threshold {pending[1]:.4f} in {pending[0]}.")
+            self.threshold_stored.emit(pending[0], pending[1])
+
+    # --- helpers ----------------------------------------------------------------------------------
+
+    def _set_enabled(self, on: bool) -> None:
+        for w in (self.threshold_spin, self.no_miss_button, self.balanced_button, self.false_reject_button,
+                  self.false_reject_spin, self.table):
+            w.setEnabled(on)
+        self.line.setMovable(on)
+        self._update_store_button()
+
+    def _update_store_button(self) -> None:
+        ok = self._model_path is not None and len(self._scores) > 0 and not self._store.busy()
+        self.store_button.setEnabled(ok)
+        self.store_button.setToolTip("" if self._model_path else "Save the model first")
+
+    def _rename_legend(self, good: str, anomaly: str) -> None:
+        legend = self.plot.plotItem.legend
+        if legend is None:
+            return
+        for sample, label in legend.items:
+            if sample.item is self.good_hist:
+                label.setText(good)
+            elif sample.item is self.anomaly_hist:
+                label.setText(anomaly)
+
+    def _fill_table(self) -> None:
+        try:
+            rows = calibration_table(self._labels, self._scores, false_reject_percents=(1.0, self.false_reject_spin.value()))
+        except (CalibrationError, VisInspectError):
+            rows = []
+        seen, unique = set(), []
+        for c in rows:
+            if c.target not in seen:
+                seen.add(c.target)
+                unique.append(c)
+        self.table.setRowCount(len(unique))
+        for r, c in enumerate(unique):
+            cells = (c.target, f"{c.threshold:.4f}", f"{c.fn}/{c.n_anomaly}  ({c.miss_rate:.1%})",
+                     f"{c.fp}/{c.n_good}  ({c.false_reject_rate:.1%})", f"{c.accuracy:.1%}", f"{c.balanced_accuracy:.1%}")
+            for col, text in enumerate(cells):
+                item = QTableWidgetItem(text)
+                if col:
+                    item.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+                self.table.setItem(r, col, item)
+        self.table.resizeColumnsToContents()
+
+    def _refresh(self) -> None:
+        value = self.threshold()
+        self._updating = True
+        try:
+            self.threshold_spin.setValue(value)
+        finally:
+            self._updating = False
+        if not len(self._scores):
+            self.confusion.clear()
+            self.rates.setText("–")
+            return
+        cal = self.current()
+        self.confusion.set_counts(cal.tp, cal.fn, cal.fp, cal.tn)
+        stored = "" if self._stored_threshold is None else f"<br>model file: {self._stored_threshold:.4f}"
+        self.rates.setText(
+            f"miss rate <b>{fmt_pct(cal.miss_rate)}</b> ({cal.fn} of {cal.n_anomaly})<br>"
+            f"false-reject rate <b>{fmt_pct(cal.false_reject_rate)}</b> ({cal.fp} of {cal.n_good})<br>"
+            f"accuracy {fmt_pct(cal.accuracy)}, balanced {fmt_pct(cal.balanced_accuracy)}{stored}"
+        )
+        self.threshold_changed.emit(value)
