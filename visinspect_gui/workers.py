@@ -4,9 +4,10 @@ from __future__ import annotations
 import logging
 import threading
 import traceback
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import QObject, Qt, QThread, Signal
 
 from engine.errors import Cancelled, VisInspectError
 
@@ -72,7 +73,8 @@ class Worker(QObject):
         self._runner.event.connect(self.event_ready)
         self._runner.failed.connect(self.failed)
         self._runner.cancelled.connect(self.cancelled)
-        self._runner.done.connect(self._thread.quit)
+        # Direct: quit() is thread-safe, and a queued call would wait for the GUI thread, deadlocking wait().
+        self._runner.done.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
         self._thread.finished.connect(self.finished)
 
     def start(self) -> None:

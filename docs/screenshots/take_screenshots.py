@@ -1,0 +1,114 @@
+"""Take the README screenshots from the real station: first run builds the demo, then Live, Review and History.
+
+Run under a display (e.g. `Xvfb :99 -screen 0 1600x1000x24 & DISPLAY=:99 python docs/screenshots/take_screenshots.py`).
+Uses fresh data and weights folders under a temporary directory, so nothing of yours is touched.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+OUT = Path(__file__).resolve().parent
+WORK = Path(sys.argv[1]) if len(sys.argv) > 1 else Path(tempfile.mkdtemp(prefix="visinspect-shots-"))
+os.environ["VISINSPECT_DATA"] = str(WORK / "data")
+os.environ["VISINSPECT_WEIGHTS"] = str(WORK / "weights")
+(WORK / "weights").mkdir(parents=True, exist_ok=True)
+REUSED = (WORK / "weights" / "demo-synthetic.safetensors").is_file()
+
+import numpy as np  # noqa: E402
+from PySide6.QtCore import QEventLoop  # noqa: E402
+
+from engine.data.decode import read_image, read_mask  # noqa: E402
+from engine.sources import list_images  # noqa: E402
+from visinspect_gui.app import build_window, parse_args, setup_application  # noqa: E402
+
+app = setup_application()
+window = build_window(parse_args([]))  # first run: no model, so the demo is built
+window.resize(1600, 1000)
+window.show()
+
+
+def wait(condition, timeout: float) -> None:
+    end = time.time() + timeout
+    while time.time() < end and not condition():
+        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+    if not condition():
+        raise SystemExit(f"timed out after {timeout} s")
+
+
+def settle(seconds: float = 0.5) -> None:
+    end = time.time() + seconds
+    while time.time() < end:
+        app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
+
+
+def shot(name: str) -> None:
+    settle()
+    window.grab().save(str(OUT / name))
+    print("saved", OUT / name)
+
+
+# 1. First run: the demo is being built (skipped when WORK already holds a demo from an earlier run).
+if not REUSED:
+    wait(lambda: window.demo_panel.progress.value() > 150, 300)
+    shot("first-run.png")
+else:  # an existing model is simply loaded: replay the demo line as the demo would
+    window.source_panel.set_source(str(WORK / "data" / "demo" / "line"), loop=True, max_fps=5.0)
+    window.start_when_loaded()
+
+# 2. Live: the demo line loops; then show a defective part whose box lands on its defect.
+wait(lambda: window.live.counters.inspected >= 60, 600)
+window.station.stop()
+wait(lambda: not window.station.active_workers(), 30)
+
+dataset = WORK / "data" / "demo" / "dataset"
+line = WORK / "data" / "demo" / "line"
+parts = list_images(dataset / "test")
+order = np.random.default_rng(0).permutation(len(parts))  # how engine.demo laid out the line
+inspector = window.station.inspector
+best, best_score = None, -1.0
+for n, i in enumerate(order, start=1):
+    src = parts[i]
+    if src.parent.name == "good":
+        continue
+    mask = read_mask(dataset / "ground_truth" / src.parent.name / f"{src.stem}_mask.png")
+    insp = inspector.inspect([read_image(src)])[0]
+    if insp.verdict != "ANOMALY" or not insp.boxes:
+        continue
+    b = insp.boxes[0]
+    inside = mask[b.y0 : b.y1, b.x0 : b.x1].sum() / max(1, mask.sum())
+    score = inside - 0.5 * (b.width * b.height) / mask.size  # covers the defect with a tight box
+    if score > best_score:
+        best, best_score = line / f"part-{n:04d}.png", score
+window.source_panel.set_source([str(best)], loop=False)
+window.station.step([str(best)])
+wait(lambda: window.live.result is not None and window.live.result.frame.path == str(best), 60)
+window.live.flush()
+window.live.counters.flush()
+shot("live.png")
+
+# 3. Review: the whole line folder, an anomaly selected.
+window.tabs.setCurrentWidget(window.review)
+window.review.start(str(line))
+wait(lambda: window.review._batch is None and window.review.model.rows, 300)
+review = window.review
+row = next(r for r in range(review.proxy.rowCount()) if Path(review.model.rows[review.proxy.mapToSource(review.proxy.index(r, 0)).row()].path) == best)
+review.table.selectRow(row)
+wait(lambda: review.viewer.image is not None, 60)
+shot("review.png")
+
+# 4. History: everything logged, anomalies only.
+window.tabs.setCurrentWidget(window.history)
+settle(1.0)
+window.history.verdict_combo.setCurrentIndex(window.history.verdict_combo.findData("ANOMALY"))
+settle(1.0)
+window.history.table.selectRow(0)
+wait(lambda: window.history.viewer.image is not None, 30)
+shot("history.png")
+
+window.close()
+print("work folder:", WORK)

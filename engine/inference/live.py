@@ -1,0 +1,277 @@
+"""Live inspection: a reader thread feeds the newest frame to the model, so a slow model never lags the line.
+
+`live_inspect` is the loop the station's one live worker wraps. A reader thread runs `stream_frames`
+and puts what it reads into a `LatestFrameMailbox`: one slot for frames (an unconsumed frame that is
+overwritten counts as dropped) plus an ordered queue for source events, which are never dropped. The
+generator's own thread takes the newest frame, inspects it and yields a `LiveResult`. For sources
+that are not live (folders, videos) the reader waits for the slot to empty instead, so every file is
+inspected. Qt-free: the GUI, CLI and tests all use it the same way.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from engine.sources.base import FrameSource
+from engine.sources.stream import SourceEvent, stream_frames
+from engine.types import Frame, Inspection
+
+_POLL_S = 0.05  # longest single wait, so a stop request is noticed within this time
+_READER_JOIN_S = 10.0
+
+
+@dataclass(frozen=True, eq=False)
+class LiveResult:
+    """One inspected frame with the loop's running figures (dropped frames, throughput, latency)."""
+
+    frame: Frame
+    inspection: Inspection
+    dropped_total: int  # frames overwritten before the model could take them, since the run started
+    fps: float  # inspected frames per second, smoothed
+    latency_ms: float  # from the frame being read to its verdict
+    inspected_total: int  # frames inspected since the run started, this one included
+
+
+class _Failure:
+    """The reader's exception, handed to the consumer to re-raise on its own thread."""
+
+    def __init__(self, exc: BaseException) -> None:
+        self.exc = exc
+
+
+_END = object()  # the reader has finished (source ended, failed or was stopped)
+
+
+class LatestFrameMailbox:
+    """One slot for the newest frame plus an ordered queue for events; thread-safe, one producer, one consumer.
+
+    `put_frame` with drop=True overwrites an unconsumed frame (counted in `dropped`); with drop=False it
+    waits until the consumer has taken the previous one. Events and the end marker queue in order after
+    any frame already waiting, so 'ended' always comes after the last frame.
+    """
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._items: deque = deque()  # frames and events in arrival order; at most one Frame
+        self.dropped = 0
+        self._closed = False
+
+    def put_frame(self, frame: Frame, *, drop: bool = True, stop: threading.Event | None = None) -> bool:
+        """Offer a frame; True when it replaced an unconsumed one (a drop). Returns False at once when closed."""
+        with self._cond:
+            if not drop:
+                while self._has_frame() and not self._closed and not (stop is not None and stop.is_set()):
+                    self._cond.wait(_POLL_S)
+            if self._closed:
+                return False
+            replaced = False
+            for i, item in enumerate(self._items):
+                if isinstance(item, Frame):
+                    del self._items[i]
+                    self.dropped += 1
+                    replaced = True
+                    break
+            self._items.append(frame)
+            self._cond.notify_all()
+            return replaced
+
+    def put(self, item: object) -> None:
+        """Queue an event or marker; never dropped."""
+        with self._cond:
+            if self._closed:
+                return
+            self._items.append(item)
+            self._cond.notify_all()
+
+    def get(self, timeout: float | None = None) -> object | None:
+        """The oldest waiting item (at most one frame ever waits), or None after timeout."""
+        with self._cond:
+            if not self._items:
+                self._cond.wait(timeout)
+            if not self._items:
+                return None
+            item = self._items.popleft()
+            self._cond.notify_all()
+            return item
+
+    def close(self) -> None:
+        """Wake and release a waiting producer; later puts are ignored."""
+        with self._cond:
+            self._closed = True
+            self._items.clear()
+            self._cond.notify_all()
+
+    def wait_until_taken(self, stop: threading.Event) -> bool:
+        """Block until no frame is waiting (so the next one is read just in time); False when stopped or closed."""
+        with self._cond:
+            while self._has_frame() and not self._closed and not stop.is_set():
+                self._cond.wait(_POLL_S)
+            return not (self._closed or stop.is_set())
+
+    def _has_frame(self) -> bool:
+        """True when a frame waits in the slot (caller holds the lock)."""
+        return any(isinstance(item, Frame) for item in self._items)
+
+
+class FrameGate:
+    """Pause, resume and single-step a live run from another thread; the reader waits here before each read."""
+
+    def __init__(self, *, paused: bool = False, steps: int = 0) -> None:
+        self._cond = threading.Condition()
+        self._paused = paused
+        self._steps = steps
+
+    @property
+    def paused(self) -> bool:
+        """True while frames pass only by step()."""
+        return self._paused
+
+    def pause(self) -> None:
+        """Hold the reader before its next frame."""
+        with self._cond:
+            self._paused = True
+
+    def resume(self) -> None:
+        """Let frames flow again and forget unused steps."""
+        with self._cond:
+            self._paused = False
+            self._steps = 0
+            self._cond.notify_all()
+
+    def step(self, n: int = 1) -> None:
+        """Pause (if running) and let exactly n more frames through."""
+        with self._cond:
+            self._paused = True
+            self._steps += n
+            self._cond.notify_all()
+
+    def wait(self, stop: threading.Event) -> bool:
+        """Block while paused with no step left; False when stop was set meanwhile."""
+        with self._cond:
+            while self._paused and self._steps <= 0:
+                if stop.is_set():
+                    return False
+                self._cond.wait(_POLL_S)
+            if self._paused:
+                self._steps -= 1
+        return not stop.is_set()
+
+
+def _reader(
+    source: FrameSource,
+    mailbox: LatestFrameMailbox,
+    stop: threading.Event,
+    drop: bool,
+    gate: FrameGate | None,
+    min_interval_s: float,
+    on_dropped: Callable[[int], None] | None,
+    stream_options: dict,
+) -> None:
+    """Reader thread body: stream the source into the mailbox until it ends, fails or stop is set."""
+    try:
+        frames = stream_frames(source, stop=stop, **stream_options)
+        try:
+            next_due = 0.0
+            gated = True  # pass the gate before each frame; events in between do not use up a step
+            while not stop.is_set():
+                if gated and not drop and not mailbox.wait_until_taken(stop):
+                    break  # files: read a frame only once the model has taken the last, so none waits long
+                if gated and gate is not None and not gate.wait(stop):
+                    break
+                if gated and min_interval_s > 0:
+                    delay = next_due - time.monotonic()
+                    if delay > 0 and stop.wait(delay):
+                        break
+                    next_due = max(next_due + min_interval_s, time.monotonic())
+                try:
+                    item = next(frames)
+                except StopIteration:
+                    break
+                gated = isinstance(item, Frame)
+                if gated:
+                    if mailbox.put_frame(item, drop=drop, stop=stop) and on_dropped is not None:
+                        on_dropped(mailbox.dropped)
+                else:
+                    mailbox.put(item)
+        finally:
+            frames.close()  # runs stream_frames' finally: the camera or file is released here
+    except BaseException as exc:  # noqa: BLE001 - handed to the consumer thread, which re-raises it
+        mailbox.put(_Failure(exc))
+    finally:
+        mailbox.put(_END)
+
+
+def live_inspect(
+    source: FrameSource,
+    inspector,
+    *,
+    stop: threading.Event,
+    on_dropped: Callable[[int], None] | None = None,
+    drop_frames: bool | None = None,
+    gate: FrameGate | None = None,
+    max_fps: float | None = None,
+    **stream_options,
+) -> Iterator[LiveResult | SourceEvent]:
+    """Inspect the newest frame of source again and again; yields LiveResult and SourceEvent until it ends.
+
+    drop_frames: overwrite frames the model has not taken (default: only for live sources such as
+    cameras); on_dropped(total) is called from the reader thread at each drop. inspector.threshold and
+    box_threshold are read for every frame, so a change applies from the next frame. gate pauses and
+    steps the reader; max_fps caps how often it reads (e.g. to replay a folder at line speed).
+    stream_options go to stream_frames (max_retries, backoff, sleep). A source that fails for good
+    raises here, on the caller's thread. Setting stop ends the loop, joins the reader and closes the source.
+    """
+    if max_fps is not None and max_fps <= 0:
+        raise ValueError(f"max_fps must be positive or None, not {max_fps}")
+    drop = source.is_live if drop_frames is None else bool(drop_frames)
+    mailbox = LatestFrameMailbox()
+    reader_stop = threading.Event()
+    reader = threading.Thread(
+        target=_reader,
+        args=(source, mailbox, reader_stop, drop, gate, 1.0 / max_fps if max_fps else 0.0, on_dropped, stream_options),
+        name=f"live-reader {getattr(source, 'description', 'source')}",
+        daemon=True,
+    )
+    reader.start()
+    inspected = 0
+    fps = 0.0
+    last_done: float | None = None
+    try:
+        while not stop.is_set():
+            item = mailbox.get(_POLL_S)
+            if item is None:
+                continue
+            if item is _END:
+                return
+            if isinstance(item, _Failure):
+                raise item.exc
+            if isinstance(item, SourceEvent):
+                yield item
+                if item.kind == "ended":
+                    return
+                continue
+            frame: Frame = item
+            inspection = inspector.inspect([frame.image])[0]
+            now = time.time()
+            inspected += 1
+            mono = time.perf_counter()
+            if last_done is not None:
+                rate = 1.0 / max(mono - last_done, 1e-6)
+                fps = rate if fps == 0.0 else 0.8 * fps + 0.2 * rate
+            last_done = mono
+            yield LiveResult(
+                frame=frame,
+                inspection=inspection,
+                dropped_total=mailbox.dropped,
+                fps=fps,
+                latency_ms=max(0.0, (now - frame.timestamp) * 1000.0),
+                inspected_total=inspected,
+            )
+    finally:
+        reader_stop.set()
+        mailbox.close()
+        reader.join(_READER_JOIN_S)

@@ -1,0 +1,183 @@
+"""Start-up and the edges: command line, crash handler, bad model files, drag and drop, first-run demo, shortcut."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtWidgets import QApplication
+
+from engine.demo import DemoProgress, DemoReady
+from visinspect_gui import app as station_app
+from visinspect_gui.main_window import MainWindow
+
+
+def test_command_line_loads_the_model_sets_the_source_and_starts(qtbot, model_file, line_folder):
+    args = station_app.parse_args(["--model", str(model_file), "--source", str(line_folder), "--loop", "--start", "--no-demo"])
+    station_app.setup_application()
+    window = station_app.build_window(args)
+    qtbot.addWidget(window)
+    try:
+        window.show()
+        qtbot.waitUntil(lambda: window.live.counters.inspected >= 7, timeout=60_000)  # looped past the 6 parts
+        assert window.source_panel.spec() == str(line_folder) and window.source_panel.loop
+        assert window.station.inspector.path == Path(model_file)
+        assert not window.demo_panel.is_running
+    finally:
+        window.close()
+    assert not window.station.active_workers()
+
+
+def test_main_runs_the_event_loop_and_returns_when_the_window_closes(qtbot, monkeypatch, model_file, private_folders):
+    shutil.copyfile(model_file, private_folders[1] / "product.safetensors")
+    seen = {}
+
+    def close_when_loaded():
+        window = next(w for w in QApplication.topLevelWidgets() if isinstance(w, MainWindow) and w.isVisible())
+        seen["window"] = window
+        window.station.model_loaded.connect(lambda _i: QTimer.singleShot(0, window.close))
+        QTimer.singleShot(60_000, window.close)  # never hang the suite if loading fails
+
+    QTimer.singleShot(0, close_when_loaded)
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)  # main installs its own hooks; restored afterwards
+    monkeypatch.setattr(threading, "excepthook", threading.excepthook)
+    monkeypatch.setattr(logging.getLogger(), "handlers", list(logging.getLogger().handlers))
+    assert station_app.main(["--no-demo"]) == 0
+    window = seen["window"]
+    assert window.station.inspector is not None  # the newest model in the weights folder was loaded
+    assert not window.station.active_workers()
+    assert (private_folders[0] / "logs" / "station.log").is_file()
+
+
+def test_unexpected_errors_are_logged_and_shown_as_one_sentence(window, private_folders, qtbot, monkeypatch):
+    monkeypatch.setattr(logging.getLogger(), "handlers", list(logging.getLogger().handlers))
+    log_path = station_app.setup_logging(private_folders[0])
+    crash = station_app.CrashHandler(log_path)
+    crash.window = window
+    try:
+        raise KeyError("frame_buffer")
+    except KeyError:
+        crash.handle(*sys.exc_info())
+    qtbot.waitUntil(lambda: window.messages.isVisible(), timeout=2000)
+    text = window.messages.text.text()
+    assert window.messages.level == "error"
+    assert "Traceback" not in text and "\n" not in text and "keeps running" in text
+    assert "KeyError" in log_path.read_text(encoding="utf-8") and "Traceback" in log_path.read_text(encoding="utf-8")
+
+
+def test_errors_from_other_threads_reach_the_window(window, private_folders, qtbot, monkeypatch):
+    monkeypatch.setattr(logging.getLogger(), "handlers", list(logging.getLogger().handlers))
+    crash = station_app.CrashHandler(station_app.setup_logging(private_folders[0]))
+    crash.window = window
+    monkeypatch.setattr(sys, "excepthook", sys.excepthook)
+    monkeypatch.setattr(threading, "excepthook", threading.excepthook)
+    crash.install()
+    t = threading.Thread(target=lambda: 1 / 0)
+    t.start()
+    t.join()
+    qtbot.waitUntil(lambda: "ZeroDivisionError" in window.messages.text.text(), timeout=2000)
+
+
+def test_a_bad_model_file_is_one_plain_sentence_and_the_station_goes_on(loaded_window, tmp_path, qtbot):
+    w = loaded_window
+    bad = tmp_path / "broken.safetensors"
+    bad.write_bytes(b"this is not a model")
+    with qtbot.waitSignal(w.station.model_failed, timeout=10_000):
+        w.open_model(bad)
+    text = w.messages.text.text()
+    assert w.messages.level == "error" and "broken.safetensors" in text and "Traceback" not in text
+    assert w.station.inspector is not None  # the previous model stays loaded
+
+
+def test_dropping_files_chooses_the_source_or_loads_a_model(window, line_folder, model_file, qtbot):
+    window.handle_dropped([str(line_folder)])
+    assert window.source_panel.spec() == str(line_folder)
+    window.handle_dropped([str(line_folder / "part-01.png"), str(line_folder / "part-02.png")])
+    assert window.source_panel.spec() == [str(line_folder / "part-01.png"), str(line_folder / "part-02.png")]
+    window.handle_dropped([str(line_folder / "notes.txt")])
+    assert window.messages.level == "warning"
+    with qtbot.waitSignal(window.station.model_loaded, timeout=30_000):
+        window.handle_dropped([str(model_file)])
+
+
+def test_first_launch_builds_the_demo_then_shows_it_working(make_window, model_file, line_folder, qtbot, monkeypatch, private_folders):
+    """With no model the station builds the demo (training faked here), loads it and runs the looping line."""
+    data, weights = private_folders
+    calls = []
+
+    def fake_prepare_demo(*, stop, out_dir=None, model_dir=None):
+        calls.append((out_dir, model_dir))
+        yield DemoProgress(0.0, "Generating synthetic parts...")
+        yield DemoProgress(0.5, "Training demo model: epoch 3")
+        target = Path(model_dir) / "demo-synthetic.safetensors"
+        shutil.copyfile(model_file, target)
+        yield DemoReady(model_path=target, line_folder=line_folder, dataset=line_folder, metrics={})
+
+    monkeypatch.setattr("visinspect_gui.widgets.demo_panel.prepare_demo", fake_prepare_demo)
+    w = make_window(auto_demo=True)
+    qtbot.waitUntil(lambda: w.live.counters.inspected >= 7, timeout=60_000)  # looping past the 6 parts
+    assert calls == [(data / "demo", weights)]
+    assert w.source_panel.spec() == str(line_folder) and w.source_panel.loop
+    assert w.station.inspector.path.name == "demo-synthetic.safetensors"
+    assert w.model_panel.no_imagenet.isVisibleTo(w)
+    assert not w.demo_panel.isVisible()
+    qtbot.waitUntil(lambda: "demo-synthetic.safetensors" in w.model_panel.models()[0], timeout=10_000)
+    w.station.stop()
+
+
+def test_install_shortcut_uses_pyshortcuts_with_our_icon(monkeypatch, tmp_path):
+    import pyshortcuts
+
+    from visinspect_gui import shortcut
+
+    made = []
+
+    class Scut:
+        target = "VisInspect.desktop"
+        desktop_dir = str(tmp_path / "Desktop")
+        startmenu_dir = str(tmp_path / "applications")
+
+    def fake_make_shortcut(script, **options):
+        made.append((script, options))
+        return Scut()
+
+    monkeypatch.setattr(pyshortcuts, "make_shortcut", fake_make_shortcut)
+    paths = shortcut.install_shortcut()
+    assert len(made) == 1
+    script, options = made[0]
+    assert script.split()[-1] == "gui" and "visinspect" in Path(script.split()[0]).name
+    assert options["name"] == "VisInspect" and options["terminal"] is False
+    assert options["desktop"] and options["startmenu"]
+    assert Path(options["icon"]).is_file() and Path(options["icon"]).suffix in (".png", ".ico")
+    assert paths == [str(Path(Scut.desktop_dir) / Scut.target), str(Path(Scut.startmenu_dir) / Scut.target)]
+
+
+def test_resources_hold_the_icon_in_every_format_and_a_desktop_template():
+    root = station_app.RESOURCES_DIR
+    for name in ("visinspect.png", "visinspect.ico", "visinspect.svg", "visinspect.desktop"):
+        assert (root / name).is_file(), name
+    assert (root / "visinspect.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert (root / "visinspect.ico").read_bytes()[:4] == b"\x00\x00\x01\x00"
+    desktop = (root / "visinspect.desktop").read_text(encoding="utf-8")
+    assert "[Desktop Entry]" in desktop and "Exec=" in desktop
+
+
+@pytest.mark.skipif(sys.version_info >= (3, 12), reason="True is immortal from Python 3.12, so the bug cannot bite")
+def test_the_qt_binding_keeps_reference_counts(qapp):
+    """PySide6 6.12.0 drops a reference to True on every Signal.emit (and to None in model data()); on
+    Python 3.11 that crashes the station after a few hundred frames. Pin PySide6-Essentials != 6.12.0."""
+
+    class Emitter(QObject):
+        ping = Signal(int)
+
+    emitter = Emitter()
+    emitter.ping.connect(lambda _v: None)
+    before = sys.getrefcount(True)
+    for i in range(50):
+        emitter.ping.emit(i)
+    assert sys.getrefcount(True) >= before - 2, "this PySide6 build corrupts reference counts; use another version"

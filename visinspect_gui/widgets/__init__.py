@@ -1,0 +1,1 @@
+"""The station's panels, one module each; they show state and emit requests, the Station does the work."""

@@ -1,0 +1,78 @@
+"""Small helpers the panels share: restyling after a property change, section titles, formatting."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QPointF, QRectF, Qt
+from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap, QPolygonF
+from PySide6.QtWidgets import QFrame, QLabel, QVBoxLayout, QWidget
+
+
+def repolish(widget: QWidget) -> None:
+    """Re-apply the style sheet after a dynamic property used by a QSS selector changed."""
+    style = widget.style()
+    style.unpolish(widget)
+    style.polish(widget)
+    widget.update()
+
+
+def set_prop(widget: QWidget, name: str, value, *, children: bool = False) -> None:
+    """Set a QSS-visible property and restyle when it changed (children too, for descendant selectors)."""
+    if widget.property(name) != value:
+        widget.setProperty(name, value)
+        repolish(widget)
+        if children:
+            for child in widget.findChildren(QWidget):
+                repolish(child)
+
+
+class Card(QFrame):
+    """A titled panel: a small caps title above the content, on a slightly raised background."""
+
+    def __init__(self, title: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("Card")
+        self.body = QVBoxLayout(self)
+        self.body.setContentsMargins(12, 10, 12, 12)
+        self.body.setSpacing(8)
+        self.title = QLabel(title.upper())
+        self.title.setObjectName("CardTitle")
+        self.body.addWidget(self.title)
+
+
+def hint(text: str) -> QLabel:
+    """A muted, wrapping explanatory label."""
+    label = QLabel(text)
+    label.setObjectName("Hint")
+    label.setWordWrap(True)
+    label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+    return label
+
+
+def elide_middle(text: str, limit: int = 60) -> str:
+    """Shorten a long path in the middle, keeping its start and file name."""
+    if len(text) <= limit:
+        return text
+    keep = (limit - 1) // 2
+    return f"{text[:keep]}…{text[-(limit - 1 - keep):]}"
+
+
+def glyph_icon(kind: str, colour: str = "#ffffff", size: int = 32) -> QIcon:
+    """A crisp media glyph drawn with QPainter (play, stop, step), independent of the installed fonts."""
+    pixmap = QPixmap(size, size)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setPen(Qt.PenStyle.NoPen)
+    painter.setBrush(QColor(colour))
+    s = size
+    if kind == "play":
+        painter.drawPolygon(QPolygonF([QPointF(s * 0.25, s * 0.18), QPointF(s * 0.82, s * 0.5), QPointF(s * 0.25, s * 0.82)]))
+    elif kind == "stop":
+        painter.drawRoundedRect(QRectF(s * 0.22, s * 0.22, s * 0.56, s * 0.56), s * 0.06, s * 0.06)
+    elif kind == "step":
+        painter.drawPolygon(QPolygonF([QPointF(s * 0.18, s * 0.2), QPointF(s * 0.64, s * 0.5), QPointF(s * 0.18, s * 0.8)]))
+        painter.drawRect(QRectF(s * 0.68, s * 0.2, s * 0.13, s * 0.6))
+    else:
+        raise ValueError(f"unknown glyph {kind!r}")
+    painter.end()
+    return QIcon(pixmap)

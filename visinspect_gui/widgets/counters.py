@@ -1,0 +1,163 @@
+"""Production counters (inspected, good, anomaly, yield) and a timeline of anomaly scores against the threshold."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
+
+from engine.types import ANOMALY
+from visinspect_gui.widgets.common import Card
+
+TIMELINE_POINTS = 300
+GOOD_RGB = (46, 184, 92)
+ANOMALY_RGB = (235, 80, 80)
+THRESHOLD_RGB = (230, 170, 40)
+
+
+class _Counter(QWidget):
+    """A big number over a small caption."""
+
+    def __init__(self, caption: str, object_name: str) -> None:
+        super().__init__()
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(0)
+        self.value = QLabel("0")
+        self.value.setObjectName(object_name)
+        self.value.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        caption_label = QLabel(caption.upper())
+        caption_label.setObjectName("CounterCaption")
+        caption_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        layout.addWidget(self.value)
+        layout.addWidget(caption_label)
+
+
+class CountersPanel(Card):
+    """Counts this shift's verdicts and plots recent scores; the plot redraws at most every 100 ms."""
+
+    reset_requested = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__("Production", parent)
+        self.inspected = self.good = self.anomaly = 0
+        grid = QGridLayout()
+        grid.setHorizontalSpacing(6)
+        self._inspected = _Counter("Inspected", "CounterValue")
+        self._good = _Counter("Good", "CounterGood")
+        self._anomaly = _Counter("Anomaly", "CounterAnomaly")
+        self._yield = _Counter("Yield", "CounterValue")
+        self._yield.value.setText("–")
+        for col, w in enumerate((self._inspected, self._good, self._anomaly, self._yield)):
+            grid.addWidget(w, 0, col)
+        self.body.addLayout(grid)
+
+        self.plot = pg.PlotWidget(background=None)
+        self.plot.setObjectName("ScorePlot")
+        self.plot.setMinimumHeight(150)
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.plot.hideButtons()
+        self.plot.setMenuEnabled(False)
+        self.plot.setYRange(0, 1, padding=0.02)
+        self.plot.showGrid(x=False, y=True, alpha=0.15)
+        self.plot.setLabel("left", "p(anomaly)", color="#9aa0a9")
+        for axis in ("left", "bottom"):
+            self.plot.getAxis(axis).setTextPen(pg.mkPen((150, 156, 166)))
+            self.plot.getAxis(axis).setPen(pg.mkPen((70, 75, 84)))
+        self._line = self.plot.plot([], [], pen=pg.mkPen((120, 128, 140), width=1))
+        self._points = pg.ScatterPlotItem(size=6, pen=None)
+        self.plot.addItem(self._points)
+        self.threshold_line = pg.InfiniteLine(
+            pos=0.5, angle=0, pen=pg.mkPen(THRESHOLD_RGB, width=1.5, style=Qt.PenStyle.DashLine)
+        )
+        self.plot.addItem(self.threshold_line)
+        self.body.addWidget(self.plot, 1)
+
+        footer = QHBoxLayout()
+        self.rate_label = QLabel("– fps")
+        self.rate_label.setObjectName("Metric")
+        self.latency_label = QLabel("– ms")
+        self.latency_label.setObjectName("Metric")
+        self.reset_button = QPushButton("Reset counters")
+        self.reset_button.setToolTip("Start counting again from zero (the results log keeps everything)")
+        self.reset_button.clicked.connect(self.reset)
+        self.reset_button.clicked.connect(self.reset_requested)
+        footer.addWidget(QLabel("Throughput"))
+        footer.addWidget(self.rate_label)
+        footer.addSpacing(12)
+        footer.addWidget(QLabel("Latency"))
+        footer.addWidget(self.latency_label)
+        footer.addStretch(1)
+        footer.addWidget(self.reset_button)
+        self.body.addLayout(footer)
+
+        self._x: deque[int] = deque(maxlen=TIMELINE_POINTS)
+        self._y: deque[float] = deque(maxlen=TIMELINE_POINTS)
+        self._anom: deque[bool] = deque(maxlen=TIMELINE_POINTS)
+        self._brushes = {True: pg.mkBrush(*ANOMALY_RGB), False: pg.mkBrush(*GOOD_RGB)}
+        self._dirty = False
+        self._timer = QTimer(self)
+        self._timer.setInterval(100)
+        self._timer.timeout.connect(self._redraw)
+        self._timer.start()
+
+    @property
+    def yield_percent(self) -> float | None:
+        """Share of inspected parts judged GOOD, or None before the first."""
+        return 100.0 * self.good / self.inspected if self.inspected else None
+
+    def add(self, verdict: str, p_anomaly: float, *, fps: float | None = None, latency_ms: float | None = None) -> None:
+        """Count one verdict and queue its point for the timeline."""
+        self.inspected += 1
+        if verdict == ANOMALY:
+            self.anomaly += 1
+        else:
+            self.good += 1
+        self._x.append(self.inspected)
+        self._y.append(float(p_anomaly))
+        self._anom.append(verdict == ANOMALY)
+        if fps is not None and fps > 0:
+            self.rate_label.setText(f"{fps:.1f} fps")
+        if latency_ms is not None:
+            self.latency_label.setText(f"{latency_ms:.0f} ms")
+        self._dirty = True
+
+    def set_threshold(self, value: float) -> None:
+        """Move the dashed threshold line on the timeline."""
+        self.threshold_line.setValue(value)
+
+    def reset(self) -> None:
+        """Zero the counters and clear the timeline."""
+        self.inspected = self.good = self.anomaly = 0
+        self._x.clear()
+        self._y.clear()
+        self._anom.clear()
+        self.rate_label.setText("– fps")
+        self.latency_label.setText("– ms")
+        self._dirty = True
+        self._redraw()
+
+    def _redraw(self) -> None:
+        """Refresh numbers and plot from what add() collected (coalesces bursts of results)."""
+        if not self._dirty:
+            return
+        self._dirty = False
+        self._inspected.value.setText(f"{self.inspected:,}")
+        self._good.value.setText(f"{self.good:,}")
+        self._anomaly.value.setText(f"{self.anomaly:,}")
+        y = self.yield_percent
+        self._yield.value.setText("–" if y is None else f"{y:.1f}%")
+        x = np.fromiter(self._x, float, len(self._x))
+        ys = np.fromiter(self._y, float, len(self._y))
+        self._line.setData(x, ys)
+        brushes = [self._brushes[a] for a in self._anom]
+        self._points.setData(x, ys, brush=brushes)
+        if len(x):
+            self.plot.setXRange(max(1, x[-1] - TIMELINE_POINTS + 1), max(x[-1], 10), padding=0.02)
+
+    def flush(self) -> None:
+        """Redraw now (tests and screenshots)."""
+        self._redraw()

@@ -1,0 +1,315 @@
+"""The model panel: product models on this station, the loaded one, its thresholds and how the heatmap is drawn."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QFileDialog,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QListWidget,
+    QListWidgetItem,
+    QPushButton,
+    QSlider,
+    QWidget,
+)
+
+from engine.errors import VisInspectError
+from engine.modelfile import MODEL_SUFFIX, read_meta
+from engine.paths import weights_dir
+from visinspect_gui.widgets.common import Card
+from visinspect_gui.widgets.viewer import COLORMAPS
+from visinspect_gui.workers import Worker
+
+NO_IMAGENET_NOTE = (
+    "Trained without ImageNet weights (random init): good enough for the demo, "
+    "less reliable on real parts than an ImageNet-based model."
+)
+
+
+def scan_models(folder: Path, *, stop):
+    """Worker body: (path, describe line or error) for every model file in folder, newest first."""
+    found = []
+    if folder.is_dir():
+        files = sorted(folder.glob(f"*{MODEL_SUFFIX}"), key=lambda p: p.stat().st_mtime, reverse=True)
+        for path in files:
+            if stop.is_set():
+                return
+            try:
+                found.append((str(path), read_meta(path).describe(), None))
+            except VisInspectError as exc:
+                found.append((str(path), None, str(exc)))
+    yield found
+
+
+class _Slider(QWidget):
+    """A labelled horizontal slider over a float range with its value shown beside it."""
+
+    def __init__(self, steps: int, fmt: str) -> None:
+        super().__init__()
+        self._steps, self._fmt = steps, fmt
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        self.slider.setRange(0, steps)
+        self.value_label = QLabel()
+        self.value_label.setObjectName("SliderValue")
+        self.value_label.setMinimumWidth(44)
+        self.value_label.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        layout.addWidget(self.slider, 1)
+        layout.addWidget(self.value_label)
+        self.slider.valueChanged.connect(lambda v: self.value_label.setText(self._fmt.format(v / self._steps)))
+
+    def value(self) -> float:
+        """The slider's position as a float."""
+        return self.slider.value() / self._steps
+
+    def set_value(self, value: float, *, quiet: bool = False) -> None:
+        """Move the slider (quietly: without emitting) and show the exact value."""
+        self.slider.blockSignals(quiet)
+        self.slider.setValue(round(value * self._steps))
+        self.slider.blockSignals(False)
+        self.value_label.setText(self._fmt.format(value))
+
+
+class ModelPanel(Card):
+    """Lists models, asks for one to be loaded, and sets the thresholds and heatmap display."""
+
+    model_requested = Signal(str)  # path of a model file to load
+    threshold_changed = Signal(float)
+    box_threshold_changed = Signal(float)
+    overlay_changed = Signal()  # heatmap on/off, opacity or colour map
+    models_found = Signal(int)  # how many loadable model files the last scan listed
+
+    def __init__(self, parent: QWidget | None = None, *, folder: Path | None = None) -> None:
+        super().__init__("Model", parent)
+        self.folder = folder
+        self._scanner: Worker | None = None
+        self._workers: set[Worker] = set()
+        self._model_threshold = 0.5
+        self._threshold = 0.5
+        self._loadable: list[str] = []
+
+        self.list = QListWidget()
+        self.list.setObjectName("ModelList")
+        self.list.setMinimumHeight(110)
+        self.list.setMaximumHeight(170)
+        self.list.setWordWrap(True)
+        self.list.setTextElideMode(Qt.TextElideMode.ElideNone)
+        self.list.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.list.setResizeMode(QListView.ResizeMode.Adjust)
+        self.list.itemDoubleClicked.connect(self._on_item_double_clicked)
+        self.body.addWidget(self.list)
+
+        buttons = QHBoxLayout()
+        self.load_button = QPushButton("Load")
+        self.load_button.setToolTip("Load the selected model (or double-click it)")
+        self.load_button.clicked.connect(self._on_load_clicked)
+        self.open_button = QPushButton("Open model file…")
+        self.open_button.clicked.connect(self._on_open_clicked)
+        self.refresh_button = QPushButton("⟳")
+        self.refresh_button.setToolTip("Look for model files again")
+        self.refresh_button.setFixedWidth(36)
+        self.refresh_button.clicked.connect(self.refresh)
+        buttons.addWidget(self.load_button)
+        buttons.addWidget(self.open_button, 1)
+        buttons.addWidget(self.refresh_button)
+        self.body.addLayout(buttons)
+
+        self.active = QLabel("No model loaded")
+        self.active.setObjectName("ActiveModel")
+        self.active.setWordWrap(True)
+        self.body.addWidget(self.active)
+        self.no_imagenet = QLabel("⚠  " + NO_IMAGENET_NOTE)
+        self.no_imagenet.setObjectName("NoImagenetNote")
+        self.no_imagenet.setWordWrap(True)
+        self.no_imagenet.setToolTip(
+            "The backbone started from random weights instead of ImageNet features. Train with ImageNet "
+            "weights (visinspect train, the default) for production use."
+        )
+        self.no_imagenet.hide()
+        self.body.addWidget(self.no_imagenet)
+
+        grid = QGridLayout()
+        grid.setHorizontalSpacing(8)
+        grid.setVerticalSpacing(6)
+        self.threshold = _Slider(1000, "{:.3f}")
+        self.threshold.setToolTip("p(anomaly) at or above this is ANOMALY; applies from the next frame")
+        self.threshold.slider.valueChanged.connect(self._on_threshold_moved)
+        self.reset_threshold = QPushButton("Default")
+        self.reset_threshold.setToolTip("Back to the model's own threshold")
+        self.reset_threshold.clicked.connect(self._on_reset_threshold_clicked)
+        self.box_threshold = _Slider(100, "{:.2f}")
+        self.box_threshold.setToolTip("Heatmap level that outlines a defect box")
+        self.box_threshold.slider.valueChanged.connect(lambda _v: self.box_threshold_changed.emit(self.box_threshold.value()))
+        self.heatmap_box = QCheckBox("Heatmap")
+        self.heatmap_box.setChecked(True)
+        self.heatmap_box.toggled.connect(lambda _on: self.overlay_changed.emit())
+        self.colormap_combo = QComboBox()
+        for name in COLORMAPS:
+            self.colormap_combo.addItem(name, COLORMAPS[name])
+        self.colormap_combo.currentIndexChanged.connect(lambda _i: self.overlay_changed.emit())
+        self.opacity = _Slider(100, "{:.0%}")
+        self.opacity.set_value(0.45, quiet=True)
+        self.opacity.slider.valueChanged.connect(lambda _v: self.overlay_changed.emit())
+        grid.addWidget(QLabel("Decision threshold"), 0, 0, 1, 2)
+        grid.addWidget(self.threshold, 1, 0)
+        grid.addWidget(self.reset_threshold, 1, 1)
+        grid.addWidget(QLabel("Box threshold"), 2, 0, 1, 2)
+        grid.addWidget(self.box_threshold, 3, 0, 1, 2)
+        overlay = QHBoxLayout()
+        overlay.addWidget(self.heatmap_box)
+        overlay.addStretch(1)
+        overlay.addWidget(QLabel("Colours"))
+        overlay.addWidget(self.colormap_combo)
+        grid.addLayout(overlay, 4, 0, 1, 2)
+        grid.addWidget(QLabel("Heatmap opacity"), 5, 0, 1, 2)
+        grid.addWidget(self.opacity, 6, 0, 1, 2)
+        self.body.addLayout(grid)
+        self.set_controls_enabled(False)
+
+    # -- values the station and viewer read -----------------------------------------------------
+
+    @property
+    def decision_threshold(self) -> float:
+        """The threshold in force: exactly the model's own until the slider is moved."""
+        return self._threshold
+
+    @property
+    def heatmap_on(self) -> bool:
+        """Whether the heatmap is drawn over the image."""
+        return self.heatmap_box.isChecked()
+
+    @property
+    def heatmap_opacity(self) -> float:
+        """How strongly the heatmap is blended in, 0..1."""
+        return self.opacity.value()
+
+    @property
+    def colormap(self) -> int:
+        """The cv2 colour map the heatmap is drawn with."""
+        return self.colormap_combo.currentData()
+
+    def models(self) -> list[str]:
+        """Paths of the loadable model files listed, newest first."""
+        return list(self._loadable)
+
+    # -- updates from the station ---------------------------------------------------------------
+
+    def set_model(self, inspector) -> None:
+        """Show the loaded model and put the sliders at its own thresholds."""
+        meta = inspector.meta
+        self.active.setText(f"Loaded: <b>{Path(inspector.path).name}</b> on {inspector.device_name.split(':')[0]}")
+        self.active.setToolTip(f"{inspector.path}\n{meta.describe()}")
+        self.no_imagenet.setVisible(not meta.pretrained)
+        self._model_threshold = float(inspector.threshold)
+        self.set_controls_enabled(True)
+        self.set_threshold(self._model_threshold)
+        self.box_threshold.set_value(float(inspector.box_threshold), quiet=True)
+        for i in range(self.list.count()):
+            item = self.list.item(i)
+            path = item.data(Qt.ItemDataRole.UserRole)
+            same = path is not None and Path(path) == Path(inspector.path)
+            font = item.font()
+            font.setBold(same)
+            item.setFont(font)
+            if same:
+                self.list.setCurrentItem(item)
+
+    def set_threshold(self, value: float) -> None:
+        """Move the decision threshold to exactly value and announce it."""
+        self.threshold.set_value(value, quiet=True)
+        self._threshold = float(value)
+        self.threshold_changed.emit(self._threshold)
+
+    def set_controls_enabled(self, enabled: bool) -> None:
+        """Thresholds only make sense with a model loaded."""
+        for w in (self.threshold, self.reset_threshold, self.box_threshold):
+            w.setEnabled(enabled)
+
+    # -- listing models -------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        """List the model files in the weights folder (read in a worker: they may be on a network drive)."""
+        folder = self.folder if self.folder is not None else weights_dir()
+        if self._scanner is not None:
+            self._scanner.stop()
+        worker = Worker(scan_models, folder)
+        worker.event_ready.connect(self._on_models_found)
+        self._scanner = worker
+        self._keep(worker)
+        worker.start()
+
+    def _on_models_found(self, found: list) -> None:
+        """List the scanned models (newest first) and keep the loaded one marked."""
+        if self.sender() is not self._scanner:
+            return
+        current = {self.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.list.count()) if self.list.item(i).font().bold()}
+        self.list.clear()
+        self._loadable = [path for path, _line, error in found if error is None]
+        for path, line, error in found:
+            name = Path(path).name
+            item = QListWidgetItem(name if error else f"{name}\n{line}")
+            item.setData(Qt.ItemDataRole.UserRole, path)
+            item.setToolTip(error or line)
+            if error:
+                item.setForeground(Qt.GlobalColor.gray)
+                item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEnabled)
+            if path in current:
+                font = item.font()
+                font.setBold(True)
+                item.setFont(font)
+            self.list.addItem(item)
+        if not found:
+            placeholder = QListWidgetItem("No models in the weights folder")
+            placeholder.setFlags(Qt.ItemFlag.NoItemFlags)
+            self.list.addItem(placeholder)
+        elif self.list.currentItem() is None:
+            self.list.setCurrentRow(0)
+        self.models_found.emit(sum(1 for f in found if f[2] is None))
+
+    def _keep(self, worker: Worker) -> None:
+        """Keep a worker referenced until its thread has ended."""
+        self._workers.add(worker)
+        worker.finished.connect(lambda w=worker: self._workers.discard(w))
+
+    def shutdown(self, timeout_ms: int = 5000) -> None:
+        """Stop and wait for the scanning worker (window close)."""
+        for worker in list(self._workers):
+            worker.wait(timeout_ms)
+
+    # -- slots ---------------------------------------------------------------------------------
+
+    def _on_item_double_clicked(self, item: QListWidgetItem) -> None:
+        """Double-click loads a model."""
+        path = item.data(Qt.ItemDataRole.UserRole)
+        if path:
+            self.model_requested.emit(path)
+
+    def _on_load_clicked(self) -> None:
+        """Load the selected model."""
+        item = self.list.currentItem()
+        if item is not None and item.data(Qt.ItemDataRole.UserRole):
+            self.model_requested.emit(item.data(Qt.ItemDataRole.UserRole))
+
+    def _on_open_clicked(self) -> None:
+        """Load a model file from anywhere on disk."""
+        start = str(self.folder if self.folder is not None else weights_dir())
+        path, _ = QFileDialog.getOpenFileName(self, "Open model file", start, f"VisInspect models (*{MODEL_SUFFIX});;All files (*)")
+        if path:
+            self.model_requested.emit(path)
+
+    def _on_threshold_moved(self, _value: int) -> None:
+        """The operator moved the decision threshold."""
+        self._threshold = self.threshold.value()
+        self.threshold_changed.emit(self._threshold)
+
+    def _on_reset_threshold_clicked(self) -> None:
+        """Back to the model's own threshold."""
+        self.set_threshold(self._model_threshold)

@@ -1,0 +1,59 @@
+"""The verdict banner: GOOD in green or ANOMALY in red, big enough to read from two metres, with score and latency."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
+
+from engine.types import ANOMALY, GOOD, Inspection
+from visinspect_gui.widgets.common import set_prop
+
+
+class VerdictBanner(QFrame):
+    """One glance tells the operator the verdict on the frame on screen."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("VerdictBanner")
+        self.setProperty("verdict", "none")
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(16, 14, 16, 14)
+        layout.setSpacing(2)
+        self.verdict_label = QLabel("READY")
+        self.verdict_label.setObjectName("VerdictText")
+        self.verdict_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.detail_label = QLabel("Load a model and start a source")
+        self.detail_label.setObjectName("VerdictDetail")
+        self.detail_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.item_label = QLabel("")
+        self.item_label.setObjectName("VerdictItem")
+        self.item_label.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        for label in (self.detail_label, self.item_label):
+            label.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        layout.addWidget(self.verdict_label)
+        layout.addWidget(self.detail_label)
+        layout.addWidget(self.item_label)
+        self.setMinimumHeight(170)
+
+    @property
+    def verdict(self) -> str:
+        """The verdict shown: GOOD, ANOMALY or '' when none."""
+        text = self.verdict_label.text()
+        return text if text in (GOOD, ANOMALY) else ""
+
+    def show_inspection(self, inspection: Inspection, *, latency_ms: float | None = None, item: str = "") -> None:
+        """Show a verdict with its anomaly probability, the threshold it was judged at, and the latency."""
+        self.verdict_label.setText(inspection.verdict)
+        parts = [f"p(anomaly) {inspection.p_anomaly:.3f}", f"threshold {inspection.threshold:.2f}"]
+        if latency_ms is not None:
+            parts.append(f"{latency_ms:.0f} ms")
+        self.detail_label.setText("  ·  ".join(parts))
+        self.item_label.setText(item)
+        set_prop(self, "verdict", inspection.verdict, children=True)
+
+    def show_idle(self, title: str = "READY", detail: str = "") -> None:
+        """No verdict: idle, paused, stopped."""
+        self.verdict_label.setText(title)
+        self.detail_label.setText(detail)
+        self.item_label.setText("")
+        set_prop(self, "verdict", "none", children=True)

@@ -1,0 +1,151 @@
+"""The image viewer: a frame at full resolution with its heatmap blended in and defect boxes drawn; wheel zooms, drag pans."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QRectF, Qt
+from PySide6.QtGui import QColor, QPen
+from PySide6.QtWidgets import QGraphicsRectItem, QLabel, QWidget
+
+from engine.types import Inspection
+
+pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
+
+COLORMAPS = {"Jet": cv2.COLORMAP_JET, "Inferno": cv2.COLORMAP_INFERNO, "Turbo": cv2.COLORMAP_TURBO}
+BOX_COLOUR = QColor(255, 64, 64)
+BACKGROUND = "#111316"
+
+
+def blend_heatmap(image: np.ndarray, heatmap: np.ndarray, *, opacity: float, colormap: int) -> np.ndarray:
+    """RGB uint8 image with the [0, 1] heatmap colour-mapped and blended in at opacity."""
+    if opacity <= 0 or heatmap.shape != image.shape[:2]:
+        return image
+    u8 = np.clip(np.nan_to_num(heatmap) * 255.0, 0, 255).astype(np.uint8)
+    colour = cv2.cvtColor(cv2.applyColorMap(u8, colormap), cv2.COLOR_BGR2RGB)
+    return cv2.addWeighted(colour, float(opacity), image, 1.0 - float(opacity), 0)
+
+
+class ImageViewer(pg.GraphicsView):
+    """Shows one image with an optional inspection overlay; keeps the operator's zoom while frames change."""
+
+    def __init__(self, parent: QWidget | None = None, *, placeholder: str = "No image") -> None:
+        super().__init__(parent, background=BACKGROUND)
+        self.setObjectName("ImageViewer")
+        self.view = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False, defaultPadding=0.01)
+        self.setCentralItem(self.view)
+        self.image_item = pg.ImageItem()
+        self.view.addItem(self.image_item)
+        self.heatmap_on = True
+        self.opacity = 0.45
+        self.colormap = cv2.COLORMAP_JET
+        self.image: np.ndarray | None = None  # the frame as given (RGB uint8)
+        self.inspection: Inspection | None = None
+        self.composite: np.ndarray | None = None  # what is on screen: frame + heatmap
+        self._box_items: list[tuple[QGraphicsRectItem, pg.TextItem]] = []
+        self._placeholder = QLabel(placeholder, self)
+        self._placeholder.setObjectName("ViewerPlaceholder")
+        self._placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self._placeholder.setWordWrap(True)
+
+    # -- public --------------------------------------------------------------------------------
+
+    @property
+    def boxes_drawn(self) -> int:
+        """How many defect boxes are visible now."""
+        return sum(1 for rect, _ in self._box_items if rect.isVisible())
+
+    def set_placeholder(self, text: str) -> None:
+        """The text shown while there is no image (or why there is none)."""
+        self._placeholder.setText(text)
+
+    def show_image(self, image: np.ndarray, inspection: Inspection | None = None) -> None:
+        """Show a new frame (and its inspection); the view refits only when the frame size changes."""
+        refit = self.image is None or self.image.shape[:2] != image.shape[:2]
+        self.image = image
+        self.inspection = inspection
+        self._render()
+        self._placeholder.hide()
+        if refit:
+            self.fit()
+
+    def set_inspection(self, inspection: Inspection | None) -> None:
+        """Redraw the current frame with another inspection (e.g. re-judged at a new threshold)."""
+        self.inspection = inspection
+        if self.image is not None:
+            self._render()
+
+    def set_boxes(self, boxes) -> None:
+        """Draw these boxes over the current frame (e.g. boxes logged with a saved frame)."""
+        self._draw_boxes(tuple(boxes))
+
+    def set_overlay(self, *, heatmap_on: bool | None = None, opacity: float | None = None, colormap: int | None = None) -> None:
+        """Change how the heatmap is drawn and redraw."""
+        if heatmap_on is not None:
+            self.heatmap_on = heatmap_on
+        if opacity is not None:
+            self.opacity = opacity
+        if colormap is not None:
+            self.colormap = colormap
+        if self.image is not None:
+            self._render()
+
+    def clear(self) -> None:
+        """Remove the image and boxes and show the placeholder again."""
+        self.image = self.inspection = self.composite = None
+        self.image_item.clear()
+        self._draw_boxes(())
+        self._placeholder.show()
+
+    def fit(self) -> None:
+        """Show the whole image."""
+        if self.image is not None:
+            h, w = self.image.shape[:2]
+            self.view.setRange(QRectF(0, 0, w, h), padding=0.01)
+
+    # -- drawing -------------------------------------------------------------------------------
+
+    def _render(self) -> None:
+        """Compose frame and heatmap, put it on screen, and place the boxes."""
+        image, inspection = self.image, self.inspection
+        if inspection is not None and self.heatmap_on:
+            image = blend_heatmap(image, inspection.heatmap, opacity=self.opacity, colormap=self.colormap)
+        self.composite = image
+        self.image_item.setImage(image, autoLevels=False, levels=(0, 255))
+        self._draw_boxes(inspection.boxes if inspection is not None else ())
+
+    def _draw_boxes(self, boxes) -> None:
+        """Boxes as vector outlines with their score, crisp at any zoom (items are reused frame to frame)."""
+        pen = QPen(BOX_COLOUR, 2.5)
+        pen.setCosmetic(True)
+        while len(self._box_items) < len(boxes):
+            rect = QGraphicsRectItem()
+            rect.setPen(pen)
+            rect.setZValue(10)
+            label = pg.TextItem(color=(255, 255, 255), fill=pg.mkBrush(BOX_COLOUR), anchor=(0, 1))
+            label.setZValue(11)
+            self.view.addItem(rect)
+            self.view.addItem(label)
+            self._box_items.append((rect, label))
+        for i, (rect, label) in enumerate(self._box_items):
+            if i < len(boxes):
+                box = boxes[i]
+                rect.setRect(QRectF(box.x0, box.y0, box.width, box.height))
+                label.setText(f"{box.score:.2f}")
+                label.setPos(box.x0, box.y0)
+                rect.show()
+                label.show()
+            else:
+                rect.hide()
+                label.hide()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
+        super().resizeEvent(event)
+        if hasattr(self, "_placeholder"):  # pyqtgraph calls this from its own __init__
+            self._placeholder.setGeometry(self.rect().adjusted(24, 24, -24, -24))
+
+    def mouseDoubleClickEvent(self, event) -> None:  # noqa: N802 - Qt override
+        """Double-click shows the whole image again."""
+        self.fit()
+        event.accept()
