@@ -14,6 +14,7 @@ from engine.modelfile import MODEL_SUFFIX
 from engine.results import ResultsLog
 from visinspect_gui.station import Station
 from visinspect_gui.widgets.demo_panel import DemoPanel
+from visinspect_gui.widgets.eval_tab import EvalTab
 from visinspect_gui.widgets.history_tab import HistoryTab
 from visinspect_gui.widgets.live_tab import LiveTab
 from visinspect_gui.widgets.message_bar import MessageBar
@@ -21,6 +22,7 @@ from visinspect_gui.widgets.model_panel import ModelPanel
 from visinspect_gui.widgets.review_tab import ReviewTab
 from visinspect_gui.widgets.source_panel import SourcePanel
 from visinspect_gui.widgets.status_bar import StationStatusBar
+from visinspect_gui.widgets.train_tab import TrainTab
 
 log = logging.getLogger(__name__)
 EVENT_LEVELS = {
@@ -30,7 +32,7 @@ EVENT_LEVELS = {
 
 
 class MainWindow(QMainWindow):
-    """Source and model on the left; Live, Review and History tabs; messages on top, status at the bottom."""
+    """Source and model on the left; Live, Review, History, Train and Evaluate tabs; messages on top, status below."""
 
     def __init__(
         self,
@@ -62,6 +64,8 @@ class MainWindow(QMainWindow):
         self.live = LiveTab(self.demo_panel)
         self.review = ReviewTab(self.results)
         self.history = HistoryTab(self.results)
+        self.train = TrainTab()
+        self.evaluate = EvalTab()
         self.status = StationStatusBar()
         self.setStatusBar(self.status)
         self._compose()
@@ -92,6 +96,8 @@ class MainWindow(QMainWindow):
         self.tabs.addTab(self.live, "Live")
         self.tabs.addTab(self.review, "Review")
         self.tabs.addTab(self.history, "History")
+        self.tabs.addTab(self.train, "Train")
+        self.tabs.addTab(self.evaluate, "Evaluate")
         main = QWidget()
         main_layout = QVBoxLayout(main)
         main_layout.setContentsMargins(4, 10, 10, 6)
@@ -159,6 +165,10 @@ class MainWindow(QMainWindow):
         self.review.review_finished.connect(lambda _state: self._check_results_log())
         self.history.failed.connect(lambda text: self.show_message(text, "warning"))
         self.tabs.currentChanged.connect(self._on_tab_changed)
+        self.train.model_saved.connect(self._on_model_saved)
+        self.train.use_model_requested.connect(self._on_use_model_requested)
+        self.train.threshold_stored.connect(self._on_threshold_stored)
+        self.evaluate.threshold_stored.connect(self._on_threshold_stored)
 
     # -- operations (also used by app.main and tests) ------------------------------------------
 
@@ -215,6 +225,23 @@ class MainWindow(QMainWindow):
         if self._autostart:
             self._autostart = False
             self._on_start_requested()
+
+    def _on_model_saved(self, _path: str) -> None:
+        """A new product model: list it in the model panel and the Evaluate tab."""
+        self.model_panel.refresh()
+        self.evaluate.refresh_models()
+
+    def _on_use_model_requested(self, path: str) -> None:
+        """Put a just-trained model on the live view."""
+        self.open_model(path)
+        self.tabs.setCurrentWidget(self.live)
+
+    def _on_threshold_stored(self, path: str, threshold: float) -> None:
+        """A calibrated threshold was stored: reload that model if it is the one on the line."""
+        inspector = self.station.inspector
+        if inspector is not None and Path(inspector.path).resolve() == Path(path).resolve():
+            self.open_model(path)
+        self.show_message(f"Threshold {threshold:.3f} stored in {Path(path).name}.", "info")
 
     def _on_threshold_changed(self, value: float) -> None:
         """Apply the decision threshold to later frames and re-judge the frame on screen."""
@@ -333,7 +360,7 @@ class MainWindow(QMainWindow):
             return
         self._closed = True
         self.station.shutdown()
-        for panel in (self.review, self.history, self.model_panel, self.demo_panel):
+        for panel in (self.review, self.history, self.model_panel, self.demo_panel, self.train, self.evaluate):
             panel.shutdown()
         self.results.close()
         log.info("station closed")
