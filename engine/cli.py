@@ -204,9 +204,27 @@ def _expand_inputs(inputs: list[str]) -> tuple[list[str], list[tuple[str, str]]]
     return paths, bad
 
 
+LOG_FINAL_FLUSH_S = 15.0  # how long predict keeps retrying results still waiting for the log at the end
+
+
+def _finish_log(log, warn) -> int:
+    """Write results still waiting for the database (retrying a while), close it; how many were lost."""
+    import time
+
+    deadline = time.monotonic() + LOG_FINAL_FLUSH_S
+    while log.pending_count and not log.flush() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    lost = log.pending_count
+    log.close()
+    if lost:
+        warn(f"visinspect: error: {lost} result(s) could not be written to the results log {log.path}: {log.last_error}")
+    return lost
+
+
 def cmd_predict(args) -> int:
     from engine.inference import Inspector
     from engine.render import encode_image, render_overlay
+    from engine.results.log import storable_text
 
     inspector = Inspector.from_file(args.model, device=args.device)
     if args.threshold is not None:
@@ -221,11 +239,12 @@ def cmd_predict(args) -> int:
 
         log = ResultsLog(Path(args.log) if args.log else None)
         key = inspector.loaded.sha256 + "\n".join(sorted(str(Path(p).resolve()) for p in args.inputs))
-        run_id = "predict-" + hashlib.sha1(key.encode()).hexdigest()[:12]
+        run_id = "predict-" + hashlib.sha1(storable_text(key).encode()).hexdigest()[:12]
         done = log.done_items(run_id)
         if done:
             print(f"resuming run {run_id}: {len(done)} files already done", file=sys.stderr)
-    todo = [p for p in paths if p not in done]
+    # The log stores names that are not valid UTF-8 escaped, so compare in that form.
+    todo = [p for p in paths if storable_text(p) not in done]
     overlays = Path(args.save_overlays) if args.save_overlays else None
     if overlays:
         overlays.mkdir(parents=True, exist_ok=True)
@@ -235,40 +254,53 @@ def cmd_predict(args) -> int:
     n_err = len(bad)
     counts = {"GOOD": 0, "ANOMALY": 0}
     for path, reason in bad:
-        writer.writerow([path, "ERROR", "", "", reason])
+        writer.writerow([storable_text(path), "ERROR", "", "", storable_text(reason)])
     bar = _progress(len(todo), "inspecting")
+    log_warned = False
+    lost = 0
+
+    def warn(message: str) -> None:
+        bar.write(message, file=sys.stderr)
+
     try:
         for r in inspector.inspect_files(todo, batch_size=args.batch_size, keep_images=overlays is not None):
             bar.update(1)
             common = dict(run_id=run_id, source="cli", item=r.path, model_path=str(inspector.path), model_hash=inspector.loaded.sha256)
             if r.inspection is None:
                 n_err += 1
-                writer.writerow([r.path, "ERROR", "", "", r.error])
+                writer.writerow([storable_text(r.path), "ERROR", "", "", storable_text(r.error)])
                 if log:
                     log.log_error(**common, message=r.error)
-                continue
-            insp = r.inspection
-            counts[insp.verdict] += 1
-            writer.writerow([r.path, insp.verdict, f"{insp.p_anomaly:.4f}", json.dumps([b.as_list() for b in insp.boxes]), ""])
-            if log:
-                log.log_inspection(**common, inspection=insp)
-            if overlays is not None and r.image is not None:
-                name = hashlib.sha1(r.path.encode()).hexdigest()[:8] + "_" + Path(r.path).stem + ".jpg"
-                (overlays / name).write_bytes(encode_image(".jpg", render_overlay(r.image, insp)))
+            else:
+                insp = r.inspection
+                counts[insp.verdict] += 1
+                writer.writerow([storable_text(r.path), insp.verdict, f"{insp.p_anomaly:.4f}", json.dumps([b.as_list() for b in insp.boxes]), ""])
+                if log:
+                    log.log_inspection(**common, inspection=insp)
+                if overlays is not None and r.image is not None:
+                    name = hashlib.sha1(storable_text(r.path).encode()).hexdigest()[:8] + "_" + Path(r.path).stem + ".jpg"
+                    (overlays / name).write_bytes(encode_image(".jpg", render_overlay(r.image, insp)))
+            if log and log.last_error and not log_warned:
+                log_warned = True  # once per run: the rows wait in memory and are written when it frees up
+                warn(
+                    f"visinspect: warning: results log {log.path}: {log.last_error}; inspection goes on, "
+                    "results are kept in memory and written when the database can be written again"
+                )
             out.flush()
     finally:
+        if log:
+            lost = _finish_log(log, warn)
         bar.close()
         if out is not sys.stdout:
             out.close()
-        if log:
-            log.close()
     total = len(paths) + len(bad)
     print(
         f"{total} inputs: {counts['GOOD']} GOOD, {counts['ANOMALY']} ANOMALY, {n_err} ERROR"
-        + (f", {len(paths) - len(todo)} already done" if done else ""),
+        + (f", {len(paths) - len(todo)} already done" if done else "")
+        + (f"; {lost} not saved to the results log" if lost else ""),
         file=sys.stderr,
     )
-    return EXIT_SOME_FAILED if n_err else EXIT_OK
+    return EXIT_SOME_FAILED if n_err or lost else EXIT_OK
 
 
 def cmd_calibrate(args) -> int:
@@ -321,7 +353,8 @@ def cmd_bench(args) -> int:
 
 def cmd_gui(args) -> int:
     # Imported by name so the engine package never imports Qt itself.
-    return importlib.import_module("visinspect_gui.app").main(args.gui_args)
+    gui_args = args.gui_args[1:] if args.gui_args[:1] == ["--"] else args.gui_args
+    return importlib.import_module("visinspect_gui.app").main(gui_args)
 
 
 def cmd_install_shortcut(args) -> int:
@@ -347,6 +380,9 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point; any failure is one line on stderr and exit status 2 (1: some inputs failed)."""
     from engine.errors import VisInspectError
 
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["gui"]:  # the station parses its own options (argparse REMAINDER drops leading --flags)
+        argv = ["gui", "--", *argv[1:]]
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

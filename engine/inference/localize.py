@@ -11,7 +11,11 @@ DEFAULT_MIN_AREA_FRACTION = 0.001
 
 
 def normalize_heatmap(cam: np.ndarray) -> np.ndarray:
-    """Min-max scale to float32 [0, 1]; NaN/inf are treated as the map's minimum; a flat map becomes all 0."""
+    """Min-max scale to float32 [0, 1]; NaN/inf are treated as the map's minimum; a flat map becomes all 0.
+
+    Any real-valued 2-D array is accepted (raises ValueError only for another number of dimensions
+    or values that are not numbers); the result always has cam's shape and finite values in [0, 1].
+    """
     cam = np.asarray(cam, dtype=np.float64)
     if cam.ndim != 2:
         raise ValueError(f"heatmap must be 2-D (H, W); got shape {cam.shape}")
@@ -20,8 +24,10 @@ def normalize_heatmap(cam: np.ndarray) -> np.ndarray:
         return np.zeros(cam.shape, np.float32)
     lo, hi = float(cam[finite].min()), float(cam[finite].max())
     out = np.where(finite, cam, lo)
+    if not np.isfinite(hi - lo):  # e.g. -1e308 .. 1e308: the span overflows; halve everything first
+        out, lo, hi = out / 2, lo / 2, hi / 2
     span = hi - lo
-    if not span > 0 or not np.isfinite(span):
+    if not span > 0:
         return np.zeros(cam.shape, np.float32)
     return np.clip((out - lo) / span, 0.0, 1.0).astype(np.float32)
 
@@ -37,12 +43,22 @@ def heatmap_to_boxes(
     threshold: float = DEFAULT_BOX_THRESHOLD,
     min_area_fraction: float = DEFAULT_MIN_AREA_FRACTION,
 ) -> tuple[Box, ...]:
-    """One box per 8-connected region of the [0, 1] heatmap at or above threshold, biggest peak first."""
+    """One box per 8-connected region of the [0, 1] heatmap at or above threshold, biggest peak first.
+
+    Values are taken as clipped to [0, 1] (NaN as 0, +inf as 1), so every box satisfies
+    0 <= x0 < x1 <= W, 0 <= y0 < y1 <= H and 0 <= score <= 1. ValueError (and nothing else) for a
+    threshold or min_area_fraction outside 0..1 (or NaN) or a heatmap that is not 2-D.
+    """
     if not 0.0 <= threshold <= 1.0:
         raise ValueError(f"box threshold must be within 0..1; got {threshold}")
-    heatmap = np.nan_to_num(np.asarray(heatmap, np.float32), nan=0.0, posinf=1.0, neginf=0.0)
+    if not 0.0 <= min_area_fraction <= 1.0:
+        raise ValueError(f"minimum area fraction must be within 0..1; got {min_area_fraction}")
+    heatmap = np.asarray(heatmap)
     if heatmap.ndim != 2:
         raise ValueError(f"heatmap must be 2-D (H, W); got shape {heatmap.shape}")
+    # Clip in float64 before narrowing, so huge values cannot overflow float32 (and warn) on the way.
+    heatmap = np.clip(np.nan_to_num(heatmap.astype(np.float64), nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
+    heatmap = heatmap.astype(np.float32)
     if heatmap.size == 0 or float(heatmap.max()) <= 0.0:
         return ()
     hot = (heatmap >= threshold).astype(np.uint8)

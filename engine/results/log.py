@@ -111,6 +111,26 @@ class _Pending:
     image: np.ndarray | None
 
 
+def storable_text(value: object) -> str:
+    """str(value) as text SQLite and UTF-8 files accept: a file name that is not valid UTF-8 (which
+    Python holds with lone surrogates) keeps its odd bytes visibly escaped, e.g. 'caf\\xe9.png'."""
+    text = str(value)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        text = "".join(_escape_surrogate(ch) for ch in text)
+    return text
+
+
+def _escape_surrogate(ch: str) -> str:
+    code = ord(ch)
+    if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte of a file name (surrogateescape)
+        return f"\\x{code - 0xDC00:02x}"
+    if 0xD800 <= code <= 0xDFFF:
+        return f"\\u{code:04x}"
+    return ch
+
+
 def _row_values(
     run_id: str, source: str, item: str | int, model_path: str | os.PathLike | None, model_hash: str | None
 ) -> dict[str, object]:
@@ -118,11 +138,11 @@ def _row_values(
     return {
         "time": time.time(),
         # Coerced so no value can fail to bind and block every later write in the pending queue.
-        "run_id": str(run_id),
-        "source": str(source),
-        "item": str(item),
-        "model_path": None if model_path is None else str(os.fspath(model_path)),
-        "model_hash": None if model_hash is None else str(model_hash),
+        "run_id": storable_text(run_id),
+        "source": storable_text(source),
+        "item": storable_text(item),
+        "model_path": None if model_path is None else storable_text(os.fspath(model_path)),
+        "model_hash": None if model_hash is None else storable_text(model_hash),
         "threshold": None,
         "verdict": None,
         "p_anomaly": None,
@@ -211,6 +231,8 @@ class ResultsLog:
         self._conn: sqlite3.Connection | None = conn
 
     def _create_schema(self, conn: sqlite3.Connection) -> None:
+        if self._schema_ready(conn):
+            return  # an existing log opens without a write lock, so a busy database still opens
         conn.execute("BEGIN IMMEDIATE")
         try:
             for statement in _SCHEMA:
@@ -229,6 +251,21 @@ class ResultsLog:
         finally:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
+
+    def _schema_ready(self, conn: sqlite3.Connection) -> bool:
+        """True when the tables exist at a schema version we understand (reads only; WAL readers never wait)."""
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'index')")}
+        if not {"meta", "results", "results_run_item", "results_time"} <= tables:
+            return False
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        if row is None:
+            return False
+        if int(row[0]) > SCHEMA_VERSION:
+            raise ResultsLogError(
+                f"results database {self.path} has schema version {row[0]}, newer than the "
+                f"{SCHEMA_VERSION} this VisInspect understands; use a newer VisInspect or another file"
+            )
+        return True
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -272,7 +309,7 @@ class ResultsLog:
     ) -> None:
         """Record that an item could not be inspected (verdict ERROR) and why."""
         values = _row_values(run_id, source, item, model_path, model_hash)
-        values.update(verdict=ERROR, error=str(message))
+        values.update(verdict=ERROR, error=storable_text(message))
         self._write(_Pending(values, None))
 
     def flush(self) -> bool:
