@@ -130,6 +130,29 @@ class _StemCache:
         return torch.stack([self.store[i] for i in idx])
 
 
+def _recalibrate_batch_norm(
+    model: VGG16CAM, n: int, stem_out: Callable[[np.ndarray], torch.Tensor], stop: threading.Event | None
+) -> None:
+    """Re-estimate trained batch-norm statistics over the training set with the epoch's final weights.
+
+    With few steps per epoch the running averages lag the weights, and the eval-mode model then
+    disagrees with what training measured; an exact average over one pass fixes that.
+    """
+    bns = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.training]
+    if not bns:
+        return
+    momenta = [m.momentum for m in bns]
+    for m in bns:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the pass
+    with torch.no_grad():
+        for start in range(0, n, 32):
+            _check_stop(stop)
+            model.block5(stem_out(np.arange(start, min(n, start + 32))))
+    for m, momentum in zip(bns, momenta):
+        m.momentum = momentum
+
+
 def train(
     dataset: DatasetIndex,
     config: TrainConfig = TrainConfig(),
@@ -203,6 +226,7 @@ def train(
             loss_sum += loss_value * len(idx)
             correct += float((logits.detach().argmax(1) == y_train[idx]).sum())
             yield StepReport(epoch, config.epochs, step + 1, steps, loss_value)
+        _recalibrate_batch_norm(model, n, lambda idx: train_cache.features(model, idx, x_train), stop)
         model.eval()
         test_loss = test_correct = 0.0
         with torch.no_grad():
@@ -252,7 +276,8 @@ def train(
             "skipped_files": list(skipped),
         },
     )
-    inspector = Inspector(LoadedModel(model, meta, Path("<in memory>"), ""), device=device, precision="fp32")
+    # The held-out report (and thresholds calibrated from its scores) uses the precision the line runs.
+    inspector = Inspector(LoadedModel(model, meta, Path("<in memory>"), ""), device=device, precision="auto")
     report = evaluate_loaded(inspector, test_data, batch_size=config.batch_size, stop=stop)
     meta = replace(meta, metrics=report.metrics())
     model.to(memory_format=torch.contiguous_format)
