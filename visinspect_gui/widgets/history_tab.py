@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from pathlib import Path
 
-from PySide6.QtCore import QAbstractTableModel, QDate, QModelIndex, Qt, Signal
+from PySide6.QtCore import QDate, QModelIndex, Qt, Signal
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QCheckBox,
@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 from engine.data.decode import read_image
 from engine.results import ResultRow, ResultsLog
 from engine.types import ANOMALY, ERROR, GOOD
-from visinspect_gui.widgets.common import hint
+from visinspect_gui.widgets.common import ListTableModel, hint
 from visinspect_gui.widgets.review_tab import VERDICT_COLOURS
 from visinspect_gui.widgets.viewer import ImageViewer
 from visinspect_gui.workers import Worker
@@ -52,23 +52,11 @@ def read_frame(path: str, *, stop):
     yield read_image(path)
 
 
-class HistoryModel(QAbstractTableModel):
+class HistoryModel(ListTableModel):
     """Rows of the results log, as queried."""
 
-    def __init__(self, parent=None) -> None:
-        super().__init__(parent)
-        self.rows: list[ResultRow] = []
-
-    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802 - Qt API
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802 - Qt API
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802 - Qt API
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return COLUMNS[section]
-        return None
+    columns = COLUMNS
+    rows: list[ResultRow]
 
     def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole):
         if not index.isValid():

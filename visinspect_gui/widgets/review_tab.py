@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import cv2
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QSortFilterProxyModel, Qt, Signal
+from PySide6.QtCore import QModelIndex, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -34,7 +34,7 @@ from engine.data.decode import read_image
 from engine.results import ResultsLog
 from engine.sources import list_images
 from engine.types import ANOMALY, ERROR, GOOD, Box, Inspection
-from visinspect_gui.widgets.common import elide_middle, glyph_icon, hint
+from visinspect_gui.widgets.common import ListTableModel, elide_middle, glyph_icon, hint
 from visinspect_gui.widgets.viewer import ImageViewer
 from visinspect_gui.workers import Worker
 
@@ -171,24 +171,15 @@ def save_annotated(paths: list[str], root: str, out_dir: str, inspector, opacity
 # -- table -----------------------------------------------------------------------------------------
 
 
-class ReviewModel(QAbstractTableModel):
+class ReviewModel(ListTableModel):
     """Rows of a review; holds only small fields, so 10,000+ files stay light (images are re-read on click)."""
+
+    columns = COLUMNS
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.rows: list[ReviewRow] = []
         self.root = ""
-
-    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802 - Qt API
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802 - Qt API
-        return 0 if parent.isValid() else len(COLUMNS)
-
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802 - Qt API
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return COLUMNS[section]
-        return None
 
     def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole):
         if not index.isValid():
