@@ -1,6 +1,7 @@
 """Resize and normalise images exactly as the model was trained; the settings live in the model file."""
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
@@ -10,6 +11,16 @@ import torch
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@functools.lru_cache(maxsize=16)
+def _scales(mean: tuple, std: tuple, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """mean*255 and std*255 as float32 tensors on device, made once (no host-to-GPU copy per batch)."""
+    with torch.inference_mode(False):  # ordinary tensors, usable inside and outside inference mode
+        return (
+            torch.tensor(mean, dtype=torch.float32).mul(255.0).to(device),
+            torch.tensor(std, dtype=torch.float32).mul(255.0).to(device),
+        )
 
 
 @dataclass(frozen=True)
@@ -41,9 +52,8 @@ class Preprocess:
 
     def normalize(self, batch_u8: torch.Tensor) -> torch.Tensor:
         """(N, S, S, 3) uint8 -> (N, 3, S, S) float32 channels_last, normalised, on batch_u8's device."""
-        mean = torch.tensor(self.mean, device=batch_u8.device).mul(255.0)
-        std = torch.tensor(self.std, device=batch_u8.device).mul(255.0)
-        x = (batch_u8.float() - mean) / std
+        mean, std = _scales(self.mean, self.std, batch_u8.device)
+        x = batch_u8.float().sub_(mean).div_(std)  # in place: one float buffer, same values as (x - m) / s
         return x.permute(0, 3, 1, 2)  # NHWC storage viewed as NCHW is exactly channels_last
 
     def batch(self, images: Sequence[np.ndarray], device: torch.device | str = "cpu") -> torch.Tensor:
