@@ -181,3 +181,13 @@ def test_the_qt_binding_keeps_reference_counts(qapp):
     for i in range(50):
         emitter.ping.emit(i)
     assert sys.getrefcount(True) >= before - 2, "this PySide6 build corrupts reference counts; use another version"
+
+
+def test_visinspect_gui_passes_its_options_to_the_station():
+    import os
+    import subprocess
+
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    r = subprocess.run([sys.executable, "-m", "engine.cli", "gui", "--help"], capture_output=True, text=True, env=env, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "--model FILE" in r.stdout and "--start" in r.stdout
