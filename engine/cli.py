@@ -235,11 +235,10 @@ def cmd_predict(args) -> int:
     log = run_id = None
     done: set[str] = set()
     if args.log is not None:
-        from engine.results import ResultsLog
+        from engine.results import ResultsLog, resumable_run_id
 
         log = ResultsLog(Path(args.log) if args.log else None)
-        key = inspector.loaded.sha256 + "\n".join(sorted(str(Path(p).resolve()) for p in args.inputs))
-        run_id = "predict-" + hashlib.sha1(storable_text(key).encode()).hexdigest()[:12]
+        run_id = resumable_run_id("predict", inspector.loaded.sha256, [str(Path(p).resolve()) for p in args.inputs])
         done = log.done_items(run_id)
         if done:
             print(f"resuming run {run_id}: {len(done)} files already done", file=sys.stderr)

@@ -36,6 +36,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--source", metavar="SOURCE", help="camera index, stream URL, video file, folder or image")
     parser.add_argument("--loop", action="store_true", help="replay a folder or video from the start when it ends")
     parser.add_argument("--start", action="store_true", help="start inspecting as soon as the model is loaded")
+    parser.add_argument("--review", metavar="FOLDER", help="review this folder on the Review tab once the model is loaded (resumes an interrupted review)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
     parser.add_argument("--no-demo", action="store_true", help="do not build the demo model when no model exists")
     parser.add_argument("--version", action="version", version=f"VisInspect {__version__}")
@@ -149,6 +150,8 @@ def build_window(args: argparse.Namespace):
         window.open_model(args.model)
     if args.start:
         window.start_when_loaded()
+    if args.review:
+        window.review_when_loaded(args.review)
     return window
 
 

@@ -53,6 +53,7 @@ class MainWindow(QMainWindow):
         self.auto_demo = auto_demo
         self.auto_load = auto_load
         self._autostart = False
+        self._autoreview = False
         self._scanned_once = False
         self._closed = False
 
@@ -177,6 +178,15 @@ class MainWindow(QMainWindow):
         self.status.showMessage(f"Loading model {Path(path).name}…")
         self.station.load_model(path)
 
+    def review_when_loaded(self, folder: str) -> None:
+        """Open the Review tab on folder and review it as soon as a model is loaded (now, if one is)."""
+        self.tabs.setCurrentWidget(self.review)
+        self.review.set_folder(folder)
+        if self.station.inspector is not None:
+            self.review.start()
+        else:
+            self._autoreview = True
+
     def start_when_loaded(self) -> None:
         """Start the live run as soon as a model is loaded (now, if one is)."""
         if self.station.inspector is not None:
@@ -225,6 +235,9 @@ class MainWindow(QMainWindow):
         if self._autostart:
             self._autostart = False
             self._on_start_requested()
+        if self._autoreview:
+            self._autoreview = False
+            self.review.start()
 
     def _on_model_saved(self, _path: str) -> None:
         """A new product model: list it in the model panel and the Evaluate tab."""

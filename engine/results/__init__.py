@@ -8,6 +8,7 @@ from engine.results.log import (
     ResultsLogError,
     default_results_path,
     new_run_id,
+    resumable_run_id,
 )
 
 __all__ = [
@@ -18,4 +19,5 @@ __all__ = [
     "ResultsLogError",
     "default_results_path",
     "new_run_id",
+    "resumable_run_id",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import hashlib
 import json
 import os
 import re
@@ -19,8 +20,8 @@ from typing import Self
 
 import cv2
 import numpy as np
-import platformdirs
 
+from engine import paths
 from engine.errors import VisInspectError
 from engine.types import ANOMALY, ERROR, GOOD, Box, Inspection
 
@@ -68,8 +69,8 @@ class ResultsLogError(VisInspectError):
 
 
 def default_results_path() -> Path:
-    """Where results live unless told otherwise: the user's VisInspect data folder."""
-    return Path(platformdirs.user_data_dir("VisInspect", appauthor=False)) / "results.sqlite3"
+    """Where results live unless told otherwise: the data folder the station and the CLI share."""
+    return paths.data_dir() / "results.sqlite3"
 
 
 def new_run_id(kind: str) -> str:
@@ -77,6 +78,14 @@ def new_run_id(kind: str) -> str:
     if not _RUN_KIND.match(kind):
         raise ValueError(f"run kind must be letters, digits or '_' (e.g. 'review', 'live'), not {kind!r}")
     return f"{kind}-{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+def resumable_run_id(kind: str, model_hash: str, inputs: list[str] | tuple[str, ...]) -> str:
+    """The same id whenever the same model runs over the same inputs, so a killed run can be resumed."""
+    if not _RUN_KIND.match(kind):
+        raise ValueError(f"run kind must be letters, digits or '_' (e.g. 'review', 'predict'), not {kind!r}")
+    key = model_hash + "\n".join(sorted(inputs))
+    return f"{kind}-" + hashlib.sha1(storable_text(key).encode()).hexdigest()[:12]
 
 
 @dataclass(frozen=True)
@@ -472,6 +481,14 @@ class ResultsLog:
                 if e.values["run_id"] == run_id and e.values["verdict"] != ERROR
             }
         return {r[0] for r in rows} | waiting
+
+    def finished_rows(self, run_id: str) -> dict[str, ResultRow]:
+        """The newest GOOD or ANOMALY row of each item of a written run, to show a resumed review's earlier verdicts."""
+        latest: dict[str, ResultRow] = {}
+        for row in self.query(run_id=run_id, limit=None):  # newest first
+            if row.verdict != ERROR and row.item not in latest:
+                latest[row.item] = row
+        return latest
 
     def export_csv(
         self,

@@ -58,10 +58,11 @@ class ReviewRow:
 
 @dataclass(frozen=True)
 class ReviewStarted:
-    """The folder is listed: how many images will be inspected."""
+    """The folder is listed: how many images it has, and how many an earlier run of this review already did."""
 
     total: int
     folder: str
+    resumed: int = 0
 
 
 @dataclass(frozen=True)
@@ -94,15 +95,47 @@ class Saved:
 # -- worker bodies (no Qt) ------------------------------------------------------------------------
 
 
-def review_folder(folder: str, recursive: bool, inspector, results: ResultsLog | None, run_id: str, *, stop):
-    """List the folder, inspect every image in pipelined batches, log each verdict, yield chunks of rows."""
-    paths = list_images(folder, recursive=recursive)
-    yield ReviewStarted(total=len(paths), folder=folder)
+def review_run_id(inspector, folder: str, recursive: bool) -> str:
+    """The same run id each time this model reviews this folder, so an interrupted review can be resumed."""
+    from engine.results import resumable_run_id
+
+    scope = "recursive" if recursive else "top-level"
+    inputs = [str(Path(folder).resolve()), scope, f"threshold {inspector.threshold:.6f}"]
+    return resumable_run_id("review", inspector.loaded.sha256, inputs)
+
+
+def earlier_rows(results: ResultsLog, run_id: str, paths: list[str]) -> dict[str, ReviewRow]:
+    """Verdicts an earlier run of this review logged, for files not changed since; keyed by path."""
+    from engine.results.log import storable_text
+
+    logged = results.finished_rows(run_id)
+    out: dict[str, ReviewRow] = {}
+    for path in paths:
+        row = logged.get(storable_text(path))
+        if row is None:
+            continue
+        try:
+            if os.stat(path).st_mtime > row.time:
+                continue  # replaced since it was inspected: inspect it again
+        except OSError:
+            continue  # gone or unreadable: the new run reports it
+        out[path] = ReviewRow(path, row.verdict, row.p_anomaly, row.threshold, row.boxes)
+    return out
+
+
+def review_folder(folder: str, recursive: bool, inspector, results: ResultsLog | None, run_id: str, resume: bool = False, *, stop):
+    """List the folder, inspect every image (or those an earlier run did not finish) in batches, log each verdict, yield chunks of rows."""
+    paths = [str(p) for p in list_images(folder, recursive=recursive)]
+    earlier = earlier_rows(results, run_id, paths) if resume and results is not None else {}
+    yield ReviewStarted(total=len(paths), folder=folder, resumed=len(earlier))
+    done = len(earlier)
+    if earlier:
+        yield ReviewChunk(tuple(earlier.values()), done, len(paths))
+    todo = [p for p in paths if p not in earlier]
     chunk: list[ReviewRow] = []
-    done = 0
     last = time.monotonic()
     source = f"review {folder}"
-    for fr in inspector.inspect_files(paths, batch_size=8, keep_images=results is not None, stop=stop):
+    for fr in inspector.inspect_files(todo, batch_size=8, keep_images=results is not None, stop=stop):
         done += 1
         if fr.inspection is None:
             row = ReviewRow(path=fr.path, verdict=ERROR, error=fr.error or "could not be inspected")
@@ -121,7 +154,7 @@ def review_folder(folder: str, recursive: bool, inspector, results: ResultsLog |
         if now - last >= 0.1 or len(chunk) >= 256:
             yield ReviewChunk(tuple(chunk), done, len(paths))
             chunk, last = [], now
-    if chunk or not paths:
+    if chunk or not todo:
         yield ReviewChunk(tuple(chunk), done, len(paths))
 
 
@@ -290,7 +323,8 @@ class ReviewTab(QWidget):
         self._shower: Worker | None = None
         self._saver: Worker | None = None
         self._workers: set[Worker] = set()
-        self._t0 = 0.0
+        self._t0 = self._t_listed = 0.0
+        self._resumed = 0
         self._end_state = "done"
 
         layout = QVBoxLayout(self)
@@ -304,6 +338,12 @@ class ReviewTab(QWidget):
         self.folder_label.setObjectName("FolderLabel")
         self.recursive_box = QCheckBox("Include sub-folders")
         self.recursive_box.setChecked(True)
+        self.resume_box = QCheckBox("Resume")
+        self.resume_box.setChecked(True)
+        self.resume_box.setToolTip(
+            "Files this model already reviewed in this folder (and that have not changed since) are shown from the\n"
+            "results log instead of being inspected again, so an interrupted review goes on where it stopped."
+        )
         self.run_button = QPushButton("Inspect folder")
         self.run_button.setIcon(glyph_icon("play"))
         self.run_button.setObjectName("StartButton")
@@ -314,6 +354,7 @@ class ReviewTab(QWidget):
         bar.addWidget(self.folder_button)
         bar.addWidget(self.folder_label, 1)
         bar.addWidget(self.recursive_box)
+        bar.addWidget(self.resume_box)
         bar.addWidget(self.run_button)
         bar.addWidget(self.cancel_button)
         layout.addLayout(bar)
@@ -432,17 +473,18 @@ class ReviewTab(QWidget):
             return False
         if not self.folder or self._batch is not None:
             return False
-        from engine.results import new_run_id
-
-        self.run_id = new_run_id("review")
+        recursive = self.recursive_box.isChecked()
+        self.run_id = review_run_id(self.inspector, self.folder, recursive)
         root = str(Path(self.folder))
         self.model.clear(root=root + os.sep)
         self.viewer.clear()
         self.detail.setText("")
         self.progress.setRange(0, 0)
         self.progress_label.setText("Listing images…")
-        self._t0 = time.monotonic()
-        worker = Worker(review_folder, self.folder, self.recursive_box.isChecked(), self.inspector, self.results, self.run_id)
+        self._t0 = self._t_listed = time.monotonic()
+        self._resumed = 0
+        resume = self.resume_box.isChecked()
+        worker = Worker(review_folder, self.folder, recursive, self.inspector, self.results, self.run_id, resume)
         worker.event_ready.connect(self._on_batch_event)
         worker.failed.connect(self._on_batch_failed)
         worker.cancelled.connect(self._on_batch_cancelled)
@@ -508,16 +550,23 @@ class ReviewTab(QWidget):
             return
         if isinstance(event, ReviewStarted):
             self.progress.setRange(0, max(1, event.total))
-            self.progress.setValue(0)
-            self.progress_label.setText(f"0 / {event.total:,}")
+            self.progress.setValue(event.resumed)
+            self._resumed = event.resumed
+            self._t_listed = time.monotonic()
+            if event.resumed:
+                self.progress_label.setText(f"Resuming: {event.resumed:,} of {event.total:,} files were already reviewed")
+            else:
+                self.progress_label.setText(f"0 / {event.total:,}")
         elif isinstance(event, ReviewChunk):
             self.model.add_rows(event.rows)
             self.progress.setValue(event.done)
-            elapsed = time.monotonic() - self._t0
-            rate = event.done / elapsed if elapsed > 0 else 0.0
-            left = (event.total - event.done) / rate if rate > 0 else 0.0
-            eta = f" · ETA {int(left // 60)}:{int(left % 60):02d}" if event.done < event.total else ""
-            self.progress_label.setText(f"{event.done:,} / {event.total:,} · {rate:.1f} images/s{eta}")
+            elapsed = time.monotonic() - self._t_listed
+            inspected = event.done - self._resumed
+            if inspected > 0:  # the first chunk of a resumed review is the earlier run's rows: no speed yet
+                rate = inspected / elapsed if elapsed > 0 else 0.0
+                left = (event.total - event.done) / rate if rate > 0 else 0.0
+                eta = f" · ETA {int(left // 60)}:{int(left % 60):02d}" if event.done < event.total else ""
+                self.progress_label.setText(f"{event.done:,} / {event.total:,} · {rate:.1f} images/s{eta}")
             self._update_summary()
             if self.results is not None and self.results.last_error:
                 self.failed.emit(f"Results are not being saved: {self.results.last_error}")
@@ -545,7 +594,8 @@ class ReviewTab(QWidget):
         if state == "done":
             self.progress.setValue(self.progress.maximum())
             elapsed = time.monotonic() - self._t0
-            self.progress_label.setText(f"Done: {len(self.model.rows):,} files in {elapsed:.1f} s")
+            earlier = f" ({self._resumed:,} from the earlier run)" if self._resumed else ""
+            self.progress_label.setText(f"Done: {len(self.model.rows):,} files in {elapsed:.1f} s{earlier}")
         elif state == "cancelled":
             self.progress_label.setText(f"Cancelled after {len(self.model.rows):,} files")
         self._update_summary()
@@ -627,6 +677,7 @@ class ReviewTab(QWidget):
         self.run_button.setEnabled(not busy and bool(self.folder) and self.inspector is not None)
         self.cancel_button.setEnabled(busy or self._saver is not None)
         self.folder_button.setEnabled(not busy)
+        self.resume_box.setEnabled(not busy)
         has_rows = bool(self.model.rows)
         self.export_button.setEnabled(has_rows and not busy)
         self.save_button.setEnabled(has_rows and not busy and self._saver is None)

@@ -1,0 +1,160 @@
+"""The Review tab loses no result: the station killed with SIGKILL mid-review keeps every committed row,
+and reviewing the same folder again resumes without inspecting finished files twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from engine.inference import Inspector
+from engine.results import ResultsLog
+from engine.types import ERROR
+from visinspect_gui.widgets.review_tab import ReviewTab, review_run_id
+
+N_FILES = 400
+KILL_AFTER_ROWS = 16
+
+
+@pytest.fixture(scope="module")
+def big_folder(synthetic_dataset, tmp_path_factory) -> Path:
+    """N_FILES copies of the synthetic test images, long enough a review to kill it halfway."""
+    sources = sorted((synthetic_dataset / "test").rglob("*.png"))
+    out = tmp_path_factory.mktemp("review-crash") / "archive 2026"
+    out.mkdir()
+    for i in range(N_FILES):
+        (out / f"part{i:04d}.png").write_bytes(sources[i % len(sources)].read_bytes())
+    return out
+
+
+def _committed(db: Path) -> list[tuple[int, str, str]]:
+    """(id, item, verdict) of every committed row, read-only; [] while the database or table is not there yet."""
+    if not db.exists():
+        return []
+    try:
+        conn = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=1.0)
+        try:
+            return conn.execute("SELECT id, item, verdict FROM results ORDER BY id").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return []
+
+
+def _review(tab: ReviewTab, folder: Path, qtbot) -> str:
+    with qtbot.waitSignal(tab.review_finished, timeout=300_000) as done:
+        assert tab.start(str(folder))
+    return done.args[0]
+
+
+def test_station_killed_mid_review_resumes_without_repeating_files(model_file, big_folder, tmp_path, qtbot):
+    data, weights = tmp_path / "data", tmp_path / "weights"
+    data.mkdir()
+    weights.mkdir()
+    db = data / "results.sqlite3"
+    env = {
+        **os.environ, "QT_QPA_PLATFORM": "offscreen", "VISINSPECT_DATA": str(data), "VISINSPECT_WEIGHTS": str(weights),
+        "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore",
+    }  # fmt: skip
+    command = [sys.executable, "-m", "visinspect_gui.app", "--model", str(model_file), "--review", str(big_folder),
+               "--device", "cpu", "--no-demo"]  # fmt: skip
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    seen: list[tuple[int, str, str]] = []
+    deadline = time.monotonic() + 240
+    try:
+        while len(seen) < KILL_AFTER_ROWS:
+            assert proc.poll() is None, f"the station ended before it could be killed: {proc.stderr.read().decode()}"
+            assert time.monotonic() < deadline, "no review results appeared in time"
+            seen = _committed(db)
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait(timeout=60)
+        proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    assert len(seen) < N_FILES, "the review finished before the kill: make the folder bigger"
+
+    conn = sqlite3.connect(db)  # a normal connection recovers the WAL, as the next station start does
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        after_kill = conn.execute("SELECT id, item, verdict FROM results ORDER BY id").fetchall()
+    finally:
+        conn.close()
+    assert set(seen) <= set(after_kill)
+    assert KILL_AFTER_ROWS <= len(after_kill) < N_FILES
+    assert all(verdict != ERROR for _, _, verdict in after_kill)
+    earlier = {item: verdict for _, item, verdict in after_kill}
+
+    inspector = Inspector.from_file(model_file, device="cpu")
+    results = ResultsLog(db)
+    tab = ReviewTab(results)
+    qtbot.addWidget(tab)
+    tab.set_inspector(inspector)
+    try:
+        assert _review(tab, big_folder, qtbot) == "done"
+        rows = tab.model.rows
+        assert sorted(r.path for r in rows) == sorted(str(p) for p in big_folder.iterdir())
+        shown = {r.path: r.verdict for r in rows}
+        assert all(shown[item] == verdict for item, verdict in earlier.items())  # earlier verdicts shown as logged
+        label = tab.progress_label.text()
+        assert label.startswith(f"Done: {N_FILES:,} files") and f"({len(earlier):,} from the earlier run)" in label
+        assert tab.run_id == review_run_id(inspector, str(big_folder), True)
+        results.flush()
+    finally:
+        tab.shutdown()
+        results.close()
+    final = _committed(db)
+    per_item = Counter(item for _, item, _ in final)
+    assert len(final) == N_FILES and set(per_item.values()) == {1}  # nothing inspected twice
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _shown(row):
+    """What the table shows of a row: verdict, p(anomaly) and boxes to the log's stored precision."""
+    return row.verdict, round(row.p_anomaly, 6), tuple((b.x0, b.y0, b.x1, b.y1, round(b.score, 4)) for b in row.boxes)
+
+
+def test_review_again_shows_logged_verdicts_and_reinspects_only_changed_files(model_file, line_folder, tmp_path, qtbot):
+    folder = tmp_path / "today"
+    folder.mkdir()
+    for p in sorted(line_folder.iterdir()):
+        (folder / p.name).write_bytes(p.read_bytes())
+    inspector = Inspector.from_file(model_file, device="cpu")
+    with ResultsLog(tmp_path / "results.sqlite3") as results:
+        tab = ReviewTab(results)
+        qtbot.addWidget(tab)
+        tab.set_inspector(inspector)
+        assert _review(tab, folder, qtbot) == "done"
+        first = {r.path: _shown(r) for r in tab.model.rows}
+        assert results.count(run_id=tab.run_id) == 6
+
+        assert _review(tab, folder, qtbot) == "done"  # nothing changed: every verdict comes from the log
+        assert {r.path: _shown(r) for r in tab.model.rows} == first
+        assert "(6 from the earlier run)" in tab.progress_label.text()
+        assert results.count(run_id=tab.run_id) == 6
+
+        changed = folder / "part-01.png"
+        changed.write_bytes((folder / "part-02.png").read_bytes())  # a new part under an old name
+        future = time.time() + 5
+        os.utime(changed, (future, future))
+        assert _review(tab, folder, qtbot) == "done"
+        assert "(5 from the earlier run)" in tab.progress_label.text()
+        now = {r.path: _shown(r) for r in tab.model.rows}
+        assert now[str(changed)][:2] == first[str(folder / "part-02.png")][:2]  # judged anew, not the old verdict
+        assert first[str(changed)][0] != first[str(folder / "part-02.png")][0]
+        assert results.count(run_id=tab.run_id) == 7
+
+        tab.resume_box.setChecked(False)  # the operator asks for a fresh review
+        assert _review(tab, folder, qtbot) == "done"
+        assert "earlier run" not in tab.progress_label.text()
+        assert results.count(run_id=tab.run_id) == 13
+        tab.shutdown()
