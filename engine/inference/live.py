@@ -21,7 +21,9 @@ from engine.sources.stream import SourceEvent, stream_frames
 from engine.types import Frame, Inspection
 
 _POLL_S = 0.05  # longest single wait, so a stop request is noticed within this time
-_READER_JOIN_S = 10.0
+# On stop, wait this long for the reader to release the source; a read blocked in a camera driver that
+# ignores its timeout is left to return on its own (daemon thread; it closes the source itself).
+_READER_JOIN_S = 0.5
 
 
 @dataclass(frozen=True, eq=False)
@@ -223,7 +225,8 @@ def live_inspect(
     box_threshold are read for every frame, so a change applies from the next frame. gate pauses and
     steps the reader; max_fps caps how often it reads (e.g. to replay a folder at line speed).
     stream_options go to stream_frames (max_retries, backoff, sleep). A source that fails for good
-    raises here, on the caller's thread. Setting stop ends the loop, joins the reader and closes the source.
+    raises here, on the caller's thread. Setting stop ends the loop at once; the reader closes the source
+    when its current read returns.
     """
     if max_fps is not None and max_fps <= 0:
         raise ValueError(f"max_fps must be positive or None, not {max_fps}")
