@@ -34,6 +34,7 @@ import cv2
 import numpy as np
 import torch
 
+from engine.bench_options import add_bench_arguments
 from engine.data.decode import is_image_file, read_image
 from engine.inference.inspector import Inspector, cpu_has_native_bf16
 from engine.inference.localize import heatmap_to_boxes
@@ -749,24 +750,7 @@ def format_report(r: dict) -> str:
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m engine.bench", description=__doc__.splitlines()[0])
-    p.add_argument("model", nargs="?", help="model file (default: a random-init VGG16 at 224 px)")
-    p.add_argument("--batch-size", type=int, default=10)
-    p.add_argument("--images", help="folder of images for the end-to-end runs (default: synthetic 512 px JPEGs)")
-    p.add_argument("--n-images", type=int, default=200)
-    p.add_argument("--seconds", type=float, default=10.0, help="time budget per measurement")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
-    p.add_argument("--json", help="write the results as JSON here")
-    p.add_argument("--quick", action="store_true", help="tiny smoke run (correctness only)")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--check-precision", dest="check_precision", action=argparse.BooleanOptionalAction, default=None,
-                   help="compare the reduced precision with fp32 on real sets (default: when one is available)")
-    p.add_argument("--check-images", type=int, default=150, help="images per real set for the precision check")
-    p.add_argument("--train", action="store_true", help="also time training epochs, plain loop vs feature cache")
-    p.add_argument("--train-data", help="dataset for --train (default: ../shared/data/hazelnut_toy)")
-    p.add_argument("--train-epochs", type=int, default=3)
-    p.add_argument("--workers", type=int, help="decode threads (default 2)")
-    p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA stations)")
+    add_bench_arguments(p)
     return p
 
 
@@ -785,14 +769,14 @@ def run_cli(args: argparse.Namespace) -> int:
         seconds=args.seconds,
         precision=args.precision,
         quick=args.quick,
-        check=getattr(args, "check_precision", None),
-        check_images=getattr(args, "check_images", 150),
-        train=getattr(args, "train", False),
-        train_data=getattr(args, "train_data", None),
-        train_epochs=getattr(args, "train_epochs", 3),
-        workers=getattr(args, "workers", None),
-        threads=getattr(args, "threads", None),
-        compile=getattr(args, "compile", False),
+        check=args.check_precision,
+        check_images=args.check_images,
+        train=args.train,
+        train_data=args.train_data,
+        train_epochs=args.train_epochs,
+        workers=args.workers,
+        threads=args.threads,
+        compile=args.compile,
         log=log,
     )
     print(format_report(result))

@@ -10,6 +10,8 @@ import logging
 import sys
 from pathlib import Path
 
+from engine.bench_options import add_bench_arguments  # torch-free: parsing stays fast
+
 EXIT_OK, EXIT_SOME_FAILED, EXIT_CANNOT_RUN = 0, 1, 2
 
 
@@ -91,15 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print the full metadata as JSON")
 
     p = sub.add_parser("bench", help="measure throughput and latency on this machine")
-    p.add_argument("model", nargs="?", help="model file (default: a random-init VGG16 at 224 px)")
-    p.add_argument("--batch-size", type=int, default=10)
-    p.add_argument("--images", help="folder of images for the end-to-end runs (default: synthetic)")
-    p.add_argument("--n-images", type=int, default=200)
-    p.add_argument("--seconds", type=float, default=10.0, help="time budget per measurement")
-    p.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "fp16"])
-    p.add_argument("--json", help="write the results as JSON here")
-    p.add_argument("--quick", action="store_true", help="tiny smoke run (correctness only)")
-    _add_device(p)
+    add_bench_arguments(p)
 
     p = sub.add_parser("gui", help="open the inspection station", add_help=False)
     p.add_argument("gui_args", nargs=argparse.REMAINDER)

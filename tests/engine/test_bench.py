@@ -54,17 +54,18 @@ def test_quick_run_as_a_function_reports_every_part_and_training():
     assert "end to end / reference" in text and "live latency" in text and "training" in text
 
 
-def test_quick_run_through_the_cli_writes_json(tmp_path):
+def test_quick_run_through_the_cli_with_training_writes_json(tmp_path):
     out = tmp_path / "bench.json"
     env = {**os.environ, "PYTHONWARNINGS": "ignore"}
     r = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "bench", "--quick", "--device", "cpu", "--json", str(out)],
+        [sys.executable, "-m", "engine.cli", "bench", "--quick", "--device", "cpu", "--json", str(out), "--train", "--workers", "1", "--threads", "1"],
         capture_output=True, text=True, env=env, timeout=300,
     )
     assert r.returncode == 0, r.stderr
     assert "end to end / reference" in r.stdout and "targets" in r.stdout
     result = json.loads(out.read_text(encoding="utf-8"))
-    _check(result, trained=False)
+    _check(result, trained=True)  # the CLI takes every option of the benchmark, --train included
+    assert result["environment"]["torch_threads"] == 1
 
 
 def test_images_folder_is_used_and_masks_are_skipped(tmp_path):
