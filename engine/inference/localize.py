@@ -56,10 +56,15 @@ def heatmap_to_boxes(
     heatmap = np.asarray(heatmap)
     if heatmap.ndim != 2:
         raise ValueError(f"heatmap must be 2-D (H, W); got shape {heatmap.shape}")
-    # Clip in float64 before narrowing, so huge values cannot overflow float32 (and warn) on the way.
-    heatmap = np.clip(np.nan_to_num(heatmap.astype(np.float64), nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
-    heatmap = heatmap.astype(np.float32)
-    if heatmap.size == 0 or float(heatmap.max()) <= 0.0:
+    if heatmap.size == 0:
+        return ()
+    lo, hi = (float(heatmap.min()), float(heatmap.max())) if heatmap.dtype == np.float32 else (np.nan, np.nan)
+    if not (0.0 <= lo and hi <= 1.0):  # NaN fails too: anything but a clean float32 map is cleaned first
+        # Clip in float64 before narrowing, so huge values cannot overflow float32 (and warn) on the way.
+        heatmap = np.clip(np.nan_to_num(heatmap.astype(np.float64), nan=0.0, posinf=1.0, neginf=0.0), 0.0, 1.0)
+        heatmap = heatmap.astype(np.float32)
+        hi = float(heatmap.max())
+    if hi <= 0.0:
         return ()
     hot = (heatmap >= threshold).astype(np.uint8)
     n, labels, stats, _ = cv2.connectedComponentsWithStats(hot, connectivity=8)
