@@ -211,3 +211,24 @@ def test_closing_the_window_stops_workers_and_releases_the_camera(make_window, m
     assert camera.released.is_set() and not camera.is_open
     qtbot.waitUntil(lambda: not reader_threads(), timeout=5000)
     assert not [t for t in threading.enumerate() if t.name.startswith("live-reader")]
+
+
+def test_results_faster_than_drawing_are_all_counted_and_the_newest_is_shown(loaded_window, judged_parts, qtbot):
+    from engine.inference.live import LiveResult
+    from engine.types import Frame
+
+    w = loaded_window
+    good = min(judged_parts, key=lambda j: j[1])[0]
+    bad = max(judged_parts, key=lambda j: j[1])[0]
+    images = {path: read_image(path) for path in (good, bad)}
+    inspections = {path: w.station.inspector.inspect([image])[0] for path, image in images.items()}
+    order = [good, bad] * 15 + [good]  # 31 results land before the GUI can draw one; the last is GOOD
+    drawn = w.live.frames_drawn
+    for i, path in enumerate(order, start=1):
+        frame = Frame(images[path], i, time.time(), "burst", path=str(path))
+        w.station.result_ready.emit(LiveResult(frame, inspections[path], 0, 30.0, 5.0, i))
+    qtbot.waitUntil(lambda: w.live.frames_drawn > drawn, timeout=5_000)
+    qtbot.wait(50)
+    assert w.live.frames_drawn == drawn + 1  # one draw for the whole burst, so drawing never falls behind
+    assert w.live.counters.inspected == 31 and w.live.counters.anomaly == 15  # every verdict counted
+    assert w.live.banner.verdict == GOOD and w.live.result.frame.index == 31  # the newest is on screen

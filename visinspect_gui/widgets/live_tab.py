@@ -59,6 +59,7 @@ class LiveTab(QWidget):
         self.result: LiveResult | None = None  # the newest result (as the model judged it)
         self.shown: Inspection | None = None  # its inspection as shown (re-judged after a threshold change)
         self._pending: LiveResult | None = None
+        self.frames_drawn = 0  # results actually drawn; fewer than received when they come faster than drawing
 
     def add_result(self, result: LiveResult) -> None:
         """Count a result now; draw the newest one when the event loop is next free."""
@@ -77,6 +78,7 @@ class LiveTab(QWidget):
         self.shown = result.inspection
         self.viewer.show_image(result.frame.image, result.inspection)
         self.banner.show_inspection(result.inspection, latency_ms=result.latency_ms, item=item_label(result))
+        self.frames_drawn += 1
 
     def flush(self) -> None:
         """Draw anything waiting now (tests, screenshots)."""

@@ -1,0 +1,163 @@
+#!/usr/bin/env python
+"""Does the station's Live view keep up with the model? Frames drawn per second vs inferences per second.
+
+    python scripts/live_view_rate.py                       # random-init VGG16 at 224 px, 512 px JPEGs
+    python scripts/live_view_rate.py --model weights/x.safetensors --images DIR --seconds 60 --json out.json
+
+First it times the engine alone: `Inspector.inspect` on one in-memory frame at batch 1 (what the live
+loop does per frame). Then it opens the real station window (offscreen unless a display is set), plays the
+images as a looping folder "as fast as possible" (a folder is not a live source, so every frame is inspected:
+the model, not the reader, sets the pace) and counts, after a warm-up, the results the Station delivers
+and the frames the Live tab actually draws. The Live tab draws the newest result once per event-loop turn,
+so when drawing is slower than the model frames shown/s falls below inferences/s; that gap is what this
+measures. Not part of the test suite; figures in docs/benchmark.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", help="model file (default: a random-init VGG16-CAM at 224 px)")
+    p.add_argument("--images", help="folder of images to loop (default: 48 synthetic 512x512 JPEGs)")
+    p.add_argument("--seconds", type=float, default=30.0, help="measured time for each part")
+    p.add_argument("--warmup", type=float, default=5.0, help="seconds of the window run not counted")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--json", help="write the figures as JSON here")
+    return p
+
+
+def engine_rate(inspector, image, seconds: float) -> dict:
+    """Batch-1 inferences per second of the engine alone on one in-memory frame."""
+    inspector.inspect([image])  # warm-up
+    times = []
+    start = time.perf_counter()
+    while time.perf_counter() - start < seconds or len(times) < 5:
+        t = time.perf_counter()
+        inspector.inspect([image])
+        times.append(time.perf_counter() - t)
+    total = sum(times)
+    return {"frames": len(times), "inferences_per_s": round(len(times) / total, 2), "ms_per_frame": round(1000 * total / len(times), 1)}
+
+
+def window_rate(model_path: Path, images: Path, *, seconds: float, warmup: float, device: str, workdir: Path) -> dict:
+    """Run the real station window on a looping folder; count results delivered and frames drawn."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen" if not os.environ.get("DISPLAY") else os.environ.get("QT_QPA_PLATFORM", "xcb"))
+    from PySide6.QtCore import QEventLoop, QTimer
+
+    from visinspect_gui.app import setup_application
+    from visinspect_gui.main_window import MainWindow
+
+    app = setup_application()
+    window = MainWindow(device=device, data_dir=workdir / "data", weights_dir=workdir / "weights", auto_demo=False, auto_load=False)
+    window.resize(1400, 900)
+    window.show()
+
+    def wait_for(signal, timeout_s: float) -> None:
+        loop = QEventLoop()
+        signal.connect(loop.quit)
+        QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+        loop.exec()
+
+    window.open_model(str(model_path))
+    wait_for(window.station.model_loaded, 600)
+    if window.station.inspector is None:
+        raise SystemExit(f"the station could not load {model_path}")
+    received = {"n": 0}
+    window.station.result_ready.connect(lambda _r: received.__setitem__("n", received["n"] + 1))
+    window.source_panel.set_source(str(images), loop=True, max_fps=None)
+    window.source_panel.start_button.click()
+
+    def run_for(s: float) -> None:
+        loop = QEventLoop()
+        QTimer.singleShot(int(s * 1000), loop.quit)
+        loop.exec()
+
+    run_for(warmup)
+    r0, d0, t0 = received["n"], window.live.frames_drawn, time.perf_counter()
+    run_for(seconds)
+    r1, d1, t1 = received["n"], window.live.frames_drawn, time.perf_counter()
+    window.source_panel.stop_button.click()
+    window.close()
+    window.shutdown()
+    app.processEvents()
+    elapsed = t1 - t0
+    inferred, drawn = r1 - r0, d1 - d0
+    return {
+        "seconds": round(elapsed, 1),
+        "results": inferred,
+        "frames_drawn": drawn,
+        "inferences_per_s": round(inferred / elapsed, 2),
+        "frames_shown_per_s": round(drawn / elapsed, 2),
+        "shown_over_inferred": round(drawn / inferred, 3) if inferred else None,
+    }
+
+
+def main(argv=None) -> int:
+    args = _parser().parse_args(argv)
+    import torch
+
+    from engine import bench
+    from engine.data.decode import read_image
+    from engine.inference import Inspector
+    from engine.modelfile import save_model
+
+    with tempfile.TemporaryDirectory(prefix="visinspect-liverate-") as tmp:
+        work = Path(tmp)
+        (work / "data").mkdir()
+        (work / "weights").mkdir()
+        if args.model:
+            model_path = Path(args.model)
+        else:
+            loaded = bench.random_init_model(224)
+            model_path = save_model(work / "weights" / "random-vgg16.safetensors", loaded.model, loaded.meta)
+        images = Path(args.images) if args.images else work / "images"
+        if not args.images:
+            bench.make_image_set(images, 48)
+        first = bench.list_images(images, 1)[0]
+        inspector = Inspector.from_file(model_path, device=args.device)
+        inspector.threshold = 0.0  # every frame is an ANOMALY with boxes: the most the view has to draw
+        print(f"engine alone, batch 1, {args.seconds:.0f} s ...", file=sys.stderr, flush=True)
+        engine = engine_rate(inspector, read_image(first), args.seconds)
+        del inspector
+        from engine.modelfile import update_meta
+
+        update_meta(model_path, threshold=0.0)  # the window draws boxes on every frame too
+        print(f"station window, {args.warmup:.0f} s warm-up + {args.seconds:.0f} s ...", file=sys.stderr, flush=True)
+        window = window_rate(model_path, images, seconds=args.seconds, warmup=args.warmup, device=args.device, workdir=work)
+    result = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "cpu": bench.cpu_model(),
+        "cores": os.cpu_count(),
+        "torch": torch.__version__,
+        "load_average_1min": round(os.getloadavg()[0], 2),
+        "engine_batch1": engine,
+        "window": window,
+        "window_over_engine": round(window["inferences_per_s"] / engine["inferences_per_s"], 3),
+    }
+    print(
+        f"engine alone, batch 1:     {engine['inferences_per_s']:.2f} inferences/s ({engine['ms_per_frame']} ms per frame)\n"
+        f"station window:            {window['inferences_per_s']:.2f} inferences/s, {window['frames_shown_per_s']:.2f} frames shown/s "
+        f"({window['frames_drawn']} of {window['results']} results drawn = {100 * (window['shown_over_inferred'] or 0):.1f}%)\n"
+        f"window / engine:           {100 * result['window_over_engine']:.1f}% of the engine's batch-1 rate\n"
+        f"load average (1 min):      {result['load_average_1min']}"
+    )
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=2), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
