@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QHBoxLayout, QMainWindow, QScrollArea, QTabWidget,
 from engine import paths
 from engine.modelfile import MODEL_SUFFIX
 from engine.results import ResultsLog
+from visinspect_gui.settings import StationSettings
 from visinspect_gui.station import Station
 from visinspect_gui.widgets.demo_panel import DemoPanel
 from visinspect_gui.widgets.eval_tab import EvalTab
@@ -73,6 +74,8 @@ class MainWindow(QMainWindow):
         self._make_menus()
         self._wire()
         self.model_panel.refresh()
+        self.settings = StationSettings(self.data_dir)
+        self._restore_settings()
         self.resize(1480, 920)
 
     # -- layout --------------------------------------------------------------------------------
@@ -163,7 +166,7 @@ class MainWindow(QMainWindow):
         self.demo_panel.demo_ready.connect(self._on_demo_ready)
         self.demo_panel.failed.connect(lambda text: self.show_message(f"The demo could not be built: {text}", "error"))
         self.review.failed.connect(lambda text: self.show_message(text, "warning"))
-        self.review.review_finished.connect(lambda _state: self._check_results_log())
+        self.review.review_finished.connect(self._on_review_finished)
         self.history.failed.connect(lambda text: self.show_message(text, "warning"))
         self.tabs.currentChanged.connect(self._on_tab_changed)
         self.train.model_saved.connect(self._on_model_saved)
@@ -204,12 +207,29 @@ class MainWindow(QMainWindow):
     def _on_start_requested(self) -> None:
         """Start (or resume) the live run on the source panel's source."""
         sp = self.source_panel
-        self.station.start(sp.spec(), loop=sp.loop, max_fps=sp.max_fps)
+        if self.station.start(sp.spec(), loop=sp.loop, max_fps=sp.max_fps):
+            self.settings.save_source(sp.spec(), loop=sp.loop, max_fps=sp.max_fps)
 
     def _on_step_requested(self) -> None:
         """Inspect one frame and pause, starting a paused run when idle."""
         sp = self.source_panel
         self.station.step(sp.spec(), loop=sp.loop, max_fps=sp.max_fps)
+
+    def _on_review_finished(self, _state: str) -> None:
+        """Remember the reviewed folder; say if results could not be saved."""
+        if self.review.folder:
+            self.settings.save_review_folder(self.review.folder)
+        self._check_results_log()
+
+    def _restore_settings(self) -> None:
+        """Put back the last source and review folder (the command line's --source still wins)."""
+        last = self.settings.last_source()
+        if last is not None and self.source_panel.spec() is None:
+            spec, loop, max_fps = last
+            self.source_panel.set_source(spec, loop=loop, max_fps=max_fps)
+        folder = self.settings.last_review_folder()
+        if folder and not self.review.folder:
+            self.review.set_folder(folder)
 
     def _on_models_found(self, count: int) -> None:
         """First scan: load the newest model (auto_load), or offer and maybe start the demo when there is none."""
