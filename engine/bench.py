@@ -387,6 +387,30 @@ def precision_sets(n_per_set: int) -> list[tuple[str, list[Path]]]:
     return sets
 
 
+def calibration_images(n: int, exclude: Sequence[Path], folder: Path) -> tuple[list[np.ndarray], str]:
+    """Images to calibrate the int8 path on: real ones not used by the precision check, else synthetic."""
+    from engine.data.layouts import load_dataset
+    from engine.errors import DatasetError
+
+    excluded = {Path(p) for p in exclude}
+    root = shared_data_root()
+    pools: list[list[Path]] = []
+    for name, kwargs in KNOWN_SETS.items():
+        if root is None or not (root / name).is_dir():
+            continue
+        try:
+            index = load_dataset(root / name, **kwargs)
+        except DatasetError:
+            continue
+        rest = sorted(Path(s.path) for s in index.samples if Path(s.path) not in excluded)
+        pools.append(list(np.random.default_rng(1).permutation(rest)))
+    picked = [Path(pool[i]) for i in range(n) for pool in pools if i < len(pool)][:n]
+    if len(picked) >= n:
+        return [read_image(p) for p in picked], f"{n} real images not in the precision check"
+    paths = make_image_set(folder, n, size=256, seed=7)
+    return [read_image(p) for p in paths], f"{n} synthetic images"
+
+
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
     a = a.astype(np.float64).ravel() - a.mean()
     b = b.astype(np.float64).ravel() - b.mean()
@@ -404,10 +428,11 @@ def check_precision(
     *,
     batch_size: int,
     workers: int,
+    calibration: Sequence[np.ndarray] | None = None,
 ) -> dict:
     """Verdicts, probabilities and heatmaps of `reduced` precision vs fp32 on the same files."""
     ref = Inspector(loaded, device=device, precision="fp32")
-    low = Inspector(loaded, device=device, precision=reduced)
+    low = Inspector(loaded, device=device, precision=reduced, calibration=calibration)
     per_set = {}
     agree_all = n_all = 0
     corrs_all: list[float] = []
@@ -574,7 +599,13 @@ def run(
     # A random-init model judges nearly every image GOOD, which would skip the box search; with
     # threshold 0 every image takes the full verdict + heatmap + boxes path (the worst case).
     timed = loaded if model else replace(loaded, meta=replace(loaded.meta, threshold=0.0))
-    inspector = Inspector(timed, device=device, precision=precision, compile=compile)
+    calibration, calibration_source = None, None
+    if precision == "int8":
+        excluded = [p for _, paths in ([] if quick else precision_sets(check_images)) for p in paths]
+        with tempfile.TemporaryDirectory(prefix="visinspect-calib-") as tmp:
+            calibration, calibration_source = calibration_images(4 if quick else 16, excluded, Path(tmp))
+        say(f"int8: calibrating on {calibration_source} ...")
+    inspector = Inspector(timed, device=device, precision=precision, compile=compile, calibration=calibration)
     result: dict = {
         "quick": quick,
         "environment": environment(inspector),
@@ -585,6 +616,7 @@ def run(
             "input_size": loaded.meta.input_size,
             "compiled": bool(compile),
             "threshold_timed": timed.meta.threshold,
+            "int8_calibration": calibration_source,
         },
     }
     say(f"model: {loaded.meta.backbone} {loaded.meta.input_size} px on {inspector.device_name}, {inspector.precision_name}")
@@ -655,12 +687,12 @@ def run(
                 sets = [("synthetic", paths[:check_images])]
             say(f"precision check: {candidate} vs fp32 on {sum(len(p) for _, p in sets)} images ...")
             result["precision_check"] = check_precision(
-                loaded, inspector.device, candidate, sets, batch_size=batch_size, workers=workers
+                loaded, inspector.device, candidate, sets, batch_size=batch_size, workers=workers, calibration=calibration
             )
             if trained is not None:
                 say(f"precision check with the model trained above: {candidate} vs fp32 ...")
                 result["precision_check_trained"] = check_precision(
-                    trained, inspector.device, candidate, sets, batch_size=batch_size, workers=workers
+                    trained, inspector.device, candidate, sets, batch_size=batch_size, workers=workers, calibration=calibration
                 )
         else:
             result["precision_check"] = None
@@ -741,7 +773,9 @@ def format_report(r: dict) -> str:
         f"VisInspect benchmark{' (quick smoke run: numbers are not meaningful)' if r['quick'] else ''}\n"
         f"{env['date']} | {env['cpu_model']}, {env['cores']} cores | torch {env['torch_version']} | "
         f"{env['device']} | precision {env['precision']} | load avg {env['load_average_1min']}\n"
-        f"model: {m['backbone']} {m['input_size']} px, {m['file'] or 'random init, in memory'}\n"
+        f"model: {m['backbone']} {m['input_size']} px, {m['file'] or 'random init, in memory'}"
+        + (f" | int8 calibrated on {m['int8_calibration']}" if m.get("int8_calibration") else "")
+        + "\n"
     )
     body = "\n".join(f"  {k:<{width}}{v}" for k, v in rows)
     targets = "\n".join(f"  {t['target']:<58}{_met(t):<12} ({t['value']})" for t in r["targets"].values())

@@ -23,7 +23,7 @@ from engine.inference.localize import heatmap_to_boxes, normalize_heatmap, upsam
 from engine.modelfile import LoadedModel, ModelMeta, load_model
 from engine.types import ANOMALY, GOOD, Inspection, Timings
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 BF16_WEIGHT_COPY = True  # CPU bf16: run a bf16 copy of the weights instead of autocast
 
 
@@ -84,7 +84,7 @@ def _autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {precision!r}")
     if precision == "auto":
         precision = auto_precision(device)
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16, "int8": None}[precision]
 
 
 class Inspector:
@@ -97,7 +97,9 @@ class Inspector:
         device: str | torch.device = "auto",
         precision: str = "auto",
         compile: bool = False,
+        calibration: Sequence[np.ndarray] | None = None,
     ) -> None:
+        """calibration: RGB uint8 images of the product, good and defective, needed only by the opt-in int8 CPU path."""
         self.device = resolve_device(device)
         self.loaded = loaded
         self.model = loaded.model.to(self.device).eval()
@@ -113,8 +115,17 @@ class Inspector:
             # bit-identical outputs without that cost. The fp32 model stays as it is.
             self._net = copy.deepcopy(self.model).to(torch.bfloat16)
         self._features = self._net.forward_features
+        self._int8 = precision == "int8"
+        if self._int8:
+            from engine.inference.quantize import QuantizationError, quantize_features
+
+            if self.device.type != "cpu":
+                raise QuantizationError(f"precision int8 runs on the CPU only, not on {self.device.type}; use fp16 on CUDA")
+            if calibration is None or len(calibration) == 0:
+                raise QuantizationError("precision int8 needs calibration images of the product (e.g. visinspect bench --precision int8)")
+            self._features = quantize_features(self.model, loaded.meta.preprocessing().batch(list(calibration)))
         if compile:  # optional: worth it on CUDA stations that run long batches; the first call compiles
-            self._features = torch.compile(self._net.forward_features, dynamic=False)
+            self._features = torch.compile(self._features, dynamic=False)
         self.preprocess = loaded.meta.preprocessing()
         self.threshold = float(loaded.meta.threshold)
         self.box_threshold = float(loaded.meta.box_threshold)
@@ -146,6 +157,8 @@ class Inspector:
 
     @property
     def precision_name(self) -> str:
+        if self._int8:
+            return "int8"
         return "fp32" if self._amp_dtype is None else str(self._amp_dtype).removeprefix("torch.").replace("float", "fp").replace("bfp16", "bf16")
 
     def _amp(self):
