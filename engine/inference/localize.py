@@ -66,15 +66,21 @@ def heatmap_to_boxes(
         hi = float(heatmap.max())
     if hi <= 0.0:
         return ()
-    hot = (heatmap >= threshold).astype(np.uint8)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(hot, connectivity=8)
-    min_area = max(1, int(round(min_area_fraction * heatmap.size)))
+    heatmap_size = heatmap.size
+    hot = (heatmap >= np.float32(threshold)).view(np.uint8)
+    # Label only the rectangle around the hot pixels: same regions, a fraction of the work for a small defect.
+    cx, cy, cw, ch = cv2.boundingRect(hot)
+    if cw == 0 or ch == 0:
+        return ()
+    hot, heatmap = hot[cy : cy + ch, cx : cx + cw], heatmap[cy : cy + ch, cx : cx + cw]
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(np.ascontiguousarray(hot), connectivity=8)
+    min_area = max(1, int(round(min_area_fraction * heatmap_size)))
     boxes = []
     for label in range(1, n):
         x, y, w, h, area = (int(v) for v in stats[label])
         if area < min_area:
             continue
         peak = float(heatmap[y : y + h, x : x + w][labels[y : y + h, x : x + w] == label].max())
-        boxes.append(Box(x, y, x + w, y + h, peak))
+        boxes.append(Box(cx + x, cy + y, cx + x + w, cy + y + h, peak))
     boxes.sort(key=lambda b: b.score, reverse=True)
     return tuple(boxes)

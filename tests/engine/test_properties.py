@@ -137,3 +137,26 @@ def test_empty_maps_give_empty_results():
     assert normalize_heatmap(np.zeros((0, 5))).shape == (0, 5)
     assert heatmap_to_boxes(np.zeros((0, 5), np.float32)) == ()
     assert heatmap_to_boxes(np.zeros((3, 0), np.float32)) == ()
+
+
+def _boxes_full_frame(heatmap, threshold, min_area_fraction):
+    """The plain algorithm: label the whole frame, one box per region at or above min area, biggest peak first."""
+    import cv2
+
+    if heatmap.max() <= 0:
+        return ()  # an all-zero map has no hot region, even at threshold 0
+    hot = (heatmap >= np.float32(threshold)).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(hot, connectivity=8)
+    min_area = max(1, int(round(min_area_fraction * heatmap.size)))
+    boxes = [
+        Box(int(x), int(y), int(x + w), int(y + h), float(heatmap[labels == k].max()))
+        for k, (x, y, w, h, area) in enumerate(stats)
+        if k and area >= min_area
+    ]
+    return tuple(sorted(boxes, key=lambda b: b.score, reverse=True))
+
+
+@SETTINGS
+@given(heatmap=UNIT_MAPS, threshold=st.floats(0.0, 1.0), min_area=st.floats(0.0, 0.05))
+def test_labelling_only_around_the_hot_pixels_gives_the_same_boxes_as_the_whole_frame(heatmap, threshold, min_area):
+    assert heatmap_to_boxes(heatmap, threshold=threshold, min_area_fraction=min_area) == _boxes_full_frame(heatmap, threshold, min_area)
