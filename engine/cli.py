@@ -10,7 +10,7 @@ import logging
 import sys
 from pathlib import Path
 
-from engine.bench_options import add_bench_arguments  # torch-free: parsing stays fast
+from engine.bench_options import PRECISIONS, add_bench_arguments  # torch-free: parsing stays fast
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_CANNOT_RUN = 0, 1, 2
 
@@ -24,6 +24,14 @@ class _Parser(argparse.ArgumentParser):
 
 def _add_device(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
+
+
+def _add_precision(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--precision", default="auto", choices=PRECISIONS,
+        help="auto (fp16 on CUDA, bf16 on CPUs with native bf16, else fp32), or int8: an opt-in CPU fast path "
+        "calibrated on the images stored in the model file",
+    )  # fmt: skip
 
 
 def _add_data(p: argparse.ArgumentParser) -> None:
@@ -72,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--threshold", type=float, help="decision threshold (default: the model's)")
     p.add_argument("--batch-size", type=int, default=8)
     _add_device(p)
+    _add_precision(p)
 
     p = sub.add_parser("calibrate", help="choose and store a decision threshold from held-out scores")
     p.add_argument("model")
@@ -153,7 +162,7 @@ def cmd_train(args) -> int:
                 + ("  (early stop: train accuracy reached)" if event.early_stop else "")
             )
         elif isinstance(event, TrainResult):
-            save_model(out, event.model, event.meta)
+            save_model(out, event.model, event.meta, calibration=event.calibration)
             print(f"\nheld-out report ({event.report.n} images):\n{event.report.table()}")
             print(f"\nsaved {out} ({event.seconds:.0f} s)")
             if args.json:
@@ -220,7 +229,7 @@ def cmd_predict(args) -> int:
     from engine.render import encode_image, render_overlay
     from engine.results.log import storable_text
 
-    inspector = Inspector.from_file(args.model, device=args.device)
+    inspector = Inspector.from_file(args.model, device=args.device, precision=args.precision)
     if args.threshold is not None:
         if not 0.0 <= args.threshold <= 1.0:
             raise ValueError(f"--threshold must be within 0..1; got {args.threshold}")

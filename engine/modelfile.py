@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 
+import numpy as np
 import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
@@ -24,6 +25,7 @@ FORMAT = "visinspect-model"
 FORMAT_VERSION = 1
 ARCHITECTURE = "vgg16-cam"
 MODEL_SUFFIX = ".safetensors"
+CALIBRATION_KEY = "calibration.images"  # optional tensor stored beside the weights (not a weight)
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,7 @@ class LoadedModel:
     meta: ModelMeta
     path: Path
     sha256: str
+    calibration: np.ndarray | None = None  # (N, S, S, 3) uint8 training images, for the opt-in int8 path
 
     @property
     def model_id(self) -> str:
@@ -121,11 +124,20 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def save_model(path: str | os.PathLike, model: VGG16CAM, meta: ModelMeta) -> Path:
-    """Write the model atomically (temp file + rename) so a crash never leaves half a model file."""
+def save_model(path: str | os.PathLike, model: VGG16CAM, meta: ModelMeta, *, calibration: np.ndarray | None = None) -> Path:
+    """Write the model atomically (temp file + rename) so a crash never leaves half a model file.
+
+    calibration: a few resized training images (N, S, S, 3) uint8, good and defective, stored so the
+    opt-in int8 path can calibrate itself wherever the model is loaded.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    if calibration is not None:
+        size = meta.input_size
+        if calibration.dtype != np.uint8 or calibration.ndim != 4 or calibration.shape[1:] != (size, size, 3):
+            raise ValueError(f"calibration images must be uint8 (N, {size}, {size}, 3); got {calibration.dtype} {calibration.shape}")
+        state[CALIBRATION_KEY] = torch.from_numpy(np.ascontiguousarray(calibration))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=MODEL_SUFFIX, dir=path.parent)
     os.close(fd)
     try:
@@ -162,16 +174,26 @@ def load_model(path: str | os.PathLike, *, device: torch.device | str = "cpu") -
         with safe_open(str(path), framework="pt", device="cpu") as f:
             for key in f.keys():
                 state[key] = f.get_tensor(key)
+        calibration = _calibration(state.pop(CALIBRATION_KEY, None), meta.input_size)
         model.load_state_dict(state, strict=True)
     except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
         raise ModelFileError(f"{path}: model tensors are corrupt or do not match ({str(exc).splitlines()[0][:160]})") from None
     model.to(device).eval()
-    return LoadedModel(model=model, meta=meta, path=path, sha256=file_sha256(path))
+    return LoadedModel(model=model, meta=meta, path=path, sha256=file_sha256(path), calibration=calibration)
+
+
+def _calibration(tensor: torch.Tensor | None, size: int) -> np.ndarray | None:
+    """The stored calibration images, checked: uint8 (N, S, S, 3) or a ValueError naming what is wrong."""
+    if tensor is None:
+        return None
+    if tensor.dtype != torch.uint8 or tensor.ndim != 4 or tuple(tensor.shape[1:]) != (size, size, 3):
+        raise ValueError(f"calibration images are {tensor.dtype} {tuple(tensor.shape)}, not uint8 (N, {size}, {size}, 3)")
+    return tensor.numpy()
 
 
 def update_meta(path: str | os.PathLike, **changes) -> ModelMeta:
     """Rewrite a model file with changed metadata (e.g. a calibrated threshold), tensors untouched."""
     loaded = load_model(path)
     meta = replace(loaded.meta, **changes)
-    save_model(path, loaded.model, meta)
+    save_model(path, loaded.model, meta, calibration=loaded.calibration)
     return meta

@@ -37,7 +37,7 @@ def trained(synthetic_dataset, tmp_path_factory):
     from engine.training import TrainConfig, fit
 
     result = fit(load_dataset(synthetic_dataset), TrainConfig(**FAST_TRAIN), product="synthetic")
-    path = save_model(tmp_path_factory.mktemp("models") / "synthetic.safetensors", result.model, result.meta)
+    path = save_model(tmp_path_factory.mktemp("models") / "synthetic.safetensors", result.model, result.meta, calibration=result.calibration)
     return result, path
 
 

@@ -38,6 +38,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--start", action="store_true", help="start inspecting as soon as the model is loaded")
     parser.add_argument("--review", metavar="FOLDER", help="review this folder on the Review tab once the model is loaded (resumes an interrupted review)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
+    parser.add_argument(
+        "--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16", "int8"),
+        help="numeric precision (default auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32); "
+        "int8 is an opt-in CPU fast path calibrated on images stored in the model file",
+    )
     parser.add_argument("--no-demo", action="store_true", help="do not build the demo model when no model exists")
     parser.add_argument("--version", action="version", version=f"VisInspect {__version__}")
     return parser.parse_args(argv)
@@ -143,7 +148,7 @@ def build_window(args: argparse.Namespace):
     """The main window, with the command line's model and source applied."""
     from visinspect_gui.main_window import MainWindow
 
-    window = MainWindow(device=args.device, auto_demo=not args.no_demo and not args.model, auto_load=not args.model)
+    window = MainWindow(device=args.device, precision=args.precision, auto_demo=not args.no_demo and not args.model, auto_load=not args.model)
     if args.source:
         window.source_panel.set_source(args.source, loop=args.loop)
     if args.model:

@@ -42,6 +42,7 @@ class MainWindow(QMainWindow):
         results_path: str | os.PathLike | None = None,
         weights_dir: str | os.PathLike | None = None,
         device: str = "auto",
+        precision: str = "auto",
         auto_demo: bool = False,
         auto_load: bool = False,
     ) -> None:
@@ -50,7 +51,7 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.data_dir = Path(data_dir) if data_dir is not None else paths.data_dir()
         self.results = ResultsLog(results_path if results_path is not None else self.data_dir / "results.sqlite3")
-        self.station = Station(self.results, device=device, parent=self)
+        self.station = Station(self.results, device=device, precision=precision, parent=self)
         self.auto_demo = auto_demo
         self.auto_load = auto_load
         self._autostart = False

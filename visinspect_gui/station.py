@@ -53,11 +53,11 @@ def make_source(spec: SourceSpec, *, loop: bool) -> FrameSource:
     return spec
 
 
-def _load_inspector(path: str, device: str, *, stop):
+def _load_inspector(path: str, device: str, precision: str = "auto", *, stop):
     """Worker body: load a model file and warm it up with one blank image, so the first frame is not slow."""
     from engine.inference.inspector import Inspector  # torch loads here, off the GUI thread
 
-    inspector = Inspector.from_file(path, device=device)
+    inspector = Inspector.from_file(path, device=device, precision=precision)
     size = inspector.meta.input_size
     inspector.inspect([np.zeros((size, size, 3), np.uint8)])
     yield inspector
@@ -127,10 +127,11 @@ class Station(QObject):
     failed = Signal(str)  # the live run stopped on an error, in one sentence
     state_changed = Signal(str)  # "idle", "starting", "running", "paused"
 
-    def __init__(self, results: ResultsLog, *, device: str = "auto", parent: QObject | None = None) -> None:
+    def __init__(self, results: ResultsLog, *, device: str = "auto", precision: str = "auto", parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.results = results
         self.device = device
+        self.precision = precision
         self.inspector = None
         self.source_description = ""
         self.run_id: str | None = None
@@ -149,7 +150,7 @@ class Station(QObject):
         """Load a model file in a worker; model_loaded or model_failed follows."""
         if self._loader is not None:
             self._retire(self._loader)
-        worker = Worker(_load_inspector, str(path), self.device)
+        worker = Worker(_load_inspector, str(path), self.device, self.precision)
         worker.event_ready.connect(self._on_model_ready)
         worker.failed.connect(self.model_failed)
         self._loader = worker

@@ -121,8 +121,13 @@ class Inspector:
 
             if self.device.type != "cpu":
                 raise QuantizationError(f"precision int8 runs on the CPU only, not on {self.device.type}; use fp16 on CUDA")
+            if calibration is None:
+                calibration = loaded.calibration
             if calibration is None or len(calibration) == 0:
-                raise QuantizationError("precision int8 needs calibration images of the product (e.g. visinspect bench --precision int8)")
+                raise QuantizationError(
+                    "precision int8 needs calibration images of the product: this model file has none (models trained "
+                    "before they were stored with the model); retrain it, or use precision auto, fp32 or bf16"
+                )
             self._features = quantize_features(self.model, loaded.meta.preprocessing().batch(list(calibration)))
         if compile:  # optional: worth it on CUDA stations that run long batches; the first call compiles
             self._features = torch.compile(self._features, dynamic=False)

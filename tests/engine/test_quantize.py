@@ -32,7 +32,9 @@ def test_int8_agrees_with_fp32_on_held_out_parts(model_file, synthetic_dataset):
 
 
 def test_int8_without_calibration_images_says_what_it_needs(model_file):
-    loaded = load_model(model_file)
+    from dataclasses import replace
+
+    loaded = replace(load_model(model_file), calibration=None)
     with pytest.raises(QuantizationError, match="calibration images"):
         Inspector(loaded, device="cpu", precision="int8")
     with pytest.raises(QuantizationError, match="at least 4"):
@@ -42,3 +44,53 @@ def test_int8_without_calibration_images_says_what_it_needs(model_file):
 def test_unknown_precision_names_the_allowed_ones(model_file):
     with pytest.raises(ValueError, match="fp32, bf16, fp16, int8"):
         Inspector(load_model(model_file), device="cpu", precision="int4")
+
+
+def test_model_files_carry_their_calibration_images_and_int8_uses_them(model_file, synthetic_dataset, tmp_path):
+    loaded = load_model(model_file)
+    cal = loaded.calibration
+    size = loaded.meta.input_size
+    assert cal is not None and cal.dtype == np.uint8 and cal.shape[1:] == (size, size, 3) and 2 <= len(cal) <= 16
+    inspector = Inspector(loaded, device="cpu", precision="int8")  # no images passed: the file's own are used
+    parts = [read_image(p) for p in list_images(synthetic_dataset / "test")]
+    fp32 = Inspector(loaded, device="cpu", precision="fp32").inspect(parts)
+    agree = np.mean([a.verdict == b.verdict for a, b in zip(fp32, inspector.inspect(parts))])
+    assert agree >= 0.9, agree
+
+    from engine.modelfile import save_model, update_meta
+
+    update_meta(model_file, product=loaded.meta.product)  # rewriting the metadata keeps the images
+    assert np.array_equal(load_model(model_file).calibration, cal)
+
+    old = save_model(tmp_path / "old.safetensors", loaded.model, loaded.meta)  # as models were before
+    assert load_model(old).calibration is None
+    with pytest.raises(QuantizationError, match="has none"):
+        Inspector(load_model(old), device="cpu", precision="int8")
+
+
+def test_calibration_images_of_the_wrong_shape_are_refused(model_file, tmp_path):
+    from engine.errors import ModelFileError
+    from engine.modelfile import CALIBRATION_KEY, save_model
+
+    loaded = load_model(model_file)
+    with pytest.raises(ValueError, match="calibration images must be uint8"):
+        save_model(tmp_path / "x.safetensors", loaded.model, loaded.meta, calibration=np.zeros((2, 7, 7, 3), np.uint8))
+    import torch
+    from safetensors.torch import save_file
+
+    state = {k: v.contiguous() for k, v in loaded.model.state_dict().items()}
+    state[CALIBRATION_KEY] = torch.zeros(2, 3, 3, dtype=torch.float32)
+    bad = tmp_path / "bad.safetensors"
+    save_file(state, str(bad), metadata={"visinspect": loaded.meta.to_json()})
+    with pytest.raises(ModelFileError, match="calibration images"):
+        load_model(bad)
+
+
+def test_predict_with_int8_from_the_command_line(model_file, synthetic_dataset, tmp_path, capsys):
+    from engine import cli
+
+    out = tmp_path / "int8.csv"
+    code = cli.main(["predict", str(model_file), str(synthetic_dataset / "test"), "--precision", "int8", "--device", "cpu", "--csv", str(out)])
+    assert code == 0, capsys.readouterr().err
+    rows = out.read_text(encoding="utf-8").splitlines()
+    assert rows[0].startswith("path,verdict") and len(rows) == 1 + len(list_images(synthetic_dataset / "test"))

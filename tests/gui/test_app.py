@@ -17,8 +17,10 @@ from visinspect_gui import app as station_app
 from visinspect_gui.main_window import MainWindow
 
 
-def test_command_line_loads_the_model_sets_the_source_and_starts(qtbot, model_file, line_folder):
-    args = station_app.parse_args(["--model", str(model_file), "--source", str(line_folder), "--loop", "--start", "--no-demo"])
+def test_command_line_loads_the_model_sets_the_source_and_starts(qtbot, model_file, line_folder, private_folders):
+    args = station_app.parse_args(
+        ["--model", str(model_file), "--source", str(line_folder), "--loop", "--start", "--no-demo", "--precision", "int8"]
+    )
     station_app.setup_application()
     window = station_app.build_window(args)
     qtbot.addWidget(window)
@@ -27,6 +29,7 @@ def test_command_line_loads_the_model_sets_the_source_and_starts(qtbot, model_fi
         qtbot.waitUntil(lambda: window.live.counters.inspected >= 7, timeout=60_000)  # looped past the 6 parts
         assert window.source_panel.spec() == str(line_folder) and window.source_panel.loop
         assert window.station.inspector.path == Path(model_file)
+        assert window.station.inspector.precision_name == "int8"  # calibrated on the images in the model file
         assert not window.demo_panel.is_running
     finally:
         window.close()

@@ -64,7 +64,7 @@ def train_and_save(dataset: DatasetIndex, config: TrainConfig, product: str, pat
         raise VisInspectError("training ended without a result")
     if stop.is_set():
         raise Cancelled("training was cancelled; no model was saved")
-    save_model(path, result.model, result.meta)
+    save_model(path, result.model, result.meta, calibration=result.calibration)
     yield ModelSaved(str(path))
     loaded = LoadedModel(result.model, result.meta, Path(path), file_sha256(path))
     inspector = Inspector(loaded, device=config.device, precision="fp32")
