@@ -34,13 +34,20 @@ def weights(tmp_path, monkeypatch) -> Path:
     return folder
 
 
+def scan(qtbot, tab: TrainTab, folder: Path, **kwargs):
+    """Choose a dataset folder and wait for the worker that reads it; returns the DatasetIndex or None."""
+    with qtbot.waitSignal(tab.dataset_scanned, timeout=30_000) as scanned:
+        tab.set_dataset_folder(str(folder), **kwargs)
+    return scanned.args[0]
+
+
 def fast_tab(qtbot, dataset: Path, *, gallery_limit: int = 12) -> TrainTab:
     """A Train tab set up as a user would for the fast CPU recipe (random init, 64 px)."""
     tab = TrainTab(gallery_limit=gallery_limit)
     qtbot.addWidget(tab)
     tab.resize(1400, 900)
     tab.show()
-    tab.set_dataset_folder(str(dataset))
+    scan(qtbot, tab, dataset)
     tab.backbone_combo.setCurrentText("vgg16_bn")
     tab.weights_combo.setCurrentIndex(tab.weights_combo.findData("none"))
     tab.image_size_spin.setValue(64)
@@ -53,7 +60,10 @@ def fast_tab(qtbot, dataset: Path, *, gallery_limit: int = 12) -> TrainTab:
 def test_dataset_folder_shows_layout_counts_and_masks(qtbot, dataset, weights) -> None:
     tab = TrainTab()
     qtbot.addWidget(tab)
-    tab.set_dataset_folder(str(dataset))
+    with qtbot.waitSignal(tab.dataset_scanned, timeout=30_000):
+        tab.set_dataset_folder(str(dataset))  # returns at once: the folder is read in a worker
+        assert "Reading" in tab.dataset_label.text() and not tab.train_button.isEnabled()
+        assert tab.start_training() is False and "Still reading" in tab.status_text()
     text = tab.dataset_label.text()
     assert "MVTec" in text and "good 20" in text and "crack 6" in text and "masks for 18 of 18" in text
     assert not tab.good_dir_combo.isEnabled()  # MVTec needs no good-folder name
@@ -67,12 +77,12 @@ def test_class_folders_guess_the_good_folder_and_report_missing_ones(qtbot, data
     shutil.copytree(dataset / "test" / "crack", root / "MT_Crack")
     tab = TrainTab()
     qtbot.addWidget(tab)
-    tab.set_dataset_folder(str(root))
+    scan(qtbot, tab, root)
     assert tab.good_dir_combo.currentText() == "MT_Free" and tab.good_dir_combo.isEnabled()
     assert "class folders, good = MT_Free" in tab.dataset_label.text()
     assert "good 16" in tab.dataset_label.text() and "MT_Crack 6" in tab.dataset_label.text()
     assert "no masks" in tab.dataset_label.text()
-    tab.set_dataset_folder(str(root), good_dir="OK")
+    assert scan(qtbot, tab, root, good_dir="OK") is None
     assert "no good-image folder 'OK'" in tab.dataset_label.text()
     assert not tab.train_button.isEnabled() and tab.dataset is None
 

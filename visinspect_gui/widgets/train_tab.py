@@ -39,6 +39,7 @@ from engine.paths import weights_dir
 from engine.training.fit import DataReady, EpochReport, StepReport, TrainConfig, TrainResult, train
 from visinspect_gui.widgets.calibration_view import PLOT_BG, CalibrationView
 from visinspect_gui.widgets.report_view import ReportView, WorkerSlot, fmt_pct
+from visinspect_gui.workers import Worker
 
 WEIGHT_KINDS = (("ImageNet", "imagenet"), ("Local file…", "file"), ("None (random init)", "none"))
 GOOD_NAME_HINT = re.compile(r"(^|[_\-\s])(good|free|ok|normal|pass|clean)($|[_\-\s])", re.IGNORECASE)
@@ -71,6 +72,31 @@ def train_and_save(dataset: DatasetIndex, config: TrainConfig, product: str, pat
     yield from iter_gallery(inspector, result.report.scores, limit=gallery_limit, stop=stop)
 
 
+@dataclass(frozen=True, eq=False)
+class DatasetScan:
+    """A dataset folder read in a worker: its sub-folders, the good-image folder used, and the index or why not."""
+
+    folder: str
+    names: tuple[str, ...]
+    good_dir: str
+    index: DatasetIndex | None
+    error: str | None
+
+
+def scan_dataset(folder: str, good_dir: str | None, *, stop):
+    """Worker body: list folder's sub-folders, guess the good one unless given, and index the dataset."""
+    try:
+        names = sorted(p.name for p in Path(folder).iterdir() if p.is_dir() and not p.name.startswith(".")
+                       and p.name.lower() not in MASK_FOLDER_NAMES)  # fmt: skip
+    except OSError:
+        names = []
+    good = good_dir or ("good" if "good" in names else next((n for n in names if GOOD_NAME_HINT.search(n)), "good"))
+    try:
+        yield DatasetScan(folder, tuple(names), good, load_dataset(folder, good_dir=good), None)
+    except (VisInspectError, OSError) as exc:
+        yield DatasetScan(folder, tuple(names), good, None, str(exc))
+
+
 def _fmt_seconds(s: float) -> str:
     s = max(0, int(round(s)))
     if s < 60:
@@ -87,6 +113,7 @@ class TrainTab(QWidget):
     use_model_requested = Signal(str)
     threshold_stored = Signal(str, float)
     busy_changed = Signal(bool)
+    dataset_scanned = Signal(object)  # DatasetIndex, or None when the folder is not a usable dataset
 
     def __init__(self, parent: QWidget | None = None, *, gallery_limit: int = 96) -> None:
         super().__init__(parent)
@@ -96,6 +123,8 @@ class TrainTab(QWidget):
         self.saved_path: str | None = None
         self.history: list[EpochReport] = []
         self._worker = WorkerSlot()
+        self._scanner: Worker | None = None
+        self._scanners: set[Worker] = set()
         self._product_auto = True
         self._outcome = ""
         self._t0 = 0.0
@@ -346,11 +375,10 @@ class TrainTab(QWidget):
             seed=self.seed_spin.value(),
         )
 
-    def set_dataset_folder(self, folder: str, *, good_dir: str | None = None) -> DatasetIndex | None:
-        """Choose a dataset folder (and optionally its good-image folder name) and index it."""
+    def set_dataset_folder(self, folder: str, *, good_dir: str | None = None) -> None:
+        """Choose a dataset folder (and optionally its good-image folder name); it is read in a worker, dataset_scanned follows."""
         self.folder_edit.setText(str(folder))
-        self._fill_good_dirs(Path(folder), good_dir)
-        return self._scan()
+        self._scan(good_dir)
 
     def set_product(self, name: str) -> None:
         self._product_auto = False
@@ -365,8 +393,9 @@ class TrainTab(QWidget):
         """Validate and start a run (as the Train button does); False when it did not start."""
         if self._worker.busy():
             return False
-        if self.dataset is None:
-            self._scan()
+        if self.is_scanning():
+            self._status("Still reading the dataset folder; press Train again in a moment.", error=True)
+            return False
         if self.dataset is None:
             self._status("Choose a dataset folder with good and defective images first.", error=True)
             return False
@@ -404,9 +433,14 @@ class TrainTab(QWidget):
     def is_busy(self) -> bool:
         return self._worker.busy() or self.calibration.is_busy()
 
+    def is_scanning(self) -> bool:
+        """True while the dataset folder is being read."""
+        return self._scanner is not None
+
     def shutdown(self, ms: int = 10_000) -> bool:
         """Stop any work and wait for its thread (call before closing the window)."""
-        return self._worker.wait(ms) and self.calibration.shutdown(ms)
+        scans_done = all(w.wait(ms) for w in list(self._scanners))
+        return self._worker.wait(ms) and self.calibration.shutdown(ms) and scans_done
 
     def curve_points(self) -> dict[str, tuple[list[float], list[float]]]:
         """The plotted (x, y) points of each curve."""
@@ -429,12 +463,11 @@ class TrainTab(QWidget):
     def _on_folder_edited(self) -> None:
         folder = self.folder_edit.text().strip()
         if folder and (self.dataset is None or Path(folder) != Path(self.dataset.root)):
-            self._fill_good_dirs(Path(folder), None)
-            self._scan()
+            self._scan(None)
 
     def _on_good_dir_edited(self, *_args) -> None:
         if self.dataset is None or self.dataset.layout != "mvtec":
-            self._scan()
+            self._scan(self.good_dir_combo.currentText().strip() or None)
 
     def _on_product_edited(self, _text: str) -> None:
         self._product_auto = False
@@ -596,35 +629,45 @@ class TrainTab(QWidget):
         )
         return answer == QMessageBox.StandardButton.Yes
 
-    def _fill_good_dirs(self, folder: Path, good_dir: str | None) -> None:
+    def _scan(self, good_dir: str | None) -> None:
+        """Read the dataset folder in a worker (a big dataset on a network share must not freeze the window)."""
+        folder = self.folder_edit.text().strip()
+        self.dataset = None
+        self.train_button.setEnabled(False)
+        if self._scanner is not None:
+            self._scanner.stop()  # its result is ignored: only the newest scan counts
+            self._scanner = None
+        if not folder:
+            self.dataset_label.setText("No dataset chosen.")
+            self.dataset_scanned.emit(None)
+            return
+        self.dataset_label.setText(f"Reading {html.escape(folder, quote=False)}…")
+        worker = Worker(scan_dataset, folder, good_dir)
+        worker.event_ready.connect(self._on_scan_ready)
+        worker.failed.connect(self._on_scan_failed)
+        worker.finished.connect(lambda w=worker: self._on_scan_finished(w))
+        self._scanner = worker
+        self._scanners.add(worker)
+        worker.start()
+
+    def _on_scan_ready(self, scan: DatasetScan) -> None:
+        """Show the layout, counts and masks of the scanned folder (or why it is not a dataset)."""
+        if self.sender() is not self._scanner:
+            return
+        self._scanner = None  # the result is in; the thread only has to end
         self.good_dir_combo.blockSignals(True)
         try:
             self.good_dir_combo.clear()
-            try:
-                names = sorted(p.name for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")
-                               and p.name.lower() not in MASK_FOLDER_NAMES)
-            except OSError:
-                names = []
-            self.good_dir_combo.addItems(names)
-            guess = good_dir or ("good" if "good" in names else next((n for n in names if GOOD_NAME_HINT.search(n)), "good"))
-            self.good_dir_combo.setCurrentText(guess)
+            self.good_dir_combo.addItems(list(scan.names))
+            self.good_dir_combo.setCurrentText(scan.good_dir)
         finally:
             self.good_dir_combo.blockSignals(False)
-
-    def _scan(self) -> DatasetIndex | None:
-        folder = self.folder_edit.text().strip()
-        self.dataset = None
-        if not folder:
-            self.dataset_label.setText("No dataset chosen.")
-            return None
-        good = self.good_dir_combo.currentText().strip() or "good"
-        try:
-            index = load_dataset(folder, good_dir=good)
-        except (VisInspectError, OSError) as exc:
-            self.dataset_label.setText(f"<span style='color:#ff8a80'>{html.escape(str(exc), quote=False)}</span>")
-            self.train_button.setEnabled(False)
-            return None
+        index = scan.index
         self.dataset = index
+        if index is None:
+            self.dataset_label.setText(f"<span style='color:#ff8a80'>{html.escape(scan.error or '', quote=False)}</span>")
+            self.dataset_scanned.emit(None)
+            return
         self.good_dir_combo.setEnabled(index.layout == "folders")
         counts = ", ".join(f"{k} {v}" for k, v in index.counts().items())
         masks = (f"masks for {index.n_masks} of {index.n_anomaly} defective (pixel AUROC and box recall will be measured)"
@@ -632,10 +675,23 @@ class TrainTab(QWidget):
         layout = "MVTec AD layout" if index.layout == "mvtec" else f"class folders, good = {index.good_dir}"
         self.dataset_label.setText(f"<b>{layout}</b><br>{len(index.samples)} images: {counts}<br>{masks}")
         if self._product_auto:
-            name = re.sub(r"[^A-Za-z0-9_.\-]+", "_", Path(folder).name).strip("._-") or "product"
+            name = re.sub(r"[^A-Za-z0-9_.\-]+", "_", Path(scan.folder).name).strip("._-") or "product"
             self.product_edit.setText(name[:64])
         self.train_button.setEnabled(not self._worker.busy())
-        return index
+        self.dataset_scanned.emit(index)
+
+    def _on_scan_failed(self, message: str) -> None:
+        """Reading the folder failed unexpectedly: say so where the counts would be."""
+        if self.sender() is self._scanner:
+            self._scanner = None
+            self.dataset_label.setText(f"<span style='color:#ff8a80'>{html.escape(message, quote=False)}</span>")
+            self.dataset_scanned.emit(None)
+
+    def _on_scan_finished(self, worker: Worker) -> None:
+        """Forget a scan whose thread has ended."""
+        self._scanners.discard(worker)
+        if worker is self._scanner:
+            self._scanner = None
 
     def _reset_results(self) -> None:
         self.result = None
