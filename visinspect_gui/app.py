@@ -21,7 +21,9 @@ from visinspect_gui.workers import plain_message
 log = logging.getLogger("visinspect_gui")
 APP_NAME = "VisInspect"
 PACKAGE_DIR = Path(__file__).resolve().parent
-RESOURCES_DIR = PACKAGE_DIR.parent / "resources"
+_CHECKOUT_RESOURCES = PACKAGE_DIR.parent / "resources"  # a checkout or an editable install
+_INSTALLED_RESOURCES = Path(sys.prefix) / "share" / "visinspect"  # a wheel install (pyproject data-files)
+RESOURCES_DIR = _CHECKOUT_RESOURCES if _CHECKOUT_RESOURCES.is_dir() else _INSTALLED_RESOURCES
 
 
 def resource(name: str) -> Path:

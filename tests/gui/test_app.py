@@ -170,6 +170,30 @@ def test_resources_hold_the_icon_in_every_format_and_a_desktop_template():
     assert "[Desktop Entry]" in desktop and "Exec=" in desktop
 
 
+def test_a_wheel_install_carries_the_icons_where_the_station_looks_for_them(tmp_path):
+    import shutil
+    import subprocess
+    import zipfile
+
+    root = Path(station_app.__file__).resolve().parents[1]
+    src = tmp_path / "src"  # a copy, so the build leaves nothing in the checkout
+    for name in ("engine", "visinspect_gui", "resources"):
+        shutil.copytree(root / name, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(root / name, src / name)
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "dist"), str(src)],
+        capture_output=True, text=True, timeout=300, cwd=tmp_path,
+    )  # fmt: skip
+    assert build.returncode == 0, build.stderr
+    (wheel,) = (tmp_path / "dist").glob("visinspect-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    shipped = {n.rsplit("/", 1)[-1] for n in names if "/data/share/visinspect/" in n}
+    assert shipped == {"visinspect.png", "visinspect.ico", "visinspect.svg", "visinspect.desktop"}
+    assert "visinspect_gui/style.qss" in names
+    assert station_app._INSTALLED_RESOURCES == Path(sys.prefix) / "share" / "visinspect"  # where pip puts data/share
+
+
 @pytest.mark.skipif(sys.version_info >= (3, 12), reason="True is immortal from Python 3.12, so the bug cannot bite")
 def test_the_qt_binding_keeps_reference_counts(qapp):
     """PySide6 6.12.0 drops a reference to True on every Signal.emit (and to None in model data()); on
