@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import sys
 import threading
@@ -133,31 +134,43 @@ def test_first_launch_builds_the_demo_then_shows_it_working(make_window, model_f
     w.station.stop()
 
 
-def test_install_shortcut_uses_pyshortcuts_with_our_icon(monkeypatch, tmp_path):
-    import pyshortcuts
+@pytest.mark.skipif(os.name == "nt", reason="the Linux menu entry; Windows goes through pyshortcuts")
+def test_install_shortcut_writes_menu_and_desktop_entries_that_survive_spaces_in_paths(monkeypatch, tmp_path):
+    import configparser
+    import shlex
 
     from visinspect_gui import shortcut
 
-    made = []
+    env = tmp_path / "Line 3 station" / "venv"  # a path with spaces, as on many stations
+    (env / "bin").mkdir(parents=True)
+    command = env / "bin" / "visinspect"
+    command.write_text("#!/bin/sh\n", encoding="utf-8")
+    monkeypatch.setattr(sys, "executable", str(env / "bin" / "python"))
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "home" / ".local" / "share"))
+    monkeypatch.setenv("XDG_DESKTOP_DIR", str(tmp_path / "home" / "Desktop"))
 
-    class Scut:
-        target = "VisInspect.desktop"
-        desktop_dir = str(tmp_path / "Desktop")
-        startmenu_dir = str(tmp_path / "applications")
+    paths = [Path(p) for p in shortcut.install_shortcut()]
+    assert paths == [tmp_path / "home" / "Desktop" / "visinspect.desktop", tmp_path / "home" / ".local" / "share" / "applications" / "visinspect.desktop"]
+    for path in paths:
+        entry = configparser.ConfigParser(interpolation=None)
+        entry.optionxform = str
+        entry.read(path, encoding="utf-8")
+        desktop = entry["Desktop Entry"]
+        assert desktop["Type"] == "Application" and desktop["Name"] == "VisInspect" and desktop["Terminal"] == "false"
+        assert shlex.split(desktop["Exec"]) == [str(command), "gui"]  # one argument, spaces and all
+        assert Path(desktop["Icon"]).is_file() and Path(desktop["Icon"]).suffix == ".png"
+        assert "{" not in path.read_text(encoding="utf-8")  # every placeholder filled
+        assert os.access(path, os.X_OK)
 
-    def fake_make_shortcut(script, **options):
-        made.append((script, options))
-        return Scut()
 
-    monkeypatch.setattr(pyshortcuts, "make_shortcut", fake_make_shortcut)
-    paths = shortcut.install_shortcut()
-    assert len(made) == 1
-    script, options = made[0]
-    assert script.split()[-1] == "gui" and "visinspect" in Path(script.split()[0]).name
-    assert options["name"] == "VisInspect" and options["terminal"] is False
-    assert options["desktop"] and options["startmenu"]
-    assert Path(options["icon"]).is_file() and Path(options["icon"]).suffix in (".png", ".ico")
-    assert paths == [str(Path(Scut.desktop_dir) / Scut.target), str(Path(Scut.startmenu_dir) / Scut.target)]
+def test_exec_arguments_are_quoted_and_escaped_as_the_desktop_entry_spec_says():
+    from visinspect_gui.shortcut import _exec_arg
+
+    assert _exec_arg("/opt/visinspect/bin/visinspect") == "/opt/visinspect/bin/visinspect"
+    assert _exec_arg("/home/jo/Line 3/visinspect") == '"/home/jo/Line 3/visinspect"'
+    assert _exec_arg('/a "b"/$x') == '"/a \\\\"b\\\\"/\\\\$x"'
+    assert _exec_arg("/100%/x") == "/100%%/x"
 
 
 def test_resources_hold_the_icon_in_every_format_and_a_desktop_template():
