@@ -248,7 +248,7 @@ class MainWindow(QMainWindow):
         self.live.set_model(inspector)
         self.review.set_inspector(inspector)
         self.status.set_model(f"{inspector.meta.product} ({Path(inspector.path).name})")
-        self.status.set_device(inspector.device_name)
+        self.status.set_device(f"{inspector.device_name} · {inspector.precision_name}")
         note = "" if inspector.meta.pretrained else " It was trained without ImageNet weights (random init)."
         self.show_message(f"Model {Path(inspector.path).name} loaded.{note}", "info")
         if not self.demo_panel.is_running:

@@ -31,6 +31,7 @@ def test_command_line_loads_the_model_sets_the_source_and_starts(qtbot, model_fi
         assert window.source_panel.spec() == str(line_folder) and window.source_panel.loop
         assert window.station.inspector.path == Path(model_file)
         assert window.station.inspector.precision_name == "int8"  # calibrated on the images in the model file
+        assert window.status.device.text().endswith("· int8")  # the operator can see what runs
         assert not window.demo_panel.is_running
     finally:
         window.close()

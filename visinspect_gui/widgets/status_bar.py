@@ -26,7 +26,7 @@ class StationStatusBar(QStatusBar):
         self.source_state = _field("SourceState", "What the source is doing")
         self.dropped = _field("Dropped", "Frames the model could not keep up with (newest frame wins)")
         self.model = _field("ModelField", "The loaded model")
-        self.device = _field("DeviceField", "Where inference runs")
+        self.device = _field("DeviceField", "Where inference runs, and in which numeric precision")
         for w in (self.log_warning, self.source_state, self.dropped, self.model, self.device):
             self.addPermanentWidget(w)
         self.set_source_state("Idle")
