@@ -278,10 +278,11 @@ class MainWindow(QMainWindow):
         self.show_message(f"Threshold {threshold:.3f} stored in {Path(path).name}.", "info")
 
     def _on_threshold_changed(self, value: float) -> None:
-        """Apply the decision threshold to later frames and re-judge the frame on screen."""
+        """Apply the decision threshold to later frames; re-judge the frame on screen and the reviewed files."""
         self.station.set_threshold(value)
         self.live.counters.set_threshold(value)
         self.live.rejudge(self.station.inspector)
+        self.review.rejudge(value)
 
     def _on_box_threshold_changed(self, value: float) -> None:
         """Apply the box threshold to later frames and redraw the boxes on screen."""

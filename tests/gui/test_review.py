@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import shutil
 import time
+from pathlib import Path
 
 from PySide6.QtCore import Qt
 
@@ -141,3 +142,34 @@ def test_ten_thousand_rows_sort_and_filter_quickly(qapp):
     top = [float(proxy.index(r, 2).data()) for r in range(5)]
     assert top == sorted(top, reverse=True)
     assert elapsed < 5.0, f"10k rows took {elapsed:.2f} s"
+
+
+def test_threshold_slider_rejudges_the_reviewed_files(loaded_window, line_folder, tmp_path, qtbot):
+    w = loaded_window
+    folder = _review_folder(line_folder, tmp_path)
+    assert _run_review(w, folder, qtbot) == "done"
+    review = w.review
+    assert review.model.counts() == {GOOD: 3, ANOMALY: 3, ERROR: 1}
+
+    w.model_panel.threshold.slider.setValue(0)  # everything readable is an anomaly at threshold 0
+    assert review.model.counts() == {GOOD: 0, ANOMALY: 6, ERROR: 1}  # the unreadable file stays an error
+    assert "3 verdict(s) changed" in review.progress_label.text() and "3 newly flagged" in review.progress_label.text()
+    assert "6 anomaly" in review.summary.text()
+    flagged = [r for r in review.model.rows if not r.boxes_known]
+    assert len(flagged) == 3 and all(r.threshold == 0.0 for r in flagged)
+    review.verdict_combo.setCurrentIndex(review.verdict_combo.findData(ANOMALY))
+    assert review.proxy.rowCount() == 6  # the verdict filter follows
+    out = tmp_path / "what-if.csv"
+    review.export_csv(out)
+    with open(out, newline="", encoding="utf-8") as f:
+        table = {Path(r["file"]).name: r for r in csv.DictReader(f)}
+    assert sum(r["boxes"] == "" for r in table.values()) == 3  # not known yet: not written as "no boxes"
+
+    # Opening a newly flagged file finds its boxes.
+    target = flagged[0].path
+    row = next(r for r in range(review.proxy.rowCount()) if review.model.rows[review.proxy.mapToSource(review.proxy.index(r, 0)).row()].path == target)
+    review.table.selectRow(row)
+    qtbot.waitUntil(lambda: next(r for r in review.model.rows if r.path == target).boxes_known, timeout=30_000)
+
+    w.model_panel.reset_threshold.click()  # back to the model's own threshold: the review as it ran
+    assert review.model.counts() == {GOOD: 3, ANOMALY: 3, ERROR: 1}

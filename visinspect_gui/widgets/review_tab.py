@@ -54,6 +54,19 @@ class ReviewRow:
     threshold: float | None = None
     boxes: tuple[Box, ...] = ()
     error: str | None = None
+    boxes_known: bool = True  # False after a lower threshold made it an ANOMALY: boxes are found when it is opened
+
+
+def rejudged(row: ReviewRow, threshold: float) -> ReviewRow:
+    """The row as it would be judged at threshold (from its stored p(anomaly); errors stay errors)."""
+    if row.p_anomaly is None or row.threshold == threshold:
+        return row
+    verdict = ANOMALY if row.p_anomaly >= threshold else GOOD
+    if verdict == row.verdict:
+        return replace(row, threshold=threshold)
+    if verdict == GOOD:
+        return replace(row, verdict=GOOD, threshold=threshold, boxes=(), boxes_known=True)
+    return replace(row, verdict=ANOMALY, threshold=threshold, boxes=(), boxes_known=False)
 
 
 @dataclass(frozen=True)
@@ -226,7 +239,7 @@ class ReviewModel(ListTableModel):
             if col == 2:
                 return "" if row.p_anomaly is None else f"{row.p_anomaly:.4f}"
             if col == 3:
-                return "" if row.verdict == ERROR else str(len(row.boxes))
+                return "" if row.verdict == ERROR else str(len(row.boxes)) if row.boxes_known else "–"
             return row.error or ""
         if role == Qt.ItemDataRole.UserRole:  # sort key
             return (
@@ -258,6 +271,25 @@ class ReviewModel(ListTableModel):
         self.beginInsertRows(QModelIndex(), first, first + len(rows) - 1)
         self.rows.extend(rows)
         self.endInsertRows()
+
+    def rejudge(self, threshold: float) -> int:
+        """Re-judge every row at threshold; returns how many changed verdict."""
+        changed = 0
+        for i, row in enumerate(self.rows):
+            new = rejudged(row, threshold)
+            changed += new.verdict != row.verdict
+            self.rows[i] = new
+        if self.rows:
+            self.dataChanged.emit(self.index(0, 0), self.index(len(self.rows) - 1, len(self.columns) - 1))
+        return changed
+
+    def replace_row(self, path: str, row: ReviewRow) -> None:
+        """Put an updated row (e.g. with its boxes found) in place of the row of path."""
+        for i, old in enumerate(self.rows):
+            if old.path == path:
+                self.rows[i] = row
+                self.dataChanged.emit(self.index(i, 0), self.index(i, len(self.columns) - 1))
+                return
 
     def clear(self, root: str = "") -> None:
         """Empty the table for a new review of root."""
@@ -514,7 +546,7 @@ class ReviewTab(QWidget):
                     row.path, row.verdict,
                     "" if row.p_anomaly is None else f"{row.p_anomaly:.6f}",
                     "" if row.threshold is None else f"{row.threshold:.6f}",
-                    json.dumps([b.as_list() for b in row.boxes]), row.error or "",
+                    json.dumps([b.as_list() for b in row.boxes]) if row.boxes_known else "", row.error or "",
                 ))  # fmt: skip
                 written += 1
         return written
@@ -536,6 +568,17 @@ class ReviewTab(QWidget):
         worker.start()
         self._update_buttons()
         return True
+
+    def rejudge(self, threshold: float) -> None:
+        """Show every verdict as it would be at threshold (the slider moved), without inspecting again."""
+        if not self.model.rows:
+            return
+        changed = self.model.rejudge(threshold)
+        self.proxy.set_filter()  # a verdict filter may now show other rows
+        self._update_summary()
+        unknown = sum(not r.boxes_known for r in self.model.rows)
+        note = f"; boxes of {unknown:,} newly flagged file(s) are found when you open them" if unknown else ""
+        self.progress_label.setText(f"Re-judged at threshold {threshold:.3f}: {changed:,} verdict(s) changed{note}")
 
     def shutdown(self, timeout_ms: int = 10_000) -> None:
         """Stop and wait for this tab's workers (window close)."""
@@ -645,6 +688,9 @@ class ReviewTab(QWidget):
         if self.sender() is not self._shower:
             return
         insp = shown.inspection
+        row = next((r for r in self.model.rows if r.path == shown.path), None)
+        if row is not None and not row.boxes_known and insp.threshold == row.threshold:
+            self.model.replace_row(shown.path, replace(row, verdict=insp.verdict, boxes=insp.boxes, boxes_known=True))
         self.viewer.show_image(shown.image, insp)
         self.detail.setText(
             f"{shown.path}\n{insp.verdict}  ·  p(anomaly) {insp.p_anomaly:.4f}  ·  threshold {insp.threshold:.3f}"
