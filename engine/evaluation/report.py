@@ -134,6 +134,7 @@ def _pct(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.1%}"
 
 
+PRINT_COLUMNS = 4  # gallery cards per row in the print (PDF) layout
 _CSS = """
 body{font:14px/1.45 -apple-system,'Segoe UI',Roboto,Helvetica,Arial,sans-serif;margin:24px;color:#1d1f23;background:#fff}
 h1{font-size:22px;margin:0 0 4px} h2{font-size:16px;margin:28px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
@@ -151,7 +152,12 @@ th{background:#f1f3f5;text-align:left} td.l{text-align:left}
 .tag{display:inline-block;padding:0 4px;border-radius:3px;background:#c0392b;color:#fff;font-size:11px}
 .path{color:#5b6068;word-break:break-all}
 .flex{display:flex;gap:40px;flex-wrap:wrap;align-items:flex-start}
+td.cell{border:none;text-align:left;vertical-align:top;padding:4px 8px}
 """
+
+# Qt's rich-text engine lets a cell's text-align reach every block in it (headings, nested tables): print
+# layouts align numbers left instead.
+_PRINT_CSS = _CSS.replace("border:1px solid #d5d8dc;text-align:right}", "border:1px solid #d5d8dc}")
 
 
 def _confusion_html(tp: int, fn: int, fp: int, tn: int) -> str:
@@ -247,6 +253,28 @@ def write_html_report(
 ) -> Path:
     """Write a self-contained HTML report; gallery holds (image RGB, Inspection, label, path), misclassified shown first."""
     path = Path(path)
+    text = report_html(
+        report, meta, gallery, title=title, source=source, calibration=calibration, box_recall_threshold=box_recall_threshold
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+    return path
+
+
+def report_html(
+    report: EvalReport,
+    meta: ModelMeta | None,
+    gallery: Sequence,
+    *,
+    title: str | None = None,
+    source: str = "",
+    calibration: Sequence[Calibration] | None = None,
+    box_recall_threshold: float | None = None,
+    for_print: bool = False,
+) -> str:
+    """The report as one HTML document; for_print lays it out in tables (for renderers without flexbox, e.g. PDF)."""
     product = meta.product if meta is not None else "model"
     title = title or f"VisInspect held-out report: {product}"
     labels = [s.label for s in report.scores]
@@ -276,27 +304,34 @@ def write_html_report(
         model_lines.append(f"evaluated on {html.escape(source)}")
     model_lines.append(f"report written {datetime.now().strftime('%Y-%m-%d %H:%M')}")
 
+    cards = [_card_html(e, kinds.get(str(e[3]))) for e in ordered]
+    if for_print:
+        top = ("<table><tr><td class='cell' style='text-align:left' valign='top'><h2>Metrics</h2>", "</td><td class='cell' style='text-align:left' valign='top'><h2>Confusion matrix</h2>",
+               "</td></tr><tr><td class='cell' style='text-align:left' valign='top' colspan='2'><h2>Per type</h2>", "</td></tr></table>")  # fmt: skip
+        rows = [cards[i : i + PRINT_COLUMNS] for i in range(0, len(cards), PRINT_COLUMNS)]
+        grid = "<table>" + "".join("<tr>" + "".join(f"<td class='cell' style='text-align:left' valign='top'>{c}</td>" for c in row) + "</tr>" for row in rows) + "</table>"
+    else:
+        top = ("<div class='flex'><div><h2>Metrics</h2>", "</div><div><h2>Confusion matrix</h2>",
+               "</div><div><h2>Per type</h2>", "</div></div>")  # fmt: skip
+        grid = "<div class='grid'>" + "".join(cards) + "</div>"
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-        f"<title>{html.escape(title)}</title><style>{_CSS}</style></head><body>",
+        f"<title>{html.escape(title)}</title><style>{_PRINT_CSS if for_print else _CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1><p class='sub'>{'<br>'.join(model_lines)}</p>",
-        "<div class='flex'><div><h2>Metrics</h2>",
+        top[0],
         _metrics_html(report, box_recall_threshold),
-        "</div><div><h2>Confusion matrix</h2>",
+        top[1],
         _confusion_html(report.tp, report.fn, report.fp, report.tn),
-        "</div><div><h2>Per type</h2>",
+        top[2],
         _per_type_html(report.scores),
-        "</div></div><h2>Calibration: thresholds for each target</h2>",
+        top[3],
+        "<h2>Calibration: thresholds for each target</h2>",
         _calibration_html(calibration),
-        f"<h2>Gallery: {len(ordered)} held-out images, {n_wrong} misclassified (shown first)</h2><div class='grid'>",
-        *(_card_html(e, kinds.get(str(e[3]))) for e in ordered),
-        "</div></body></html>",
+        f"<h2>Gallery: {len(ordered)} held-out images, {n_wrong} misclassified (shown first)</h2>",
+        grid,
+        "</body></html>",
     ]
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(parts), encoding="utf-8")
-    os.replace(tmp, path)
-    return path
+    return "".join(parts)
 
 
 def rethreshold(report: EvalReport, threshold: float) -> EvalReport:

@@ -154,6 +154,16 @@ def test_eval_tab_evaluates_the_held_out_split_calibrates_and_exports(qtbot, tra
     assert text.count("data:image/jpeg;base64,") == tab.report_view.gallery.count()
     assert re.search(r"<td class=\"ok\">\d+<small>correct accept", text) and "no-miss" in text
 
+    pdf = tmp_path / "report.pdf"
+    with qtbot.waitSignal(tab.report_exported, timeout=60_000) as exported:
+        assert tab.export_report(str(pdf))
+    qtbot.waitUntil(lambda: not tab.is_busy())
+    assert exported.args[0] == str(pdf)
+    data = pdf.read_bytes()
+    assert data.startswith(b"%PDF-") and data.rstrip().endswith(b"%%EOF")
+    assert data.count(b"/Subtype /Image") >= tab.report_view.gallery.count()  # every gallery image is in it
+    assert not list(tmp_path.glob(".report.pdf.tmp"))
+
 
 def test_eval_tab_on_another_folder_uses_every_image(qtbot, trained, model_copy, tmp_path) -> None:
     other = generate_dataset(tmp_path / "other", n_train_good=3, n_test_good=2, n_per_defect=2, image_size=64, seed=5).root

@@ -29,7 +29,7 @@ from engine.errors import VisInspectError
 from engine.evaluation.calibrate import same_dataset
 from engine.evaluation.evaluate import evaluate_loaded, held_out_samples, scores_arrays
 from engine.evaluation.metrics import EvalReport
-from engine.evaluation.report import GalleryEntry, iter_gallery, write_html_report
+from engine.evaluation.report import GalleryEntry, iter_gallery, report_html, write_html_report
 from engine.inference.inspector import Inspector
 from engine.modelfile import MODEL_SUFFIX, ModelMeta, read_meta
 from engine.paths import weights_dir
@@ -99,8 +99,15 @@ def evaluate_job(model_path: str, data_dir: str, good_dir: str, every_image: boo
 
 
 def export_job(path: str, report: EvalReport, meta: ModelMeta | None, gallery: list, source: str, box_at, *, stop):
-    """Worker generator: write the HTML report, yield its path."""
-    yield str(write_html_report(path, report, meta, gallery, source=source, box_recall_threshold=box_at))
+    """Worker generator: write the report as HTML, or as PDF when path ends in .pdf; yield its path."""
+    if Path(path).suffix.lower() == ".pdf":
+        from visinspect_gui.pdf import write_pdf
+
+        text = report_html(report, meta, gallery, source=source, box_recall_threshold=box_at, for_print=True)
+        product = meta.product if meta is not None else "model"
+        yield str(write_pdf(path, text, title=f"VisInspect report: {product}"))
+    else:
+        yield str(write_html_report(path, report, meta, gallery, source=source, box_recall_threshold=box_at))
 
 
 class EvalTab(QWidget):
@@ -237,7 +244,7 @@ class EvalTab(QWidget):
         return True
 
     def export_report(self, path: str) -> bool:
-        """Write the shown report as a self-contained HTML file in a worker; report_exported follows."""
+        """Write the shown report as a self-contained HTML file (or PDF for a .pdf path) in a worker; report_exported follows."""
         if self.done is None or self._export.busy() or self._worker.busy():
             return False
         report = self.report_view.report or self.done.report
@@ -292,9 +299,11 @@ class EvalTab(QWidget):
         if self.done is None:
             return
         default = Path(self.done.data_dir).parent / f"{self.done.meta.product}-report.html"
-        path, _ = QFileDialog.getSaveFileName(self, "Export report", str(default), "HTML (*.html)")
+        path, chosen = QFileDialog.getSaveFileName(self, "Export report", str(default), "HTML (*.html);;PDF (*.pdf)")
         if path:
-            self.export_report(path if path.lower().endswith((".html", ".htm")) else path + ".html")
+            if not path.lower().endswith((".html", ".htm", ".pdf")):
+                path += ".pdf" if "pdf" in chosen.lower() else ".html"
+            self.export_report(path)
 
     def _on_worker_event(self, event: object) -> None:
         if isinstance(event, GalleryEntry):

@@ -1,0 +1,31 @@
+"""PDF export of an evaluation report, drawn by Qt's rich-text engine (no browser needed); safe in a worker thread."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from PySide6.QtCore import QMarginsF
+from PySide6.QtGui import QPageLayout, QPageSize, QPdfWriter, QTextDocument
+
+RESOLUTION_DPI = 150
+
+
+def write_pdf(path: str | os.PathLike, html: str, *, title: str = "VisInspect report") -> Path:
+    """Lay out html on A4 pages and write it as a PDF, atomically (a temp file renamed into place)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    writer = QPdfWriter(str(tmp))
+    writer.setTitle(title)
+    writer.setCreator("VisInspect")
+    writer.setResolution(RESOLUTION_DPI)
+    writer.setPageLayout(
+        QPageLayout(QPageSize(QPageSize.PageSizeId.A4), QPageLayout.Orientation.Portrait, QMarginsF(12, 12, 12, 12), QPageLayout.Unit.Millimeter)
+    )
+    doc = QTextDocument()
+    doc.setHtml(html)
+    doc.print_(writer)
+    del writer  # finishes the file
+    os.replace(tmp, path)
+    return path
