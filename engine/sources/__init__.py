@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 from engine.data.decode import IMAGE_SUFFIXES, is_image_file
@@ -17,9 +18,12 @@ from engine.sources.files import (
 from engine.sources.stream import EVENT_KINDS, SourceEvent, stream_frames
 
 ACCEPTED_SOURCES = (
-    "a camera index (0, 1, ...), a stream URL (rtsp://..., http://...), a folder of images, "
+    "a camera index (0, 1, ...; 0@1920x1080 asks for a resolution), a stream URL (rtsp://..., http://...), a folder of images, "
     f"a video file ({' '.join(VIDEO_SUFFIXES)}) or an image file ({' '.join(IMAGE_SUFFIXES)})"
 )
+
+
+_CAMERA_WITH_SIZE = re.compile(r"(\d+)\s*@\s*(\d+)\s*[xX×]\s*(\d+)")
 
 
 def open_source(spec: str, *, loop: bool = False) -> FrameSource:
@@ -29,6 +33,12 @@ def open_source(spec: str, *, loop: bool = False) -> FrameSource:
         raise SourceError(f"no source given; expected {ACCEPTED_SOURCES}")
     if text.isascii() and text.isdigit():
         return CameraSource(int(text))
+    camera = _CAMERA_WITH_SIZE.fullmatch(text)
+    if camera:
+        index, width, height = (int(g) for g in camera.groups())
+        if width < 1 or height < 1:
+            raise SourceError(f"{text}: a camera resolution needs a width and height of 1 or more, e.g. 0@1920x1080")
+        return CameraSource(index, width=width, height=height)
     if "://" in text:
         return CameraSource(text)
     path = Path(text).expanduser()

@@ -112,7 +112,7 @@ class CameraSource(FrameSource):
         self._index = 0
         # Never show a password embedded in a stream URL.
         self.label = _CREDENTIALS.sub("//***@", str(index_or_url))
-        self.description = f"camera {self.label}"
+        self.description = f"camera {self.label}" + (f" at {width}x{height}" if width and height else "")
 
     def open(self) -> None:
         """Connect to the camera or stream, asking for width x height when given."""

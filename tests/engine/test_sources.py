@@ -208,6 +208,16 @@ def test_open_source_dispatches_on_the_spec(tmp_path):
     assert all(isinstance(open_source(s), FrameSource) for s in ("1", str(tmp_path), str(video)))
 
 
+def test_a_camera_spec_can_ask_for_a_resolution():
+    camera = open_source("0@1920x1080")
+    assert isinstance(camera, CameraSource) and camera.target == 0
+    assert (camera._width, camera._height) == (1920, 1080)
+    assert camera.description == "camera 0 at 1920x1080"
+    assert open_source(" 2 @ 640 x 480 ")._width == 640
+    with pytest.raises(SourceError, match="width and height of 1 or more"):
+        open_source("0@0x720")
+
+
 @pytest.mark.parametrize("spec", ["", "   ", "does/not/exist.png", "notes.txt"])
 def test_open_source_rejects_anything_else_naming_what_is_accepted(tmp_path, monkeypatch, spec):
     monkeypatch.chdir(tmp_path)

@@ -32,3 +32,13 @@ def test_a_damaged_or_foreign_settings_file_is_ignored(tmp_path, private_folders
     assert settings.last_review_folder() is None
     settings.save_source(["a.png", "b.png"], loop=True, max_fps=None)
     assert StationSettings(data).last_source() == (["a.png", "b.png"], True, None)
+
+
+def test_a_camera_with_a_resolution_is_shown_and_remembered(make_window):
+    window = make_window()
+    window.source_panel.set_source("0@1280x720")
+    assert window.source_panel.current.text() == "Camera 0 at 1280x720"
+    window.settings.save_source(window.source_panel.spec(), loop=False, max_fps=None)  # as a started run does
+    window.close()
+    again = make_window()
+    assert again.source_panel.spec() == "0@1280x720" and again.source_panel.current.text() == "Camera 0 at 1280x720"

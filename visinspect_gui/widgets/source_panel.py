@@ -38,6 +38,12 @@ def classify_paths(paths: list[str]) -> str | list[str] | None:
     return images or None
 
 
+def _looks_like_camera(spec: str) -> bool:
+    """A camera index (optionally with @WxH) or a stream URL, as opposed to a file or folder."""
+    head = spec.strip().split("@", 1)[0]
+    return (head.isascii() and head.isdigit()) or "://" in spec
+
+
 class SourcePanel(Card):
     """Chooses the source; emits start/stop/step requests and shows whether a run is going."""
 
@@ -160,6 +166,9 @@ class SourcePanel(Card):
         text = spec.strip()
         if text.isdigit():
             return f"Camera {text}"
+        if "@" in text and text.split("@", 1)[0].strip().isdigit():
+            index, size = (part.strip() for part in text.split("@", 1))
+            return f"Camera {index} at {size}"
         if "://" in text:
             return f"Stream {elide_middle(text, 48)}"
         path = Path(text)
@@ -189,7 +198,10 @@ class SourcePanel(Card):
     def _on_camera_clicked(self) -> None:
         """Ask for a camera index or stream URL."""
         text, ok = QInputDialog.getText(
-            self, "Camera", "Camera index (0, 1, …) or stream URL (rtsp://…, http://…):", text="0"
+            self, "Camera",
+            "Camera index (0, 1, …) or stream URL (rtsp://…, http://…).\n"
+            "To ask the camera for a resolution, add it: 0@1920x1080.",
+            text=self._spec if isinstance(self._spec, str) and _looks_like_camera(self._spec) else "0",
         )
         if ok and text.strip():
             self.set_source(text.strip())
