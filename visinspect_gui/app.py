@@ -35,7 +35,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """The station's command line (the CLI's `visinspect gui ...` forwards its arguments here)."""
     parser = argparse.ArgumentParser(prog="visinspect gui", description="Open the VisInspect inspection station.")
     parser.add_argument("--model", metavar="FILE", help="model file to load (default: the newest in the weights folder)")
-    parser.add_argument("--source", metavar="SOURCE", help="camera index, stream URL, video file, folder or image")
+    parser.add_argument("--source", metavar="SOURCE", help="camera index (0@1920x1080 asks for a resolution), stream URL, video file, folder or image")
     parser.add_argument("--loop", action="store_true", help="replay a folder or video from the start when it ends")
     parser.add_argument("--start", action="store_true", help="start inspecting as soon as the model is loaded")
     parser.add_argument("--review", metavar="FOLDER", help="review this folder on the Review tab once the model is loaded (resumes an interrupted review)")
