@@ -247,6 +247,7 @@ class MainWindow(QMainWindow):
         self.model_panel.set_model(inspector)
         self.live.set_model(inspector)
         self.review.set_inspector(inspector)
+        self.history.set_inspector(inspector)
         self.status.set_model(f"{inspector.meta.product} ({Path(inspector.path).name})")
         self.status.set_device(f"{inspector.device_name} · {inspector.precision_name}")
         note = "" if inspector.meta.pretrained else " It was trained without ImageNet weights (random init)."

@@ -77,3 +77,20 @@ def test_a_locked_results_database_shows_in_the_status_bar_and_the_station_goes_
         locker.execute("ROLLBACK")
         locker.close()
     assert w.results.flush() and w.results.last_error is None  # the waiting rows are written afterwards
+
+
+def test_history_preview_recomputes_the_heatmap_when_the_judging_model_is_loaded(loaded_window, line_folder, qtbot, run_to_end):
+    w = loaded_window
+    w.source_panel.set_source(str(line_folder))
+    run_to_end(w)
+    with qtbot.waitSignal(w.history.loaded, timeout=10_000):
+        w.tabs.setCurrentWidget(w.history)
+    with qtbot.waitSignal(w.history.loaded, timeout=10_000):
+        w.history.verdict_combo.setCurrentIndex(w.history.verdict_combo.findData(ANOMALY))
+    w.history.table.selectRow(0)
+    qtbot.waitUntil(lambda: w.history.viewer.inspection is not None, timeout=30_000)
+    row = w.history.model.rows[0]
+    shown = w.history.viewer.inspection
+    assert shown.heatmap.shape == w.history.viewer.image.shape[:2] and float(shown.heatmap.max()) > 0
+    assert shown.boxes == row.boxes and shown.verdict == ANOMALY  # the logged decision, not a new one
+    assert "heatmap recomputed" in w.history.detail.text()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import datetime, time, timedelta
 from pathlib import Path
 
@@ -47,9 +48,22 @@ def export_log(results: ResultsLog, path: str, filters: dict, *, stop):
     yield results.export_csv(path, **filters)
 
 
-def read_frame(path: str, *, stop):
-    """Worker body: a saved anomaly frame for the preview."""
-    yield read_image(path)
+def made_by(inspector, model_hash: str | None) -> bool:
+    """True when the logged model hash (a full SHA-256 or its 16-character id) is the inspector's model."""
+    if inspector is None or not model_hash:
+        return False
+    full = inspector.loaded.sha256
+    return bool(full) and (full.startswith(model_hash) or model_hash.startswith(full))
+
+
+def read_frame(path: str, row: ResultRow, inspector=None, *, stop):
+    """Worker body: a saved anomaly frame, with its heatmap recomputed when the model that judged it is loaded."""
+    image = read_image(path)
+    if not made_by(inspector, row.model_hash):
+        yield image, None
+        return
+    insp = inspector.inspect([image], threshold=row.threshold)[0]
+    yield image, replace(insp, verdict=row.verdict, p_anomaly=row.p_anomaly, boxes=row.boxes)  # as logged
 
 
 class HistoryModel(ListTableModel):
@@ -97,6 +111,7 @@ class HistoryTab(QWidget):
     def __init__(self, results: ResultsLog, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.results = results
+        self.inspector = None
         self._query: Worker | None = None
         self._frame: Worker | None = None
         self._frame_row: ResultRow | None = None
@@ -185,6 +200,10 @@ class HistoryTab(QWidget):
             out["until"] = datetime.combine(until, time.min) + timedelta(days=1)
         return out
 
+    def set_inspector(self, inspector) -> None:
+        """The loaded model, used to recompute heatmaps of the frames it judged."""
+        self.inspector = inspector
+
     def refresh(self) -> None:
         """Query the log again with the current filters (in a worker)."""
         if self._query is not None:
@@ -243,18 +262,26 @@ class HistoryTab(QWidget):
             return
         if self._frame is not None:
             self._frame.stop()
-        worker = Worker(read_frame, row.frame_path)
+        worker = Worker(read_frame, row.frame_path, row, self.inspector)
         worker.event_ready.connect(self._on_frame)
         worker.failed.connect(self._on_frame_failed)
         self._frame, self._frame_row = worker, row
         self._keep(worker)
         worker.start()
 
-    def _on_frame(self, image) -> None:
-        """Show the saved frame with the boxes that were logged for it."""
-        if self.sender() is self._frame:
+    def _on_frame(self, payload) -> None:
+        """Show the saved frame with the boxes that were logged for it (and its heatmap when it could be recomputed)."""
+        if self.sender() is not self._frame:
+            return
+        image, inspection = payload
+        if inspection is not None:
+            self.viewer.show_image(image, inspection)
+            self.detail.setText(self.detail.text() + "\nheatmap recomputed from the saved frame by the model that judged it")
+        else:
             self.viewer.show_image(image)
             self.viewer.set_boxes(self._frame_row.boxes)
+            if self.inspector is not None:
+                self.detail.setText(self.detail.text() + "\nno heatmap: judged by another model than the one loaded")
 
     def _on_frame_failed(self, message: str) -> None:
         """The saved frame could not be read: say so in the viewer."""
