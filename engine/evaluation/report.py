@@ -158,6 +158,7 @@ td.cell{border:none;text-align:left;vertical-align:top;padding:4px 8px}
 # Qt's rich-text engine lets a cell's text-align reach every block in it (headings, nested tables): print
 # layouts align numbers left instead.
 _PRINT_CSS = _CSS.replace("border:1px solid #d5d8dc;text-align:right}", "border:1px solid #d5d8dc}")
+_CELL = "<td class='cell' style='text-align:left' valign='top'"  # a layout cell of the print layout (left open)
 
 
 def _confusion_html(tp: int, fn: int, fp: int, tn: int) -> str:
@@ -306,10 +307,10 @@ def report_html(
 
     cards = [_card_html(e, kinds.get(str(e[3]))) for e in ordered]
     if for_print:
-        top = ("<table><tr><td class='cell' style='text-align:left' valign='top'><h2>Metrics</h2>", "</td><td class='cell' style='text-align:left' valign='top'><h2>Confusion matrix</h2>",
-               "</td></tr><tr><td class='cell' style='text-align:left' valign='top' colspan='2'><h2>Per type</h2>", "</td></tr></table>")  # fmt: skip
+        top = (f"<table><tr>{_CELL}><h2>Metrics</h2>", f"</td>{_CELL}><h2>Confusion matrix</h2>",
+               f"</td></tr><tr>{_CELL} colspan='2'><h2>Per type</h2>", "</td></tr></table>")  # fmt: skip
         rows = [cards[i : i + PRINT_COLUMNS] for i in range(0, len(cards), PRINT_COLUMNS)]
-        grid = "<table>" + "".join("<tr>" + "".join(f"<td class='cell' style='text-align:left' valign='top'>{c}</td>" for c in row) + "</tr>" for row in rows) + "</table>"
+        grid = "<table>" + "".join("<tr>" + "".join(f"{_CELL}>{c}</td>" for c in row) + "</tr>" for row in rows) + "</table>"
     else:
         top = ("<div class='flex'><div><h2>Metrics</h2>", "</div><div><h2>Confusion matrix</h2>",
                "</div><div><h2>Per type</h2>", "</div></div>")  # fmt: skip
