@@ -133,6 +133,17 @@ def test_train_shows_curves_report_gallery_and_saves_a_usable_model(qtbot, datas
     assert used.args == [str(path)]
     assert Inspector.from_file(path, device="cpu").threshold == pytest.approx(meta.threshold)
 
+    # the held-out report can be exported from here too, as HTML and as PDF
+    assert tab.export_button.isEnabled()
+    for name in ("widget-report.html", "widget-report.pdf"):
+        with qtbot.waitSignal(tab.report_exported, timeout=60_000) as exported:
+            assert tab.export_report(str(path.parent / name))
+        qtbot.waitUntil(lambda: not tab.is_busy(), timeout=60_000)
+        assert exported.args == [str(path.parent / name)]
+    html_text = (path.parent / "widget-report.html").read_text(encoding="utf-8")
+    assert html_text.count("data:image/jpeg;base64,") == len(entries) and "held-out" in html_text
+    assert (path.parent / "widget-report.pdf").read_bytes().startswith(b"%PDF-")
+
 
 def test_cancel_mid_run_leaves_no_model_file(qtbot, dataset, weights) -> None:
     tab = fast_tab(qtbot, dataset)

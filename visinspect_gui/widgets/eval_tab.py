@@ -29,12 +29,12 @@ from engine.errors import VisInspectError
 from engine.evaluation.calibrate import same_dataset
 from engine.evaluation.evaluate import evaluate_loaded, held_out_samples, scores_arrays
 from engine.evaluation.metrics import EvalReport
-from engine.evaluation.report import GalleryEntry, iter_gallery, report_html, write_html_report
+from engine.evaluation.report import GalleryEntry, iter_gallery
 from engine.inference.inspector import Inspector
 from engine.modelfile import MODEL_SUFFIX, ModelMeta, read_meta
 from engine.paths import weights_dir
 from visinspect_gui.widgets.calibration_view import CalibrationView
-from visinspect_gui.widgets.report_view import ReportView, WorkerSlot, fmt_pct
+from visinspect_gui.widgets.report_view import ReportView, WorkerSlot, ask_report_path, export_report_job, fmt_pct
 
 LOAD_CHUNK = 32
 
@@ -96,18 +96,6 @@ def evaluate_job(model_path: str, data_dir: str, good_dir: str, every_image: boo
     report = evaluate_loaded(inspector, data, stop=stop)
     yield EvalDone(report, data.errors, how, meta, str(model_path), str(data_dir))
     yield from iter_gallery(inspector, report.scores, limit=gallery_limit, stop=stop)
-
-
-def export_job(path: str, report: EvalReport, meta: ModelMeta | None, gallery: list, source: str, box_at, *, stop):
-    """Worker generator: write the report as HTML, or as PDF when path ends in .pdf; yield its path."""
-    if Path(path).suffix.lower() == ".pdf":
-        from visinspect_gui.pdf import write_pdf
-
-        text = report_html(report, meta, gallery, source=source, box_recall_threshold=box_at, for_print=True)
-        product = meta.product if meta is not None else "model"
-        yield str(write_pdf(path, text, title=f"VisInspect report: {product}"))
-    else:
-        yield str(write_html_report(path, report, meta, gallery, source=source, box_recall_threshold=box_at))
 
 
 class EvalTab(QWidget):
@@ -252,7 +240,7 @@ class EvalTab(QWidget):
         self.export_button.setEnabled(False)
         self._status(f"Writing {path}…")
         self._export.start(
-            export_job, path, report, self.done.meta, gallery, self.done.how, self.report_view.box_recall_threshold(),
+            export_report_job, path, report, self.done.meta, gallery, self.done.how, self.report_view.box_recall_threshold(),
             on_event=self._on_exported, on_failed=self._on_worker_failed,
             on_cancelled=lambda: None, on_finished=self._on_export_finished,
         )
@@ -299,10 +287,8 @@ class EvalTab(QWidget):
         if self.done is None:
             return
         default = Path(self.done.data_dir).parent / f"{self.done.meta.product}-report.html"
-        path, chosen = QFileDialog.getSaveFileName(self, "Export report", str(default), "HTML (*.html);;PDF (*.pdf)")
+        path = ask_report_path(self, default)
         if path:
-            if not path.lower().endswith((".html", ".htm", ".pdf")):
-                path += ".pdf" if "pdf" in chosen.lower() else ".html"
             self.export_report(path)
 
     def _on_worker_event(self, event: object) -> None:

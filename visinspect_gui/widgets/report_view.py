@@ -10,6 +10,7 @@ from PySide6.QtCore import QSize, Qt, QTimer
 from PySide6.QtGui import QBrush, QColor, QIcon, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
+    QFileDialog,
     QFormLayout,
     QGridLayout,
     QHBoxLayout,
@@ -25,7 +26,16 @@ from PySide6.QtWidgets import (
 )
 
 from engine.evaluation.metrics import EvalReport
-from engine.evaluation.report import GalleryEntry, gallery_order, rejudge_entry, rethreshold, thumbnail
+from engine.evaluation.report import (
+    GalleryEntry,
+    gallery_order,
+    rejudge_entry,
+    report_html,
+    rethreshold,
+    thumbnail,
+    write_html_report,
+)
+from engine.modelfile import ModelMeta
 from visinspect_gui.workers import Worker
 
 OK_BG, BAD_BG, ZERO_BG = "#1f4a33", "#6b2626", "#2b2e33"
@@ -65,6 +75,28 @@ _LIVE: set[Worker] = set()  # running workers stay referenced until their thread
 
 def _release(ref: weakref.ref) -> None:
     QTimer.singleShot(0, lambda: _LIVE.discard(ref()))  # not from inside the thread's own finished signal
+
+
+def export_report_job(path: str, report: EvalReport, meta: ModelMeta | None, gallery: list, source: str, box_at, *, stop):
+    """Worker generator: write the report as HTML, or as PDF when path ends in .pdf; yield its path."""
+    if Path(path).suffix.lower() == ".pdf":
+        from visinspect_gui.pdf import write_pdf
+
+        text = report_html(report, meta, gallery, source=source, box_recall_threshold=box_at, for_print=True)
+        product = meta.product if meta is not None else "model"
+        yield str(write_pdf(path, text, title=f"VisInspect report: {product}"))
+    else:
+        yield str(write_html_report(path, report, meta, gallery, source=source, box_recall_threshold=box_at))
+
+
+def ask_report_path(parent: QWidget, default: Path) -> str | None:
+    """Ask where to export a report; the extension chosen (.html or .pdf) decides the format."""
+    path, chosen = QFileDialog.getSaveFileName(parent, "Export report", str(default), "HTML (*.html);;PDF (*.pdf)")
+    if not path:
+        return None
+    if not path.lower().endswith((".html", ".htm", ".pdf")):
+        path += ".pdf" if "pdf" in chosen.lower() else ".html"
+    return path
 
 
 class WorkerSlot:

@@ -38,7 +38,7 @@ from engine.modelfile import MODEL_SUFFIX, LoadedModel, file_sha256, save_model
 from engine.paths import weights_dir
 from engine.training.fit import DataReady, EpochReport, StepReport, TrainConfig, TrainResult, train
 from visinspect_gui.widgets.calibration_view import PLOT_BG, CalibrationView
-from visinspect_gui.widgets.report_view import ReportView, WorkerSlot, fmt_pct
+from visinspect_gui.widgets.report_view import ReportView, WorkerSlot, ask_report_path, export_report_job, fmt_pct
 from visinspect_gui.workers import Worker
 
 WEIGHT_KINDS = (("ImageNet", "imagenet"), ("Local file…", "file"), ("None (random init)", "none"))
@@ -113,6 +113,7 @@ class TrainTab(QWidget):
     use_model_requested = Signal(str)
     threshold_stored = Signal(str, float)
     busy_changed = Signal(bool)
+    report_exported = Signal(str)
     dataset_scanned = Signal(object)  # DatasetIndex, or None when the folder is not a usable dataset
 
     def __init__(self, parent: QWidget | None = None, *, gallery_limit: int = 96) -> None:
@@ -123,6 +124,7 @@ class TrainTab(QWidget):
         self.saved_path: str | None = None
         self.history: list[EpochReport] = []
         self._worker = WorkerSlot()
+        self._export = WorkerSlot()
         self._scanner: Worker | None = None
         self._scanners: set[Worker] = set()
         self._product_auto = True
@@ -258,6 +260,10 @@ class TrainTab(QWidget):
         self.use_button = QPushButton("Use on live view")
         self.use_button.setEnabled(False)
         self.use_button.clicked.connect(self._on_use_clicked)
+        self.export_button = QPushButton("Export report…")
+        self.export_button.setToolTip("Save the held-out report with its gallery as HTML or PDF")
+        self.export_button.setEnabled(False)
+        self.export_button.clicked.connect(self._on_export_clicked)
         self.saved_label = QLabel("")
         self.saved_label.setWordWrap(True)
         self.saved_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -270,6 +276,7 @@ class TrainTab(QWidget):
         rl.addWidget(self.status_label)
         rl.addWidget(self.saved_label)
         rl.addWidget(self.use_button)
+        rl.addWidget(self.export_button)
 
         left = QWidget()
         ll = QVBoxLayout(left)
@@ -431,7 +438,7 @@ class TrainTab(QWidget):
             self._status("Cancelling…")
 
     def is_busy(self) -> bool:
-        return self._worker.busy() or self.calibration.is_busy()
+        return self._worker.busy() or self._export.busy() or self.calibration.is_busy()
 
     def is_scanning(self) -> bool:
         """True while the dataset folder is being read."""
@@ -440,7 +447,7 @@ class TrainTab(QWidget):
     def shutdown(self, ms: int = 10_000) -> bool:
         """Stop any work and wait for its thread (call before closing the window)."""
         scans_done = all(w.wait(ms) for w in list(self._scanners))
-        return self._worker.wait(ms) and self.calibration.shutdown(ms) and scans_done
+        return self._worker.wait(ms) and self._export.wait(ms) and self.calibration.shutdown(ms) and scans_done
 
     def curve_points(self) -> dict[str, tuple[list[float], list[float]]]:
         """The plotted (x, y) points of each curve."""
@@ -599,8 +606,34 @@ class TrainTab(QWidget):
         else:
             self._status("Training cancelled; no model was saved.")
 
+    def export_report(self, path: str) -> bool:
+        """Write the held-out report (HTML, or PDF for a .pdf path) in a worker; report_exported follows."""
+        if self.result is None or self._worker.busy() or self._export.busy():
+            return False
+        report = self.report_view.report or self.result.report
+        self.export_button.setEnabled(False)
+        self._status(f"Writing {path}…")
+        self._export.start(
+            export_report_job, path, report, self.result.meta, self.report_view.gallery.entries(), "the held-out split",
+            self.report_view.box_recall_threshold(),
+            on_event=self._on_exported, on_failed=self._on_worker_failed,
+            on_cancelled=lambda: None, on_finished=lambda: self.export_button.setEnabled(self.result is not None),
+        )  # fmt: skip
+        return True
+
+    def _on_export_clicked(self) -> None:
+        if self.result is not None:
+            path = ask_report_path(self, Path(self.saved_path or ".").with_name(f"{self.result.meta.product}-report.html"))
+            if path:
+                self.export_report(path)
+
+    def _on_exported(self, path: str) -> None:
+        self._status(f"Report written to {path}")
+        self.report_exported.emit(path)
+
     def _on_worker_finished(self) -> None:
         self._set_running(False)
+        self.export_button.setEnabled(self.result is not None)
         if not self._outcome and self.result is not None:
             r = self.result.report
             self._outcome = "done"
@@ -704,6 +737,7 @@ class TrainTab(QWidget):
         self.report_view.clear()
         self.calibration.set_model_path(None)
         self.use_button.setEnabled(False)
+        self.export_button.setEnabled(False)
         self.saved_label.setText("")
         self.eta_label.setText("")
         self.results.setCurrentIndex(0)
