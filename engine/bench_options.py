@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")  # int8: opt-in CPU path, calibrated by the benchmark
+from engine.types import PRECISIONS  # int8: the opt-in CPU path, calibrated by the benchmark
 
 
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:

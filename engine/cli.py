@@ -10,7 +10,8 @@ import logging
 import sys
 from pathlib import Path
 
-from engine.bench_options import PRECISIONS, add_bench_arguments  # torch-free: parsing stays fast
+from engine.bench_options import add_bench_arguments  # torch-free: parsing stays fast
+from engine.types import PRECISIONS
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_CANNOT_RUN = 0, 1, 2
 

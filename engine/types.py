@@ -5,6 +5,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+# Numeric precisions an Inspector runs in; auto picks fp16 on CUDA, bf16 on CPUs with native bf16, else fp32.
+PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
+
 GOOD = "GOOD"
 ANOMALY = "ANOMALY"
 ERROR = "ERROR"

@@ -21,9 +21,8 @@ from engine.errors import VisInspectError
 from engine.inference.device import describe_device, resolve_device
 from engine.inference.localize import heatmap_to_boxes, normalize_heatmap, upsample
 from engine.modelfile import LoadedModel, ModelMeta, load_model
-from engine.types import ANOMALY, GOOD, Inspection, Timings
+from engine.types import ANOMALY, GOOD, PRECISIONS, Inspection, Timings
 
-PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 BF16_WEIGHT_COPY = True  # CPU bf16: run a bf16 copy of the weights instead of autocast
 
 
