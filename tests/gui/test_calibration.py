@@ -130,6 +130,8 @@ def test_eval_tab_evaluates_the_held_out_split_calibrates_and_exports(qtbot, tra
     tab.resize(1300, 900)
     tab.show()
     tab.set_model(str(model_copy))
+    assert tab.model_label.text() == "Reading the model file…"  # the header is read in a worker
+    qtbot.waitUntil(lambda: not tab.is_probing(), timeout=10_000)
     assert "widget" in tab.model_label.text()
     assert tab.folder_edit.text() == str(root)  # the model's own dataset is proposed
     with qtbot.waitSignal(tab.evaluation_finished, timeout=60_000):
@@ -171,6 +173,9 @@ def test_eval_tab_on_another_folder_uses_every_image(qtbot, trained, model_copy,
     qtbot.addWidget(tab)
     tab.set_model(str(model_copy))
     tab.set_dataset_folder(str(other))
+    assert tab.start_evaluation() is False and "Still reading" in tab.status_label.text()
+    qtbot.waitUntil(lambda: not tab.is_probing(), timeout=10_000)
+    assert tab.folder_edit.text() == str(other)  # the model's own dataset did not replace the folder chosen
     with qtbot.waitSignal(tab.evaluation_finished, timeout=60_000):
         assert tab.start_evaluation()
     assert tab.done.report.n == 11 and "not the model's training dataset" in tab.done.how

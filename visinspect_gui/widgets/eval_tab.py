@@ -35,6 +35,7 @@ from engine.modelfile import MODEL_SUFFIX, ModelMeta, read_meta
 from engine.paths import weights_dir
 from visinspect_gui.widgets.calibration_view import CalibrationView
 from visinspect_gui.widgets.report_view import ReportView, WorkerSlot, ask_report_path, export_report_job, fmt_pct
+from visinspect_gui.workers import Worker
 
 LOAD_CHUNK = 32
 
@@ -98,6 +99,42 @@ def evaluate_job(model_path: str, data_dir: str, good_dir: str, every_image: boo
     yield from iter_gallery(inspector, report.scores, limit=gallery_limit, stop=stop)
 
 
+@dataclass(frozen=True, eq=False)
+class ModelProbe:
+    """A model file's header read in a worker, and whether its training dataset is still on disk."""
+
+    path: str
+    meta: ModelMeta | None
+    error: str | None
+    dataset_present: bool
+
+
+def probe_model(path: str, *, stop):
+    """Worker body: the model's metadata (or why it cannot be read)."""
+    try:
+        meta = read_meta(path)
+    except VisInspectError as exc:
+        yield ModelProbe(path, None, str(exc), False)
+        return
+    root = meta.dataset.get("root")
+    yield ModelProbe(path, meta, None, bool(root) and Path(root).is_dir())
+
+
+def list_subfolders(folder: str, *, stop):
+    """Worker body: the folder's sub-folders that could hold the good images (masks and hidden ones left out)."""
+    try:
+        names = sorted(p.name for p in Path(folder).iterdir() if p.is_dir() and not p.name.startswith(".")
+                       and p.name.lower() not in MASK_FOLDER_NAMES)  # fmt: skip
+    except OSError:
+        names = []
+    yield folder, names
+
+
+def list_models(folder: Path, *, stop):
+    """Worker body: model files in folder, by name."""
+    yield [str(p) for p in sorted(folder.glob(f"*{MODEL_SUFFIX}"))] if folder.is_dir() else []
+
+
 class EvalTab(QWidget):
     """Evaluate a model file against a dataset folder; review, calibrate and export the report."""
 
@@ -111,6 +148,9 @@ class EvalTab(QWidget):
         self.done: EvalDone | None = None
         self._worker = WorkerSlot()
         self._export = WorkerSlot()
+        self._probes: dict[str, Worker] = {}  # the newest worker reading each input (model, folder, models)
+        self._workers: set[Worker] = set()
+        self._meta: ModelMeta | None = None  # header of the chosen model file
         self._outcome = ""
         self._t0 = 0.0
 
@@ -183,33 +223,29 @@ class EvalTab(QWidget):
     # --- public API -------------------------------------------------------------------------------
 
     def refresh_models(self) -> None:
-        """List the model files in weights_dir()."""
-        current = self.model_combo.currentText()
-        self.model_combo.blockSignals(True)
-        self.model_combo.clear()
-        folder = weights_dir()
-        if folder.is_dir():
-            self.model_combo.addItems([str(p) for p in sorted(folder.glob(f"*{MODEL_SUFFIX}"))])
-        self.model_combo.setCurrentText(current)
-        self.model_combo.blockSignals(False)
+        """List the model files in weights_dir() (read in a worker)."""
+        self._probe("models", list_models, weights_dir(), on_ready=self._on_models_listed)
+
+    def is_probing(self) -> bool:
+        """True while a model header, the models folder or a dataset folder is being read."""
+        return bool(self._probes)
 
     def set_model(self, path: str) -> None:
         self.model_combo.setCurrentText(str(path))
 
     def set_dataset_folder(self, folder: str, *, good_dir: str | None = None) -> None:
+        """Choose the dataset folder; its sub-folders are listed in a worker for the good-folder choice."""
         self.folder_edit.setText(str(folder))
         self.good_dir_combo.clear()
-        try:
-            names = sorted(p.name for p in Path(folder).iterdir() if p.is_dir() and not p.name.startswith(".")
-                           and p.name.lower() not in MASK_FOLDER_NAMES)
-        except OSError:
-            names = []
-        self.good_dir_combo.addItems(names)
-        self.good_dir_combo.setCurrentText(good_dir or self._meta_good_dir() or ("good" if "good" in names else ""))
+        self._good_dir_wanted = good_dir
+        self._probe("folder", list_subfolders, str(folder), on_ready=self._on_subfolders_listed)
 
     def start_evaluation(self) -> bool:
         """Start evaluating in a worker (as the Evaluate button does); False when it did not start."""
         if self._worker.busy() or self._export.busy():
+            return False
+        if self.is_probing():
+            self._status("Still reading the model file or dataset folder; press Evaluate again in a moment.", error=True)
             return False
         model, folder = self.model_combo.currentText().strip(), self.folder_edit.text().strip()
         if not model or not folder:
@@ -253,19 +289,69 @@ class EvalTab(QWidget):
         return self._worker.busy() or self._export.busy() or self.calibration.is_busy()
 
     def shutdown(self, ms: int = 10_000) -> bool:
-        return self._worker.wait(ms) and self._export.wait(ms) and self.calibration.shutdown(ms)
+        probes_done = all(w.wait(ms) for w in list(self._workers))
+        return self._worker.wait(ms) and self._export.wait(ms) and self.calibration.shutdown(ms) and probes_done
 
     # --- slots ------------------------------------------------------------------------------------
 
     def _on_model_changed(self, text: str) -> None:
-        try:
-            meta = read_meta(text.strip()) if text.strip() else None
-        except VisInspectError as exc:
-            self.model_label.setText(str(exc))
+        self._meta = None
+        if not text.strip():
+            self.model_label.setText("")
             return
-        self.model_label.setText(meta.describe() + f"; threshold {meta.threshold:.4f}" if meta else "")
-        if meta and not self.folder_edit.text().strip() and meta.dataset.get("root") and Path(meta.dataset["root"]).is_dir():
+        self.model_label.setText("Reading the model file…")
+        self._probe("model", probe_model, text.strip(), on_ready=self._on_model_probed)
+
+    def _on_model_probed(self, probe: ModelProbe) -> None:
+        """Describe the chosen model; propose its own dataset when no folder is chosen yet."""
+        if probe.path != self.model_combo.currentText().strip():
+            return
+        meta = self._meta = probe.meta
+        if meta is not None and self.done is not None and Path(self.done.model_path) == Path(probe.path):
+            self.done = replace(self.done, meta=meta)
+        if meta is None:
+            self.model_label.setText(probe.error or "")
+            return
+        self.model_label.setText(meta.describe() + f"; threshold {meta.threshold:.4f}")
+        if probe.dataset_present and not self.folder_edit.text().strip():
             self.set_dataset_folder(meta.dataset["root"], good_dir=meta.dataset.get("good_dir"))
+
+    def _on_subfolders_listed(self, listed) -> None:
+        """Offer the folder's sub-folders as the good-image folder, with the best guess chosen."""
+        folder, names = listed
+        if folder != self.folder_edit.text().strip():
+            return
+        own = self._meta.dataset.get("good_dir") if self._meta is not None else None
+        self.good_dir_combo.clear()
+        self.good_dir_combo.addItems(names)
+        self.good_dir_combo.setCurrentText(self._good_dir_wanted or own or ("good" if "good" in names else ""))
+
+    def _on_models_listed(self, paths: list) -> None:
+        """Fill the model list, keeping what was typed or chosen."""
+        current = self.model_combo.currentText()
+        self.model_combo.blockSignals(True)
+        self.model_combo.clear()
+        self.model_combo.addItems(paths)
+        self.model_combo.setCurrentText(current)
+        self.model_combo.blockSignals(False)
+
+    def _probe(self, key: str, fn, *args, on_ready) -> None:
+        """Read an input in a worker; only the newest read of each kind is used."""
+        old = self._probes.get(key)
+        if old is not None:
+            old.stop()
+        worker = Worker(fn, *args)
+        worker.event_ready.connect(lambda item, w=worker: self._probes.get(key) is w and on_ready(item))
+        worker.failed.connect(self._on_worker_failed)
+        worker.finished.connect(lambda w=worker: self._on_probe_finished(key, w))
+        self._probes[key] = worker
+        self._workers.add(worker)
+        worker.start()
+
+    def _on_probe_finished(self, key: str, worker: Worker) -> None:
+        self._workers.discard(worker)
+        if self._probes.get(key) is worker:
+            del self._probes[key]
 
     def _on_model_browse_clicked(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Model file", str(weights_dir()), f"VisInspect model (*{MODEL_SUFFIX})")
@@ -341,21 +427,12 @@ class EvalTab(QWidget):
             meta = self.done.meta
             self.report_view.apply_threshold(threshold, box_threshold=meta.box_threshold,
                                              min_area_fraction=meta.min_area_fraction)
-            try:
-                fresh = read_meta(path)
-            except VisInspectError:
-                fresh = meta
-            self.done = replace(self.done, meta=fresh)
-            self.model_label.setText(fresh.describe() + f"; threshold {threshold:.4f}")
+            self.done = replace(self.done, meta=replace(meta, threshold=threshold))
+            self.model_label.setText(meta.describe() + f"; threshold {threshold:.4f}")
+            self._probe("model", probe_model, path, on_ready=self._on_model_probed)  # the file's new calibration record
         self.threshold_stored.emit(path, threshold)
 
     # --- helpers ----------------------------------------------------------------------------------
-
-    def _meta_good_dir(self) -> str | None:
-        try:
-            return read_meta(self.model_combo.currentText().strip()).dataset.get("good_dir")
-        except VisInspectError:
-            return None
 
     def _set_running(self, running: bool) -> None:
         self.eval_button.setEnabled(not running)
