@@ -66,7 +66,9 @@ def test_batch_review_gives_one_error_row_and_exports(loaded_window, line_folder
 
     # CSV of what is shown: all seven, exactly one ERROR.
     out = tmp_path / "review.csv"
-    assert review.export_csv(out) == 7
+    with qtbot.waitSignal(review.csv_exported, timeout=10_000) as exported:
+        assert review.export_csv(out) == 7  # written in a worker
+    assert exported.args == [7, str(out)]
     with open(out, newline="", encoding="utf-8") as f:
         table = list(csv.DictReader(f))
     assert len(table) == 7 and [r["verdict"] for r in table].count(ERROR) == 1
@@ -160,7 +162,8 @@ def test_threshold_slider_rejudges_the_reviewed_files(loaded_window, line_folder
     review.verdict_combo.setCurrentIndex(review.verdict_combo.findData(ANOMALY))
     assert review.proxy.rowCount() == 6  # the verdict filter follows
     out = tmp_path / "what-if.csv"
-    review.export_csv(out)
+    with qtbot.waitSignal(review.csv_exported, timeout=10_000):
+        review.export_csv(out)
     with open(out, newline="", encoding="utf-8") as f:
         table = {Path(r["file"]).name: r for r in csv.DictReader(f)}
     assert sum(r["boxes"] == "" for r in table.values()) == 3  # not known yet: not written as "no boxes"

@@ -171,6 +171,23 @@ def review_folder(folder: str, recursive: bool, inspector, results: ResultsLog |
         yield ReviewChunk(tuple(chunk), done, len(paths))
 
 
+def write_review_csv(path: str, rows: list[ReviewRow], *, stop):
+    """Worker body: the rows as CSV (boxes left empty where a lower threshold flagged a file not yet opened)."""
+    tmp = Path(path).with_name(f".{Path(path).name}.tmp")
+    with open(tmp, "w", newline="", encoding="utf-8") as out:
+        writer = csv.writer(out)
+        writer.writerow(CSV_HEADER)
+        for row in rows:
+            writer.writerow((
+                row.path, row.verdict,
+                "" if row.p_anomaly is None else f"{row.p_anomaly:.6f}",
+                "" if row.threshold is None else f"{row.threshold:.6f}",
+                json.dumps([b.as_list() for b in row.boxes]) if row.boxes_known else "", row.error or "",
+            ))  # fmt: skip
+    os.replace(tmp, path)
+    yield len(rows), path
+
+
 def inspect_one(path: str, inspector, *, stop):
     """Read one file and inspect it again, for display with its heatmap."""
     image = read_image(path)
@@ -342,6 +359,7 @@ class ReviewTab(QWidget):
     """Batch review of a folder; all file work runs in workers, the table fills as results arrive."""
 
     review_finished = Signal(str)  # "done", "cancelled" or "failed"
+    csv_exported = Signal(int, str)  # rows written, path
     failed = Signal(str)
 
     def __init__(self, results: ResultsLog | None = None, parent: QWidget | None = None) -> None:
@@ -535,21 +553,20 @@ class ReviewTab(QWidget):
                 w.stop()
 
     def export_csv(self, path: str | os.PathLike) -> int:
-        """Write the rows shown, in the order shown, to a CSV file; returns how many."""
-        written = 0
-        with open(path, "w", newline="", encoding="utf-8") as out:
-            writer = csv.writer(out)
-            writer.writerow(CSV_HEADER)
-            for r in range(self.proxy.rowCount()):
-                row = self.model.rows[self.proxy.mapToSource(self.proxy.index(r, 0)).row()]
-                writer.writerow((
-                    row.path, row.verdict,
-                    "" if row.p_anomaly is None else f"{row.p_anomaly:.6f}",
-                    "" if row.threshold is None else f"{row.threshold:.6f}",
-                    json.dumps([b.as_list() for b in row.boxes]) if row.boxes_known else "", row.error or "",
-                ))  # fmt: skip
-                written += 1
-        return written
+        """Write the rows shown, in the order shown, to a CSV file in a worker; returns how many, csv_exported follows."""
+        rows = [self.model.rows[self.proxy.mapToSource(self.proxy.index(r, 0)).row()] for r in range(self.proxy.rowCount())]
+        worker = Worker(write_review_csv, str(path), rows)
+        worker.event_ready.connect(self._on_csv_written)
+        worker.failed.connect(self.failed)
+        self._keep(worker)
+        worker.start()
+        return len(rows)
+
+    def _on_csv_written(self, written: tuple) -> None:
+        """The CSV is on disk: say so."""
+        n, path = written
+        self.progress_label.setText(f"Exported {n:,} rows to {elide_middle(path, 40)}")
+        self.csv_exported.emit(n, path)
 
     def save_annotated(self, out_dir: str) -> bool:
         """Write annotated copies of every ANOMALY row to out_dir in a worker; False when there is nothing to do."""
@@ -742,8 +759,7 @@ class ReviewTab(QWidget):
         """Ask where to write the CSV of the rows shown, then write it."""
         path, _ = QFileDialog.getSaveFileName(self, "Export review as CSV", "review.csv", "CSV files (*.csv)")
         if path:
-            n = self.export_csv(path)
-            self.progress_label.setText(f"Exported {n:,} rows to {elide_middle(path, 40)}")
+            self.export_csv(path)
 
     def _on_save_clicked(self) -> None:
         """Ask for a folder and write annotated copies of the anomalies there."""
