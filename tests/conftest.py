@@ -44,3 +44,19 @@ def trained(synthetic_dataset, tmp_path_factory):
 @pytest.fixture(scope="session")
 def model_file(trained) -> Path:
     return trained[1]
+
+
+def committed_rows(db: Path) -> list[tuple[int, str, str]]:
+    """(id, item, verdict) of every row committed to a results log, read through a read-only connection; [] if not there yet."""
+    import sqlite3
+
+    if not db.exists():
+        return []
+    try:
+        conn = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=1.0)
+        try:
+            return conn.execute("SELECT id, item, verdict FROM results ORDER BY id").fetchall()
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return []  # database or table not created yet

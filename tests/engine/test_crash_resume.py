@@ -18,6 +18,7 @@ import pytest
 
 from engine import cli
 from engine.results import ResultsLog
+from tests.conftest import committed_rows
 
 N_FILES = 60
 KILL_AFTER_ROWS = 12  # well before the end; each image is committed on its own (--batch-size 1)
@@ -44,20 +45,6 @@ def _env():
     return {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
 
 
-def _committed(db: Path) -> list[tuple[int, str, str]]:
-    """(id, item, verdict) of every committed row, read through a read-only connection; [] if not there yet."""
-    if not db.exists():
-        return []
-    try:
-        conn = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=1.0)
-        try:
-            return conn.execute("SELECT id, item, verdict FROM results ORDER BY id").fetchall()
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return []  # database or table not created yet
-
-
 def test_sigkill_mid_run_loses_no_committed_row_and_rerun_resumes(model_file, folder, tmp_path):
     db = tmp_path / "results.sqlite3"
     command = _predict(model_file, folder, db, tmp_path / "first.csv", "--batch-size", 1)
@@ -68,7 +55,7 @@ def test_sigkill_mid_run_loses_no_committed_row_and_rerun_resumes(model_file, fo
         while len(seen) < KILL_AFTER_ROWS:
             assert proc.poll() is None, f"predict ended before it could be killed: {proc.stderr.read().decode()}"
             assert time.monotonic() < deadline, "no results appeared in time"
-            seen = _committed(db)
+            seen = committed_rows(db)
             time.sleep(0.01)
         proc.send_signal(signal.SIGKILL)
     finally:
@@ -101,7 +88,7 @@ def test_sigkill_mid_run_loses_no_committed_row_and_rerun_resumes(model_file, fo
     assert {row["path"] for row in second}.isdisjoint(done)  # finished files were not inspected again
     assert len(second) == N_FILES - len(done)
 
-    final = _committed(db)
+    final = committed_rows(db)
     per_item = Counter(item for _, item, _ in final)
     assert len(final) == N_FILES and set(per_item.values()) == {1}
     assert sorted(per_item) == sorted(str(p) for p in folder.iterdir())
@@ -132,7 +119,7 @@ def test_locked_database_delays_writes_with_one_warning_and_loses_nothing(model_
     try:
         assert warned.wait(240), "".join(lines)
         time.sleep(1.0)  # let a few more results queue up in memory behind the lock
-        assert _committed(db) == []
+        assert committed_rows(db) == []
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
@@ -144,7 +131,7 @@ def test_locked_database_delays_writes_with_one_warning_and_loses_nothing(model_
     warnings = [line for line in lines if "warning: results log" in line]
     assert len(warnings) == 1, warnings  # said once, not once per image
     assert "locked" in warnings[0] and "kept in memory" in warnings[0]
-    rows = _committed(db)
+    rows = committed_rows(db)
     assert Counter(item for _, item, _ in rows) == Counter(str(p) for p in folder.iterdir())
     assert [item for _, item, _ in rows] == sorted(item for _, item, _ in rows)  # written in inspection order
 
@@ -182,7 +169,7 @@ def test_disk_full_during_predict_keeps_results_in_memory_then_writes_them(model
     assert log.failed_writes >= 8  # the disk really was full for a while
     warnings = [line for line in err.splitlines() if "warning: results log" in line]
     assert len(warnings) == 1 and "full" in warnings[0], err
-    rows = _committed(db)
+    rows = committed_rows(db)
     assert Counter(item for _, item, _ in rows) == Counter(str(p) for p in folder.iterdir())
 
 

@@ -17,6 +17,7 @@ import pytest
 from engine.inference import Inspector
 from engine.results import ResultsLog
 from engine.types import ERROR
+from tests.conftest import committed_rows
 from visinspect_gui.widgets.review_tab import ReviewTab, review_run_id
 
 N_FILES = 400
@@ -32,20 +33,6 @@ def big_folder(synthetic_dataset, tmp_path_factory) -> Path:
     for i in range(N_FILES):
         (out / f"part{i:04d}.png").write_bytes(sources[i % len(sources)].read_bytes())
     return out
-
-
-def _committed(db: Path) -> list[tuple[int, str, str]]:
-    """(id, item, verdict) of every committed row, read-only; [] while the database or table is not there yet."""
-    if not db.exists():
-        return []
-    try:
-        conn = sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True, timeout=1.0)
-        try:
-            return conn.execute("SELECT id, item, verdict FROM results ORDER BY id").fetchall()
-        finally:
-            conn.close()
-    except sqlite3.Error:
-        return []
 
 
 def _review(tab: ReviewTab, folder: Path, qtbot) -> str:
@@ -72,7 +59,7 @@ def test_station_killed_mid_review_resumes_without_repeating_files(model_file, b
         while len(seen) < KILL_AFTER_ROWS:
             assert proc.poll() is None, f"the station ended before it could be killed: {proc.stderr.read().decode()}"
             assert time.monotonic() < deadline, "no review results appeared in time"
-            seen = _committed(db)
+            seen = committed_rows(db)
             time.sleep(0.01)
         proc.send_signal(signal.SIGKILL)
     finally:
@@ -111,7 +98,7 @@ def test_station_killed_mid_review_resumes_without_repeating_files(model_file, b
     finally:
         tab.shutdown()
         results.close()
-    final = _committed(db)
+    final = committed_rows(db)
     per_item = Counter(item for _, item, _ in final)
     assert len(final) == N_FILES and set(per_item.values()) == {1}  # nothing inspected twice
     with sqlite3.connect(db) as conn:
