@@ -40,21 +40,17 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def engine_rate(inspector, image, seconds: float) -> dict:
-    """Batch-1 inferences per second of the engine alone on one in-memory frame."""
-    inspector.inspect([image])  # warm-up
-    times = []
-    start = time.perf_counter()
-    while time.perf_counter() - start < seconds or len(times) < 5:
-        t = time.perf_counter()
-        inspector.inspect([image])
-        times.append(time.perf_counter() - t)
-    total = sum(times)
-    return {"frames": len(times), "inferences_per_s": round(len(times) / total, 2), "ms_per_frame": round(1000 * total / len(times), 1)}
+    """Batch-1 inferences per second of the engine alone: the benchmark's live-latency loop."""
+    from engine.bench import bench_live
+
+    live = bench_live(inspector, image, seconds, min_iters=5)
+    return {"frames": live["iterations"], "inferences_per_s": round(1000 / live["mean_ms"], 2), "ms_per_frame": live["mean_ms"]}
 
 
 def window_rate(model_path: Path, images: Path, *, seconds: float, warmup: float, device: str, workdir: Path) -> dict:
     """Run the real station window on a looping folder; count results delivered and frames drawn."""
-    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen" if not os.environ.get("DISPLAY") else os.environ.get("QT_QPA_PLATFORM", "xcb"))
+    if not os.environ.get("DISPLAY"):
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QEventLoop, QTimer
 
     from visinspect_gui.app import setup_application
@@ -65,30 +61,25 @@ def window_rate(model_path: Path, images: Path, *, seconds: float, warmup: float
     window.resize(1400, 900)
     window.show()
 
-    def wait_for(signal, timeout_s: float) -> None:
+    def spin(seconds_: float, until=None) -> None:
+        """Run the event loop for seconds_, or until the signal until fires."""
         loop = QEventLoop()
-        signal.connect(loop.quit)
-        QTimer.singleShot(int(timeout_s * 1000), loop.quit)
+        if until is not None:
+            until.connect(loop.quit)
+        QTimer.singleShot(int(seconds_ * 1000), loop.quit)
         loop.exec()
 
     window.open_model(str(model_path))
-    wait_for(window.station.model_loaded, 600)
+    spin(600, until=window.station.model_loaded)
     if window.station.inspector is None:
         raise SystemExit(f"the station could not load {model_path}")
-    received = {"n": 0}
-    window.station.result_ready.connect(lambda _r: received.__setitem__("n", received["n"] + 1))
     window.source_panel.set_source(str(images), loop=True, max_fps=None)
     window.source_panel.start_button.click()
-
-    def run_for(s: float) -> None:
-        loop = QEventLoop()
-        QTimer.singleShot(int(s * 1000), loop.quit)
-        loop.exec()
-
-    run_for(warmup)
-    r0, d0, t0 = received["n"], window.live.frames_drawn, time.perf_counter()
-    run_for(seconds)
-    r1, d1, t1 = received["n"], window.live.frames_drawn, time.perf_counter()
+    counters = window.live.counters  # counts every result the Station delivers
+    spin(warmup)
+    r0, d0, t0 = counters.inspected, window.live.frames_drawn, time.perf_counter()
+    spin(seconds)
+    r1, d1, t1 = counters.inspected, window.live.frames_drawn, time.perf_counter()
     window.source_panel.stop_button.click()
     window.close()
     window.shutdown()

@@ -60,3 +60,39 @@ def committed_rows(db: Path) -> list[tuple[int, str, str]]:
             conn.close()
     except sqlite3.Error:
         return []  # database or table not created yet
+
+
+def sigkill_after_rows(command: list[str], env: dict, db: Path, n_rows: int, *, what: str) -> list[tuple[int, str, str]]:
+    """Run command and SIGKILL it as soon as n_rows results are committed to db; the rows seen before the kill."""
+    import signal
+    import subprocess
+    import time
+
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    seen: list[tuple[int, str, str]] = []
+    deadline = time.monotonic() + 240
+    try:
+        while len(seen) < n_rows:
+            assert proc.poll() is None, f"{what} ended before it could be killed: {proc.stderr.read().decode()}"
+            assert time.monotonic() < deadline, f"no results from {what} appeared in time"
+            seen = committed_rows(db)
+            time.sleep(0.01)
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.wait(timeout=60)
+        proc.stderr.close()
+    assert proc.returncode == -signal.SIGKILL
+    return seen
+
+
+def intact_rows(db: Path) -> list[tuple[int, str, str]]:
+    """(id, item, verdict) of every row, opened as the next run does (recovering the WAL) and integrity-checked."""
+    import sqlite3
+
+    conn = sqlite3.connect(db)
+    try:
+        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        return conn.execute("SELECT id, item, verdict FROM results ORDER BY id").fetchall()
+    finally:
+        conn.close()

@@ -7,7 +7,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, QThread, Signal
+from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal
 
 from engine.errors import Cancelled, VisInspectError
 
@@ -91,3 +91,22 @@ class Worker(QObject):
         """Stop and block until the thread has ended (for close); True when it ended in time."""
         self.stop_event.set()
         return self._thread.wait(ms)
+
+
+class WorkerGroup:
+    """The workers a widget started: each stays referenced until its thread has ended; all are stopped on close."""
+
+    def __init__(self) -> None:
+        self._workers: set[Worker] = set()
+
+    def start(self, worker: Worker) -> Worker:
+        """Keep worker referenced and start it."""
+        self._workers.add(worker)
+        # Released on the next event-loop turn, not from inside the worker's own finished signal.
+        worker.finished.connect(lambda w=worker: QTimer.singleShot(0, lambda: self._workers.discard(w)))
+        worker.start()
+        return worker
+
+    def wait(self, ms: int = 10_000) -> bool:
+        """Stop every worker and wait for its thread (window close); True when all ended in time."""
+        return all([w.wait(ms) for w in list(self._workers)])

@@ -114,6 +114,7 @@ class Inspector:
             # bit-identical outputs without that cost. The fp32 model stays as it is.
             self._net = copy.deepcopy(self.model).to(torch.bfloat16)
         self._features = self._net.forward_features
+        self.preprocess = loaded.meta.preprocessing()
         self._int8 = precision == "int8"
         if self._int8:
             from engine.inference.quantize import QuantizationError, quantize_features
@@ -127,10 +128,9 @@ class Inspector:
                     "precision int8 needs calibration images of the product: this model file has none (models trained "
                     "before they were stored with the model); retrain it, or use precision auto, fp32 or bf16"
                 )
-            self._features = quantize_features(self.model, loaded.meta.preprocessing().batch(list(calibration)))
+            self._features = quantize_features(self.model, self.preprocess.batch(list(calibration)))
         if compile:  # optional: worth it on CUDA stations that run long batches; the first call compiles
             self._features = torch.compile(self._features, dynamic=False)
-        self.preprocess = loaded.meta.preprocessing()
         self.threshold = float(loaded.meta.threshold)
         self.box_threshold = float(loaded.meta.box_threshold)
         self.min_area_fraction = float(loaded.meta.min_area_fraction)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import NamedTuple
 
 from engine.data.decode import IMAGE_SUFFIXES, is_image_file
 from engine.errors import SourceError
@@ -26,21 +27,36 @@ ACCEPTED_SOURCES = (
 _CAMERA_WITH_SIZE = re.compile(r"(\d+)\s*@\s*(\d+)\s*[xX×]\s*(\d+)")
 
 
+class CameraSpec(NamedTuple):
+    """A camera a source string names: its index or stream URL, and the resolution asked for, if any."""
+
+    target: int | str
+    width: int | None = None
+    height: int | None = None
+
+
+def camera_spec(spec: str) -> CameraSpec | None:
+    """The camera in a source string (0, 0@1920x1080 or a stream URL), or None when it names files."""
+    text = str(spec).strip()
+    if text.isascii() and text.isdigit():
+        return CameraSpec(int(text))
+    sized = _CAMERA_WITH_SIZE.fullmatch(text)
+    if sized:
+        index, width, height = (int(g) for g in sized.groups())
+        return CameraSpec(index, width, height)
+    return CameraSpec(text) if "://" in text else None
+
+
 def open_source(spec: str, *, loop: bool = False) -> FrameSource:
     """The (unopened) source a command-line or settings string names; SourceError lists what is accepted."""
     text = str(spec).strip()
     if not text:
         raise SourceError(f"no source given; expected {ACCEPTED_SOURCES}")
-    if text.isascii() and text.isdigit():
-        return CameraSource(int(text))
-    camera = _CAMERA_WITH_SIZE.fullmatch(text)
-    if camera:
-        index, width, height = (int(g) for g in camera.groups())
-        if width < 1 or height < 1:
+    camera = camera_spec(text)
+    if camera is not None:
+        if camera.width is not None and (camera.width < 1 or camera.height < 1):
             raise SourceError(f"{text}: a camera resolution needs a width and height of 1 or more, e.g. 0@1920x1080")
-        return CameraSource(index, width=width, height=height)
-    if "://" in text:
-        return CameraSource(text)
+        return CameraSource(camera.target, width=camera.width, height=camera.height)
     path = Path(text).expanduser()
     if path.is_dir():
         return FolderSource(path, loop=loop)
@@ -58,6 +74,8 @@ __all__ = [
     "EVENT_KINDS",
     "VIDEO_SUFFIXES",
     "CameraSource",
+    "CameraSpec",
+    "camera_spec",
     "FolderSource",
     "FrameReadError",
     "FrameSource",

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import csv
 import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -18,7 +17,7 @@ import pytest
 
 from engine import cli
 from engine.results import ResultsLog
-from tests.conftest import committed_rows
+from tests.conftest import committed_rows, intact_rows, sigkill_after_rows
 
 N_FILES = 60
 KILL_AFTER_ROWS = 12  # well before the end; each image is committed on its own (--batch-size 1)
@@ -48,29 +47,9 @@ def _env():
 def test_sigkill_mid_run_loses_no_committed_row_and_rerun_resumes(model_file, folder, tmp_path):
     db = tmp_path / "results.sqlite3"
     command = _predict(model_file, folder, db, tmp_path / "first.csv", "--batch-size", 1)
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=_env())
-    seen: list[tuple[int, str, str]] = []
-    deadline = time.monotonic() + 240
-    try:
-        while len(seen) < KILL_AFTER_ROWS:
-            assert proc.poll() is None, f"predict ended before it could be killed: {proc.stderr.read().decode()}"
-            assert time.monotonic() < deadline, "no results appeared in time"
-            seen = committed_rows(db)
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait(timeout=60)
-        proc.stderr.close()
-    assert proc.returncode == -signal.SIGKILL
+    seen = sigkill_after_rows(command, _env(), db, KILL_AFTER_ROWS, what="predict")
     assert len(seen) < N_FILES, "the run finished before the kill: make the folder bigger"
-
-    conn = sqlite3.connect(db)  # a normal connection, as the next run opens it (recovers the WAL)
-    try:
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        after_kill = conn.execute("SELECT id, item, verdict FROM results ORDER BY id").fetchall()
-    finally:
-        conn.close()
+    after_kill = intact_rows(db)
     assert set(seen) <= set(after_kill)  # every row seen committed before the kill survived it
     assert len(after_kill) < N_FILES
     done = {item for _, item, verdict in after_kill if verdict != "ERROR"}
@@ -88,12 +67,10 @@ def test_sigkill_mid_run_loses_no_committed_row_and_rerun_resumes(model_file, fo
     assert {row["path"] for row in second}.isdisjoint(done)  # finished files were not inspected again
     assert len(second) == N_FILES - len(done)
 
-    final = committed_rows(db)
+    final = intact_rows(db)
     per_item = Counter(item for _, item, _ in final)
     assert len(final) == N_FILES and set(per_item.values()) == {1}
     assert sorted(per_item) == sorted(str(p) for p in folder.iterdir())
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
 def test_locked_database_delays_writes_with_one_warning_and_loses_nothing(model_file, folder, tmp_path):

@@ -20,6 +20,7 @@ from engine.sources import (
     ImageFilesSource,
     SourceEvent,
     VideoSource,
+    camera_spec,
     natural_key,
     open_source,
     stream_frames,
@@ -214,6 +215,8 @@ def test_a_camera_spec_can_ask_for_a_resolution():
     assert (camera._width, camera._height) == (1920, 1080)
     assert camera.description == "camera 0 at 1920x1080"
     assert open_source(" 2 @ 640 x 480 ")._width == 640
+    assert camera_spec("0@1920x1080") == (0, 1920, 1080) and camera_spec("rtsp://cam/1") == ("rtsp://cam/1", None, None)
+    assert camera_spec("/data/line 3") is None and camera_spec("0@big") is None
     with pytest.raises(SourceError, match="width and height of 1 or more"):
         open_source("0@0x720")
 

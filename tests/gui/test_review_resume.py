@@ -4,9 +4,6 @@ and reviewing the same folder again resumes without inspecting finished files tw
 from __future__ import annotations
 
 import os
-import signal
-import sqlite3
-import subprocess
 import sys
 import time
 from collections import Counter
@@ -17,7 +14,7 @@ import pytest
 from engine.inference import Inspector
 from engine.results import ResultsLog
 from engine.types import ERROR
-from tests.conftest import committed_rows
+from tests.conftest import intact_rows, sigkill_after_rows
 from visinspect_gui.widgets.review_tab import ReviewTab, review_run_id
 
 N_FILES = 400
@@ -52,29 +49,9 @@ def test_station_killed_mid_review_resumes_without_repeating_files(model_file, b
     }  # fmt: skip
     command = [sys.executable, "-m", "visinspect_gui.app", "--model", str(model_file), "--review", str(big_folder),
                "--device", "cpu", "--no-demo"]  # fmt: skip
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-    seen: list[tuple[int, str, str]] = []
-    deadline = time.monotonic() + 240
-    try:
-        while len(seen) < KILL_AFTER_ROWS:
-            assert proc.poll() is None, f"the station ended before it could be killed: {proc.stderr.read().decode()}"
-            assert time.monotonic() < deadline, "no review results appeared in time"
-            seen = committed_rows(db)
-            time.sleep(0.01)
-        proc.send_signal(signal.SIGKILL)
-    finally:
-        proc.kill()
-        proc.wait(timeout=60)
-        proc.stderr.close()
-    assert proc.returncode == -signal.SIGKILL
+    seen = sigkill_after_rows(command, env, db, KILL_AFTER_ROWS, what="the station")
     assert len(seen) < N_FILES, "the review finished before the kill: make the folder bigger"
-
-    conn = sqlite3.connect(db)  # a normal connection recovers the WAL, as the next station start does
-    try:
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-        after_kill = conn.execute("SELECT id, item, verdict FROM results ORDER BY id").fetchall()
-    finally:
-        conn.close()
+    after_kill = intact_rows(db)
     assert set(seen) <= set(after_kill)
     assert KILL_AFTER_ROWS <= len(after_kill) < N_FILES
     assert all(verdict != ERROR for _, _, verdict in after_kill)
@@ -98,11 +75,9 @@ def test_station_killed_mid_review_resumes_without_repeating_files(model_file, b
     finally:
         tab.shutdown()
         results.close()
-    final = committed_rows(db)
+    final = intact_rows(db)
     per_item = Counter(item for _, item, _ in final)
     assert len(final) == N_FILES and set(per_item.values()) == {1}  # nothing inspected twice
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
 def _shown(row):

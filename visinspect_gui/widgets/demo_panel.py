@@ -6,7 +6,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from engine.demo import DemoProgress, DemoReady, prepare_demo
-from visinspect_gui.workers import Worker
+from visinspect_gui.workers import Worker, WorkerGroup
 
 
 class DemoPanel(QFrame):
@@ -20,7 +20,7 @@ class DemoPanel(QFrame):
         self.setObjectName("DemoPanel")
         self.out_dir, self.model_dir = out_dir, model_dir
         self._worker: Worker | None = None
-        self._workers: set[Worker] = set()
+        self._workers = WorkerGroup()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(14, 10, 14, 10)
         top = QHBoxLayout()
@@ -72,9 +72,7 @@ class DemoPanel(QFrame):
         worker.cancelled.connect(self._on_cancelled)
         worker.finished.connect(self._on_finished)
         self._worker = worker
-        self._workers.add(worker)
-        worker.finished.connect(lambda w=worker: self._workers.discard(w))
-        worker.start()
+        self._workers.start(worker)
 
     def cancel(self) -> None:
         """Ask the demo build to stop; no model is saved."""
@@ -84,8 +82,7 @@ class DemoPanel(QFrame):
 
     def shutdown(self, timeout_ms: int = 10_000) -> None:
         """Stop and wait for the demo worker (window close)."""
-        for worker in list(self._workers):
-            worker.wait(timeout_ms)
+        self._workers.wait(timeout_ms)
 
     def _on_event(self, event) -> None:
         """Advance the progress bar, and announce the demo when it is ready."""

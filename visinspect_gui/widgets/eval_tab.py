@@ -35,7 +35,7 @@ from engine.modelfile import MODEL_SUFFIX, ModelMeta, read_meta
 from engine.paths import weights_dir
 from visinspect_gui.widgets.calibration_view import CalibrationView
 from visinspect_gui.widgets.report_view import ReportView, WorkerSlot, ask_report_path, export_report_job, fmt_pct
-from visinspect_gui.workers import Worker
+from visinspect_gui.workers import Worker, WorkerGroup
 
 LOAD_CHUNK = 32
 
@@ -149,7 +149,7 @@ class EvalTab(QWidget):
         self._worker = WorkerSlot()
         self._export = WorkerSlot()
         self._probes: dict[str, Worker] = {}  # the newest worker reading each input (model, folder, models)
-        self._workers: set[Worker] = set()
+        self._workers = WorkerGroup()
         self._meta: ModelMeta | None = None  # header of the chosen model file
         self._outcome = ""
         self._t0 = 0.0
@@ -289,8 +289,7 @@ class EvalTab(QWidget):
         return self._worker.busy() or self._export.busy() or self.calibration.is_busy()
 
     def shutdown(self, ms: int = 10_000) -> bool:
-        probes_done = all(w.wait(ms) for w in list(self._workers))
-        return self._worker.wait(ms) and self._export.wait(ms) and self.calibration.shutdown(ms) and probes_done
+        return all([self._worker.wait(ms), self._export.wait(ms), self.calibration.shutdown(ms), self._workers.wait(ms)])
 
     # --- slots ------------------------------------------------------------------------------------
 
@@ -344,12 +343,9 @@ class EvalTab(QWidget):
         worker.event_ready.connect(lambda item, w=worker: self._probes.get(key) is w and on_ready(item))
         worker.failed.connect(self._on_worker_failed)
         worker.finished.connect(lambda w=worker: self._on_probe_finished(key, w))
-        self._probes[key] = worker
-        self._workers.add(worker)
-        worker.start()
+        self._probes[key] = self._workers.start(worker)
 
     def _on_probe_finished(self, key: str, worker: Worker) -> None:
-        self._workers.discard(worker)
         if self._probes.get(key) is worker:
             del self._probes[key]
 

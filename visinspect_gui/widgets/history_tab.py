@@ -30,7 +30,7 @@ from engine.types import ANOMALY, ERROR, GOOD
 from visinspect_gui.widgets.common import ListTableModel, hint
 from visinspect_gui.widgets.review_tab import VERDICT_COLOURS
 from visinspect_gui.widgets.viewer import ImageViewer
-from visinspect_gui.workers import Worker
+from visinspect_gui.workers import Worker, WorkerGroup
 
 COLUMNS = ("Time", "Verdict", "p(anomaly)", "Boxes", "Source", "Item", "Error")
 QUERY_LIMIT = 5000
@@ -115,7 +115,7 @@ class HistoryTab(QWidget):
         self._query: Worker | None = None
         self._frame: Worker | None = None
         self._frame_row: ResultRow | None = None
-        self._workers: set[Worker] = set()
+        self._workers = WorkerGroup()
         self.total = 0
 
         layout = QVBoxLayout(self)
@@ -212,18 +212,16 @@ class HistoryTab(QWidget):
         worker.event_ready.connect(self._on_rows)
         worker.failed.connect(self.failed)
         self._query = worker
-        self._keep(worker)
         self.summary.setText("Loading…")
-        worker.start()
+        self._workers.start(worker)
 
     def export_csv(self, path: str) -> None:
         """Write every matching result (not only those listed) to CSV in a worker; exported follows."""
         worker = Worker(export_log, self.results, str(path), self.filters())
         worker.event_ready.connect(lambda n, p=str(path): self._on_exported(n, p))
         worker.failed.connect(self.failed)
-        self._keep(worker)
         self.summary.setText("Exporting…")
-        worker.start()
+        self._workers.start(worker)
 
     def _on_exported(self, count: int, path: str) -> None:
         """Say where the CSV went and announce it."""
@@ -232,8 +230,7 @@ class HistoryTab(QWidget):
 
     def shutdown(self, timeout_ms: int = 5000) -> None:
         """Stop and wait for this tab's workers (window close)."""
-        for worker in list(self._workers):
-            worker.wait(timeout_ms)
+        self._workers.wait(timeout_ms)
 
     def _on_rows(self, payload) -> None:
         """Show the newest query's rows (an older query's answer is ignored)."""
@@ -266,8 +263,7 @@ class HistoryTab(QWidget):
         worker.event_ready.connect(self._on_frame)
         worker.failed.connect(self._on_frame_failed)
         self._frame, self._frame_row = worker, row
-        self._keep(worker)
-        worker.start()
+        self._workers.start(worker)
 
     def _on_frame(self, payload) -> None:
         """Show the saved frame with the boxes that were logged for it (and its heatmap when it could be recomputed)."""
@@ -288,11 +284,6 @@ class HistoryTab(QWidget):
         if self.sender() is self._frame:
             self.viewer.clear()
             self.viewer.set_placeholder(message)
-
-    def _keep(self, worker: Worker) -> None:
-        """Keep a worker referenced until its thread has ended."""
-        self._workers.add(worker)
-        worker.finished.connect(lambda w=worker: self._workers.discard(w))
 
     def _on_export_clicked(self) -> None:
         """Ask where to write the CSV, then export in a worker."""

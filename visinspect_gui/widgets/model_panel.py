@@ -25,7 +25,7 @@ from engine.modelfile import MODEL_SUFFIX, read_meta
 from engine.paths import weights_dir
 from visinspect_gui.widgets.common import Card
 from visinspect_gui.widgets.viewer import COLORMAPS
-from visinspect_gui.workers import Worker
+from visinspect_gui.workers import Worker, WorkerGroup
 
 NO_IMAGENET_NOTE = (
     "Trained without ImageNet weights (random init): good enough for the demo, "
@@ -91,7 +91,7 @@ class ModelPanel(Card):
         super().__init__("Model", parent)
         self.folder = folder
         self._scanner: Worker | None = None
-        self._workers: set[Worker] = set()
+        self._workers = WorkerGroup()
         self._model_threshold = 0.5
         self._threshold = 0.5
         self._loadable: list[str] = []
@@ -243,8 +243,7 @@ class ModelPanel(Card):
         worker = Worker(scan_models, folder)
         worker.event_ready.connect(self._on_models_found)
         self._scanner = worker
-        self._keep(worker)
-        worker.start()
+        self._workers.start(worker)
 
     def _on_models_found(self, found: list) -> None:
         """List the scanned models (newest first) and keep the loaded one marked."""
@@ -274,15 +273,9 @@ class ModelPanel(Card):
             self.list.setCurrentRow(0)
         self.models_found.emit(sum(1 for f in found if f[2] is None))
 
-    def _keep(self, worker: Worker) -> None:
-        """Keep a worker referenced until its thread has ended."""
-        self._workers.add(worker)
-        worker.finished.connect(lambda w=worker: self._workers.discard(w))
-
     def shutdown(self, timeout_ms: int = 5000) -> None:
         """Stop and wait for the scanning worker (window close)."""
-        for worker in list(self._workers):
-            worker.wait(timeout_ms)
+        self._workers.wait(timeout_ms)
 
     # -- slots ---------------------------------------------------------------------------------
 

@@ -1,12 +1,11 @@
 """Shared held-out report widgets: confusion grid, metrics panel, prediction gallery, and a worker slot."""
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from PySide6.QtCore import QSize, Qt, QTimer
+from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QBrush, QColor, QIcon, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
@@ -36,7 +35,7 @@ from engine.evaluation.report import (
     write_html_report,
 )
 from engine.modelfile import ModelMeta
-from visinspect_gui.workers import Worker
+from visinspect_gui.workers import Worker, WorkerGroup
 
 OK_BG, BAD_BG, ZERO_BG = "#1f4a33", "#6b2626", "#2b2e33"
 WRONG_ITEM_BG = "#4a2424"
@@ -70,11 +69,7 @@ def fmt_num(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.3f}"
 
 
-_LIVE: set[Worker] = set()  # running workers stay referenced until their thread ends, whatever owns them
-
-
-def _release(ref: weakref.ref) -> None:
-    QTimer.singleShot(0, lambda: _LIVE.discard(ref()))  # not from inside the thread's own finished signal
+_LIVE = WorkerGroup()  # running workers stay referenced until their thread ends, whatever owns them
 
 
 def export_report_job(path: str, report: EvalReport, meta: ModelMeta | None, gallery: list, source: str, box_at, *, stop):
@@ -123,11 +118,7 @@ class WorkerSlot:
         worker.failed.connect(on_failed)
         worker.cancelled.connect(on_cancelled)
         worker.finished.connect(on_finished)
-        ref = weakref.ref(worker)
-        worker.finished.connect(lambda: _release(ref))
-        self.worker = worker
-        _LIVE.add(worker)
-        worker.start()
+        self.worker = _LIVE.start(worker)
         return worker
 
     def busy(self) -> bool:

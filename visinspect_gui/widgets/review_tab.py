@@ -36,7 +36,7 @@ from engine.sources import list_images
 from engine.types import ANOMALY, ERROR, GOOD, Box, Inspection
 from visinspect_gui.widgets.common import ListTableModel, elide_middle, glyph_icon, hint
 from visinspect_gui.widgets.viewer import ImageViewer
-from visinspect_gui.workers import Worker
+from visinspect_gui.workers import Worker, WorkerGroup
 
 COLUMNS = ("File", "Verdict", "p(anomaly)", "Boxes", "Error")
 CSV_HEADER = ("file", "verdict", "p_anomaly", "threshold", "boxes", "error")
@@ -300,13 +300,10 @@ class ReviewModel(ListTableModel):
             self.dataChanged.emit(self.index(0, 0), self.index(len(self.rows) - 1, len(self.columns) - 1))
         return changed
 
-    def replace_row(self, path: str, row: ReviewRow) -> None:
-        """Put an updated row (e.g. with its boxes found) in place of the row of path."""
-        for i, old in enumerate(self.rows):
-            if old.path == path:
-                self.rows[i] = row
-                self.dataChanged.emit(self.index(i, 0), self.index(i, len(self.columns) - 1))
-                return
+    def set_row(self, i: int, row: ReviewRow) -> None:
+        """Put an updated row (e.g. with its boxes found) in place of row i."""
+        self.rows[i] = row
+        self.dataChanged.emit(self.index(i, 0), self.index(i, len(self.columns) - 1))
 
     def clear(self, root: str = "") -> None:
         """Empty the table for a new review of root."""
@@ -372,7 +369,7 @@ class ReviewTab(QWidget):
         self._batch: Worker | None = None
         self._shower: Worker | None = None
         self._saver: Worker | None = None
-        self._workers: set[Worker] = set()
+        self._workers = WorkerGroup()
         self._t0 = self._t_listed = 0.0
         self._resumed = 0
         self._end_state = "done"
@@ -541,8 +538,7 @@ class ReviewTab(QWidget):
         worker.finished.connect(self._on_batch_finished)
         self._batch = worker
         self._end_state = "done"
-        self._keep(worker)
-        worker.start()
+        self._workers.start(worker)
         self._update_buttons()
         return True
 
@@ -558,8 +554,7 @@ class ReviewTab(QWidget):
         worker = Worker(write_review_csv, str(path), rows)
         worker.event_ready.connect(self._on_csv_written)
         worker.failed.connect(self.failed)
-        self._keep(worker)
-        worker.start()
+        self._workers.start(worker)
         return len(rows)
 
     def _on_csv_written(self, written: tuple) -> None:
@@ -578,11 +573,10 @@ class ReviewTab(QWidget):
         worker.failed.connect(self.failed)
         worker.finished.connect(self._on_save_finished)
         self._saver = worker
-        self._keep(worker)
         self.progress.setRange(0, len(paths))
         self.progress.setValue(0)
         self.progress_label.setText(f"Saving annotated images to {elide_middle(out_dir, 40)}…")
-        worker.start()
+        self._workers.start(worker)
         self._update_buttons()
         return True
 
@@ -599,8 +593,7 @@ class ReviewTab(QWidget):
 
     def shutdown(self, timeout_ms: int = 10_000) -> None:
         """Stop and wait for this tab's workers (window close)."""
-        for worker in list(self._workers):
-            worker.wait(timeout_ms)
+        self._workers.wait(timeout_ms)
 
     # -- batch events --------------------------------------------------------------------------
 
@@ -696,18 +689,18 @@ class ReviewTab(QWidget):
         worker.event_ready.connect(self._on_shown)
         worker.failed.connect(self._on_show_failed)
         self._shower = worker
-        self._keep(worker)
         self.detail.setText(f"Loading {Path(row.path).name}…")
-        worker.start()
+        self._workers.start(worker)
 
     def _on_shown(self, shown: Shown) -> None:
         """Show the re-inspected file with its heatmap and boxes (the newest request only)."""
         if self.sender() is not self._shower:
             return
         insp = shown.inspection
-        row = next((r for r in self.model.rows if r.path == shown.path), None)
+        i = next((i for i, r in enumerate(self.model.rows) if r.path == shown.path), None)
+        row = None if i is None else self.model.rows[i]
         if row is not None and not row.boxes_known and insp.threshold == row.threshold:
-            self.model.replace_row(shown.path, replace(row, verdict=insp.verdict, boxes=insp.boxes, boxes_known=True))
+            self.model.set_row(i, replace(row, verdict=insp.verdict, boxes=insp.boxes, boxes_known=True))
         self.viewer.show_image(shown.image, insp)
         self.detail.setText(
             f"{shown.path}\n{insp.verdict}  ·  p(anomaly) {insp.p_anomaly:.4f}  ·  threshold {insp.threshold:.3f}"
@@ -722,11 +715,6 @@ class ReviewTab(QWidget):
             self.detail.setText(message)
 
     # -- helpers -------------------------------------------------------------------------------
-
-    def _keep(self, worker: Worker) -> None:
-        """Keep a worker referenced until its thread has ended."""
-        self._workers.add(worker)
-        worker.finished.connect(lambda w=worker: self._workers.discard(w))
 
     def _update_summary(self) -> None:
         """Counts per verdict under the table."""

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from engine.data.decode import IMAGE_SUFFIXES, is_image_file
-from engine.sources import VIDEO_SUFFIXES
+from engine.sources import VIDEO_SUFFIXES, camera_spec
 from visinspect_gui.widgets.common import Card, elide_middle, glyph_icon, hint
 
 RATES = (("As fast as possible", None), ("30 fps", 30.0), ("10 fps", 10.0), ("5 fps", 5.0), ("2 fps", 2.0), ("1 fps", 1.0))
@@ -36,12 +36,6 @@ def classify_paths(paths: list[str]) -> str | list[str] | None:
             return str(path)
     images = [str(p) for p in paths if is_image_file(p) and Path(p).is_file()]
     return images or None
-
-
-def _looks_like_camera(spec: str) -> bool:
-    """A camera index (optionally with @WxH) or a stream URL, as opposed to a file or folder."""
-    head = spec.strip().split("@", 1)[0]
-    return (head.isascii() and head.isdigit()) or "://" in spec
 
 
 class SourcePanel(Card):
@@ -164,13 +158,11 @@ class SourcePanel(Card):
     def _describe(spec: str) -> str:
         """A short label for a source string (camera, stream, folder, video or file)."""
         text = spec.strip()
-        if text.isdigit():
-            return f"Camera {text}"
-        if "@" in text and text.split("@", 1)[0].strip().isdigit():
-            index, size = (part.strip() for part in text.split("@", 1))
-            return f"Camera {index} at {size}"
-        if "://" in text:
+        camera = camera_spec(text)
+        if camera is not None and isinstance(camera.target, str):
             return f"Stream {elide_middle(text, 48)}"
+        if camera is not None:
+            return f"Camera {camera.target}" + (f" at {camera.width}x{camera.height}" if camera.width else "")
         path = Path(text)
         if path.is_dir():
             return f"Folder {elide_middle(str(path), 48)}"
@@ -201,7 +193,7 @@ class SourcePanel(Card):
             self, "Camera",
             "Camera index (0, 1, …) or stream URL (rtsp://…, http://…).\n"
             "To ask the camera for a resolution, add it: 0@1920x1080.",
-            text=self._spec if isinstance(self._spec, str) and _looks_like_camera(self._spec) else "0",
+            text=self._spec if isinstance(self._spec, str) and camera_spec(self._spec) is not None else "0",
         )
         if ok and text.strip():
             self.set_source(text.strip())

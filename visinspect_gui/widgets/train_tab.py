@@ -39,7 +39,7 @@ from engine.paths import weights_dir
 from engine.training.fit import DataReady, EpochReport, StepReport, TrainConfig, TrainResult, train
 from visinspect_gui.widgets.calibration_view import PLOT_BG, CalibrationView
 from visinspect_gui.widgets.report_view import ReportView, WorkerSlot, ask_report_path, export_report_job, fmt_pct
-from visinspect_gui.workers import Worker
+from visinspect_gui.workers import Worker, WorkerGroup
 
 WEIGHT_KINDS = (("ImageNet", "imagenet"), ("Local file…", "file"), ("None (random init)", "none"))
 GOOD_NAME_HINT = re.compile(r"(^|[_\-\s])(good|free|ok|normal|pass|clean)($|[_\-\s])", re.IGNORECASE)
@@ -126,7 +126,7 @@ class TrainTab(QWidget):
         self._worker = WorkerSlot()
         self._export = WorkerSlot()
         self._scanner: Worker | None = None
-        self._scanners: set[Worker] = set()
+        self._scanners = WorkerGroup()
         self._product_auto = True
         self._outcome = ""
         self._t0 = 0.0
@@ -446,8 +446,7 @@ class TrainTab(QWidget):
 
     def shutdown(self, ms: int = 10_000) -> bool:
         """Stop any work and wait for its thread (call before closing the window)."""
-        scans_done = all(w.wait(ms) for w in list(self._scanners))
-        return self._worker.wait(ms) and self._export.wait(ms) and self.calibration.shutdown(ms) and scans_done
+        return all([self._worker.wait(ms), self._export.wait(ms), self.calibration.shutdown(ms), self._scanners.wait(ms)])
 
     def curve_points(self) -> dict[str, tuple[list[float], list[float]]]:
         """The plotted (x, y) points of each curve."""
@@ -679,9 +678,7 @@ class TrainTab(QWidget):
         worker.event_ready.connect(self._on_scan_ready)
         worker.failed.connect(self._on_scan_failed)
         worker.finished.connect(lambda w=worker: self._on_scan_finished(w))
-        self._scanner = worker
-        self._scanners.add(worker)
-        worker.start()
+        self._scanner = self._scanners.start(worker)
 
     def _on_scan_ready(self, scan: DatasetScan) -> None:
         """Show the layout, counts and masks of the scanned folder (or why it is not a dataset)."""
@@ -721,8 +718,7 @@ class TrainTab(QWidget):
             self.dataset_scanned.emit(None)
 
     def _on_scan_finished(self, worker: Worker) -> None:
-        """Forget a scan whose thread has ended."""
-        self._scanners.discard(worker)
+        """A scan that ended without a result (stopped) is no longer running."""
         if worker is self._scanner:
             self._scanner = None
 
