@@ -247,8 +247,11 @@ def test_live_inspect_over_a_faulty_camera_reports_recovers_and_stops_during_a_s
     gen = live_inspect(camera, _StubInspector(), stop=stop, backoff=(0.02,), stall_s=0.2)
     items, took = _consume_in_thread(gen, stop, lambda: camera.reads == 9)  # during the second stall
     kinds = [i.kind if isinstance(i, SourceEvent) else "result" for i in items]
-    assert kinds[:3] == ["result", "result", "lost"] and "recovered" in kinds and "stalled" in kinds
-    assert kinds.count("lost") == 1 and kinds.count("stalled") == 1
+    events = [k for k in kinds if k != "result"]
+    # a live camera keeps only the newest frame, so a busy CI may drop frame 0 before it is inspected
+    assert kinds[0] == "result" and 1 <= kinds.index("lost") <= 2
+    assert events == ["lost", "recovered", "stalled"]  # the second stall's frame arrives after stop
+    assert "result" in kinds[kinds.index("recovered"):]  # frames flow again after the reconnect
     assert all(isinstance(i, LiveResult) and i.inspection.verdict == "GOOD" for i in items if not isinstance(i, SourceEvent))
     assert took < 0.8  # the consumer returns at once, without waiting out the stalled read
     deadline = time.monotonic() + 5
