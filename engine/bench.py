@@ -36,7 +36,9 @@ import torch
 
 from engine.bench_options import add_bench_arguments
 from engine.data.decode import is_image_file, read_image
-from engine.inference.inspector import Inspector, cpu_has_native_bf16
+from engine.inference.agreement import PRECISION_GATE, correlation
+from engine.inference.device import resolve_device
+from engine.inference.inspector import Inspector, auto_int8_wanted, cpu_has_native_bf16
 from engine.inference.localize import heatmap_to_boxes
 from engine.modelfile import LoadedModel, ModelMeta, load_model
 from engine.types import ANOMALY
@@ -48,7 +50,6 @@ TARGETS = {
     "live_p95_ms": ("<=", 60.0, "live latency p95 at batch 1 <= 60 ms"),
     "training_cached_speedup": (">=", 3.0, "training epochs after the first >= 3x faster than plain"),
 }
-PRECISION_GATE = {"verdict_agreement": 0.995, "heatmap_correlation": 0.99}
 # Real sets for the precision check, looked for in ../shared/data: name -> load_dataset keyword arguments.
 KNOWN_SETS = {"hazelnut_toy": {}, "magnetic_tile": {"layout": "folders", "good_dir": "MT_Free"}}
 MASK_DIRS = {"ground_truth", "masks", "mask", "gt"}
@@ -411,15 +412,6 @@ def calibration_images(n: int, exclude: Sequence[Path], folder: Path) -> tuple[l
     return [read_image(p) for p in paths], f"{n} synthetic images"
 
 
-def _correlation(a: np.ndarray, b: np.ndarray) -> float:
-    a = a.astype(np.float64).ravel() - a.mean()
-    b = b.astype(np.float64).ravel() - b.mean()
-    den = float(np.sqrt((a * a).sum() * (b * b).sum()))
-    if den == 0.0:
-        return 1.0 if np.array_equal(a, b) else 0.0
-    return float((a * b).sum() / den)
-
-
 def check_precision(
     loaded: LoadedModel,
     device: torch.device,
@@ -449,7 +441,7 @@ def check_precision(
                 continue
             n += 1
             agree += a.inspection.verdict == b.inspection.verdict
-            corrs.append(_correlation(a.inspection.heatmap, b.inspection.heatmap))
+            corrs.append(correlation(a.inspection.heatmap, b.inspection.heatmap))
             dp = max(dp, abs(a.inspection.p_anomaly - b.inspection.p_anomaly))
         per_set[name] = {
             "images": n,
@@ -600,11 +592,13 @@ def run(
     # threshold 0 every image takes the full verdict + heatmap + boxes path (the worst case).
     timed = loaded if model else replace(loaded, meta=replace(loaded.meta, threshold=0.0))
     calibration, calibration_source = None, None
-    if precision == "int8":
+    # A model file brings its own calibration images; the random-init model borrows some, so that auto
+    # measures what a station runs with a trained model (int8 where it agrees with fp32).
+    if precision == "int8" or (precision == "auto" and not model and auto_int8_wanted(resolve_device(device))):
         excluded = [p for _, paths in ([] if quick else precision_sets(check_images)) for p in paths]
         with tempfile.TemporaryDirectory(prefix="visinspect-calib-") as tmp:
             calibration, calibration_source = calibration_images(4 if quick else 16, excluded, Path(tmp))
-        say(f"int8: calibrating on {calibration_source} ...")
+        say(f"int8 calibration images: {calibration_source}")
     inspector = Inspector(timed, device=device, precision=precision, compile=compile, calibration=calibration)
     result: dict = {
         "quick": quick,
@@ -617,9 +611,12 @@ def run(
             "compiled": bool(compile),
             "threshold_timed": timed.meta.threshold,
             "int8_calibration": calibration_source,
+            "precision_note": inspector.precision_note,
         },
     }
     say(f"model: {loaded.meta.backbone} {loaded.meta.input_size} px on {inspector.device_name}, {inspector.precision_name}")
+    if inspector.precision_note:
+        say(f"precision: {inspector.precision_note}")
 
     min_iters = 2 if quick else 3
     say("model only, batch 1 ...")
@@ -776,6 +773,7 @@ def format_report(r: dict) -> str:
         f"model: {m['backbone']} {m['input_size']} px, {m['file'] or 'random init, in memory'}"
         + (f" | int8 calibrated on {m['int8_calibration']}" if m.get("int8_calibration") else "")
         + "\n"
+        + (f"precision: {m['precision_note']}\n" if m.get("precision_note") else "")
     )
     body = "\n".join(f"  {k:<{width}}{v}" for k, v in rows)
     targets = "\n".join(f"  {t['target']:<58}{_met(t):<12} ({t['value']})" for t in r["targets"].values())

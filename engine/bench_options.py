@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from engine.types import PRECISIONS  # int8: the opt-in CPU path, calibrated by the benchmark
+from engine.types import PRECISION_HELP, PRECISIONS
 
 
 def add_bench_arguments(p: argparse.ArgumentParser) -> None:
@@ -15,7 +15,7 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--images", help="folder of images for the end-to-end runs (default: synthetic 512 px JPEGs)")
     p.add_argument("--n-images", type=int, default=200)
     p.add_argument("--seconds", type=float, default=10.0, help="time budget per measurement")
-    p.add_argument("--precision", default="auto", choices=PRECISIONS)
+    p.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
     p.add_argument("--json", help="write the results as JSON here")
     p.add_argument("--quick", action="store_true", help="tiny smoke run (correctness only)")
     p.add_argument("--check-precision", dest="check_precision", action=argparse.BooleanOptionalAction, default=None,

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from engine.bench_options import add_bench_arguments  # torch-free: parsing stays fast
-from engine.types import PRECISIONS
+from engine.types import PRECISION_HELP, PRECISIONS
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_CANNOT_RUN = 0, 1, 2
 
@@ -28,11 +28,7 @@ def _add_device(p: argparse.ArgumentParser) -> None:
 
 
 def _add_precision(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--precision", default="auto", choices=PRECISIONS,
-        help="auto (fp16 on CUDA, bf16 on CPUs with native bf16, else fp32), or int8: an opt-in CPU fast path "
-        "calibrated on the images stored in the model file",
-    )  # fmt: skip
+    p.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
 
 
 def _add_data(p: argparse.ArgumentParser) -> None:

@@ -109,7 +109,7 @@ class LoadedModel:
     meta: ModelMeta
     path: Path
     sha256: str
-    calibration: np.ndarray | None = None  # (N, S, S, 3) uint8 training images, for the opt-in int8 path
+    calibration: np.ndarray | None = None  # (N, S, S, 3) uint8 training images, for the int8 CPU path
 
     @property
     def model_id(self) -> str:
@@ -128,7 +128,7 @@ def save_model(path: str | os.PathLike, model: VGG16CAM, meta: ModelMeta, *, cal
     """Write the model atomically (temp file + rename) so a crash never leaves half a model file.
 
     calibration: a few resized training images (N, S, S, 3) uint8, good and defective, stored so the
-    opt-in int8 path can calibrate itself wherever the model is loaded.
+    int8 CPU path can calibrate itself wherever the model is loaded.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -35,6 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=30.0, help="measured time for each part")
     p.add_argument("--warmup", type=float, default=5.0, help="seconds of the window run not counted")
     p.add_argument("--device", default="auto")
+    p.add_argument("--precision", default="auto", help="auto, fp32, bf16, fp16 or int8 (as on visinspect gui)")
     p.add_argument("--json", help="write the figures as JSON here")
     return p
 
@@ -47,7 +49,7 @@ def engine_rate(inspector, image, seconds: float) -> dict:
     return {"frames": live["iterations"], "inferences_per_s": round(1000 / live["mean_ms"], 2), "ms_per_frame": live["mean_ms"]}
 
 
-def window_rate(model_path: Path, images: Path, *, seconds: float, warmup: float, device: str, workdir: Path) -> dict:
+def window_rate(model_path: Path, images: Path, *, seconds: float, warmup: float, device: str, precision: str, workdir: Path) -> dict:
     """Run the real station window on a looping folder; count results delivered and frames drawn."""
     if not os.environ.get("DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -57,7 +59,7 @@ def window_rate(model_path: Path, images: Path, *, seconds: float, warmup: float
     from visinspect_gui.main_window import MainWindow
 
     app = setup_application()
-    window = MainWindow(device=device, data_dir=workdir / "data", weights_dir=workdir / "weights", auto_demo=False, auto_load=False)
+    window = MainWindow(device=device, precision=precision, data_dir=workdir / "data", weights_dir=workdir / "weights", auto_demo=False, auto_load=False)
     window.resize(1400, 900)
     window.show()
 
@@ -77,6 +79,7 @@ def window_rate(model_path: Path, images: Path, *, seconds: float, warmup: float
     window.source_panel.start_button.click()
     counters = window.live.counters  # counts every result the Station delivers
     spin(warmup)
+    precision_name = window.station.inspector.precision_name
     r0, d0, t0 = counters.inspected, window.live.frames_drawn, time.perf_counter()
     spin(seconds)
     r1, d1, t1 = counters.inspected, window.live.frames_drawn, time.perf_counter()
@@ -87,6 +90,7 @@ def window_rate(model_path: Path, images: Path, *, seconds: float, warmup: float
     elapsed = t1 - t0
     inferred, drawn = r1 - r0, d1 - d0
     return {
+        "precision": precision_name,
         "seconds": round(elapsed, 1),
         "results": inferred,
         "frames_drawn": drawn,
@@ -98,36 +102,39 @@ def window_rate(model_path: Path, images: Path, *, seconds: float, warmup: float
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
+    import numpy as np
     import torch
 
     from engine import bench
     from engine.data.decode import read_image
     from engine.inference import Inspector
-    from engine.modelfile import save_model
+    from engine.modelfile import save_model, update_meta
 
     with tempfile.TemporaryDirectory(prefix="visinspect-liverate-") as tmp:
         work = Path(tmp)
         (work / "data").mkdir()
         (work / "weights").mkdir()
-        if args.model:
-            model_path = Path(args.model)
-        else:
+        if args.model:  # a copy: the threshold is set to 0 below
+            model_path = work / "weights" / Path(args.model).name
+            shutil.copyfile(args.model, model_path)
+        else:  # with calibration images, as a trained model file carries them, so auto can choose int8
             loaded = bench.random_init_model(224)
-            model_path = save_model(work / "weights" / "random-vgg16.safetensors", loaded.model, loaded.meta)
+            images_, _ = bench.calibration_images(16, [], work / "calibration")
+            calibration = np.stack([loaded.meta.preprocessing().resize(im) for im in images_])
+            model_path = save_model(work / "weights" / "random-vgg16.safetensors", loaded.model, loaded.meta, calibration=calibration)
         images = Path(args.images) if args.images else work / "images"
         if not args.images:
             bench.make_image_set(images, 48)
         first = bench.list_images(images, 1)[0]
-        inspector = Inspector.from_file(model_path, device=args.device)
+        inspector = Inspector.from_file(model_path, device=args.device, precision=args.precision)
         inspector.threshold = 0.0  # every frame is an ANOMALY with boxes: the most the view has to draw
         print(f"engine alone, batch 1, {args.seconds:.0f} s ...", file=sys.stderr, flush=True)
         engine = engine_rate(inspector, read_image(first), args.seconds)
+        engine["precision"] = inspector.precision_name
         del inspector
-        from engine.modelfile import update_meta
-
         update_meta(model_path, threshold=0.0)  # the window draws boxes on every frame too
         print(f"station window, {args.warmup:.0f} s warm-up + {args.seconds:.0f} s ...", file=sys.stderr, flush=True)
-        window = window_rate(model_path, images, seconds=args.seconds, warmup=args.warmup, device=args.device, workdir=work)
+        window = window_rate(model_path, images, seconds=args.seconds, warmup=args.warmup, device=args.device, precision=args.precision, workdir=work)
     result = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "cpu": bench.cpu_model(),
@@ -139,8 +146,8 @@ def main(argv=None) -> int:
         "window_over_engine": round(window["inferences_per_s"] / engine["inferences_per_s"], 3),
     }
     print(
-        f"engine alone, batch 1:     {engine['inferences_per_s']:.2f} inferences/s ({engine['ms_per_frame']} ms per frame)\n"
-        f"station window:            {window['inferences_per_s']:.2f} inferences/s, {window['frames_shown_per_s']:.2f} frames shown/s "
+        f"engine alone, batch 1:     {engine['inferences_per_s']:.2f} inferences/s ({engine['ms_per_frame']} ms per frame, {engine['precision']})\n"
+        f"station window ({window['precision']}):     {window['inferences_per_s']:.2f} inferences/s, {window['frames_shown_per_s']:.2f} frames shown/s "
         f"({window['frames_drawn']} of {window['results']} results drawn = {100 * (window['shown_over_inferred'] or 0):.1f}%)\n"
         f"window / engine:           {100 * result['window_over_engine']:.1f}% of the engine's batch-1 rate\n"
         f"load average (1 min):      {result['load_average_1min']}"

@@ -16,7 +16,7 @@ from PySide6.QtGui import QColor, QIcon, QPalette
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from engine import __version__, paths
-from engine.types import PRECISIONS
+from engine.types import PRECISION_HELP, PRECISIONS
 from visinspect_gui.workers import plain_message
 
 log = logging.getLogger("visinspect_gui")
@@ -42,9 +42,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--review", metavar="FOLDER", help="review this folder on the Review tab once the model is loaded (resumes an interrupted review)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps (default: auto)")
     parser.add_argument(
-        "--precision", default="auto", choices=PRECISIONS,
-        help="numeric precision (default auto: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32); "
-        "int8 is an opt-in CPU fast path calibrated on images stored in the model file",
+        "--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP
     )
     parser.add_argument("--no-demo", action="store_true", help="do not build the demo model when no model exists")
     parser.add_argument("--version", action="version", version=f"VisInspect {__version__}")

@@ -249,7 +249,7 @@ class MainWindow(QMainWindow):
         self.review.set_inspector(inspector)
         self.history.set_inspector(inspector)
         self.status.set_model(f"{inspector.meta.product} ({Path(inspector.path).name})")
-        self.status.set_device(f"{inspector.device_name} · {inspector.precision_name}")
+        self.status.set_device(f"{inspector.device_name} · {inspector.precision_name}", inspector.precision_note)
         note = "" if inspector.meta.pretrained else " It was trained without ImageNet weights (random init)."
         self.show_message(f"Model {Path(inspector.path).name} loaded.{note}", "info")
         if not self.demo_panel.is_running:

@@ -4,9 +4,11 @@ from __future__ import annotations
 import contextlib
 import copy
 import functools
+import hashlib
 import os
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
@@ -24,6 +26,11 @@ from engine.modelfile import LoadedModel, ModelMeta, load_model
 from engine.types import ANOMALY, GOOD, PRECISIONS, Inspection, Timings
 
 BF16_WEIGHT_COPY = True  # CPU bf16: run a bf16 copy of the weights instead of autocast
+# Quantizing takes seconds; a model file loaded again in the same process (the station and the
+# Evaluate tab, a reload) reuses its int8 conv stack: (file sha256, calibration digest) -> Quantized.
+_INT8_CACHE: OrderedDict = OrderedDict()
+_INT8_CACHE_SIZE = 2
+_INT8_CACHE_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -45,18 +52,22 @@ class FileResult:
 
 
 @functools.lru_cache(maxsize=1)
-def cpu_has_native_bf16() -> bool:
-    """True where the CPU computes bf16 natively (AVX512-BF16 or AMX-BF16) and oneDNN can use it."""
+def _cpu_flags() -> frozenset[str]:
+    """The CPU feature flags Linux reports (empty elsewhere)."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            flags = set()
             for line in f:
                 if line.startswith("flags"):
-                    flags.update(line.split(":", 1)[1].split())
-                    break
+                    return frozenset(line.split(":", 1)[1].split())
     except OSError:
-        return False
-    if not flags & {"avx512_bf16", "amx_bf16"}:
+        pass
+    return frozenset()
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """True where the CPU computes bf16 natively (AVX512-BF16 or AMX-BF16) and oneDNN can use it."""
+    if not _cpu_flags() & {"avx512_bf16", "amx_bf16"}:
         return False
     try:
         return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
@@ -64,8 +75,13 @@ def cpu_has_native_bf16() -> bool:
         return False
 
 
+def cpu_has_int8_dot() -> bool:
+    """True where the CPU has int8 dot-product instructions (VNNI or AMX-INT8), which make int8 pay off."""
+    return bool(_cpu_flags() & {"avx512_vnni", "avx_vnni", "amx_int8"})
+
+
 def auto_precision(device: torch.device) -> str:
-    """What precision='auto' runs: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32.
+    """What precision='auto' runs when int8 is not chosen: fp16 on CUDA, bf16 on CPUs with native bf16, else fp32.
 
     The reduced precisions are the default because `visinspect bench` measured them to agree with
     fp32 (verdicts >= 99.5%, heatmap correlation >= 0.99 on real sets; docs/benchmark.md).
@@ -76,6 +92,15 @@ def auto_precision(device: torch.device) -> str:
     if device.type == "cpu" and os.environ.get("VISINSPECT_CPU_BF16", "1") != "0" and cpu_has_native_bf16():
         return "bf16"
     return "fp32"
+
+
+def auto_int8_wanted(device: torch.device) -> bool:
+    """Whether precision='auto' tries int8: on CPUs with VNNI/AMX-INT8, unless VISINSPECT_CPU_INT8=0.
+
+    Trying is not using: the Inspector quantizes with the model's stored calibration images and
+    keeps int8 only if it passes the fp32 agreement gate on them.
+    """
+    return device.type == "cpu" and os.environ.get("VISINSPECT_CPU_INT8", "1") != "0" and cpu_has_int8_dot()
 
 
 def _autocast_dtype(device: torch.device, precision: str) -> torch.dtype | None:
@@ -98,7 +123,7 @@ class Inspector:
         compile: bool = False,
         calibration: Sequence[np.ndarray] | None = None,
     ) -> None:
-        """calibration: RGB uint8 images of the product, good and defective, needed only by the opt-in int8 CPU path."""
+        """calibration: RGB uint8 images of the product, good and defective, for the int8 CPU path (default: the model file's)."""
         self.device = resolve_device(device)
         self.loaded = loaded
         self.model = loaded.model.to(self.device).eval()
@@ -107,31 +132,26 @@ class Inspector:
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick its fastest kernels once
         self.precision = precision
-        self._amp_dtype = _autocast_dtype(self.device, precision)
+        self.preprocess = loaded.meta.preprocessing()
+        self.threshold = float(loaded.meta.threshold)
+        if calibration is None:
+            calibration = loaded.calibration
+        self.precision_note = ""  # why this precision runs, shown to the operator
+        int8_features = None
+        if precision == "int8":
+            int8_features = self._quantize(calibration).features
+        elif precision == "auto" and auto_int8_wanted(self.device):
+            int8_features, self.precision_note = self._try_int8(calibration)
+        self._int8 = int8_features is not None
+        self._amp_dtype = None if self._int8 else _autocast_dtype(self.device, precision)
         self._net = self.model  # the module forward() runs
         if self.device.type == "cpu" and self._amp_dtype is torch.bfloat16 and BF16_WEIGHT_COPY:
             # CPU autocast re-casts every weight to bf16 on every call; a bf16 copy made once gives
             # bit-identical outputs without that cost. The fp32 model stays as it is.
             self._net = copy.deepcopy(self.model).to(torch.bfloat16)
-        self._features = self._net.forward_features
-        self.preprocess = loaded.meta.preprocessing()
-        self._int8 = precision == "int8"
-        if self._int8:
-            from engine.inference.quantize import QuantizationError, quantize_features
-
-            if self.device.type != "cpu":
-                raise QuantizationError(f"precision int8 runs on the CPU only, not on {self.device.type}; use fp16 on CUDA")
-            if calibration is None:
-                calibration = loaded.calibration
-            if calibration is None or len(calibration) == 0:
-                raise QuantizationError(
-                    "precision int8 needs calibration images of the product: this model file has none (models trained "
-                    "before they were stored with the model); retrain it, or use precision auto, fp32 or bf16"
-                )
-            self._features = quantize_features(self.model, self.preprocess.batch(list(calibration)))
+        self._features = int8_features if self._int8 else self._net.forward_features
         if compile:  # optional: worth it on CUDA stations that run long batches; the first call compiles
             self._features = torch.compile(self._features, dynamic=False)
-        self.threshold = float(loaded.meta.threshold)
         self.box_threshold = float(loaded.meta.box_threshold)
         self.min_area_fraction = float(loaded.meta.min_area_fraction)
         self._lock = threading.Lock()
@@ -142,6 +162,63 @@ class Inspector:
     ) -> Inspector:
         """Load a model file onto the best available device."""
         return cls(load_model(path), device=device, precision=precision, compile=compile)
+
+    def _quantize(self, calibration: Sequence[np.ndarray] | None):
+        """The int8 conv stack calibrated on the product's images, or a QuantizationError saying why not."""
+        from engine.inference.quantize import QuantizationError, quantize_features
+
+        if self.device.type != "cpu":
+            raise QuantizationError(f"precision int8 runs on the CPU only, not on {self.device.type}; use fp16 on CUDA")
+        if calibration is None or len(calibration) == 0:
+            raise QuantizationError(
+                "precision int8 needs calibration images of the product: this model file has none (models trained "
+                "before they were stored with the model); retrain it, or use precision auto, fp32 or bf16"
+            )
+        batch = self.preprocess.batch(list(calibration))
+        if not self.loaded.sha256:  # a model in memory (training): nothing identifies it for the cache
+            return quantize_features(self.model, batch)
+        key = (self.loaded.sha256, hashlib.sha256(batch.numpy().tobytes()).hexdigest())
+        with _INT8_CACHE_LOCK:
+            if key in _INT8_CACHE:
+                _INT8_CACHE.move_to_end(key)
+                return _INT8_CACHE[key]
+        quantized = quantize_features(self.model, batch)
+        with _INT8_CACHE_LOCK:
+            _INT8_CACHE[key] = quantized
+            while len(_INT8_CACHE) > _INT8_CACHE_SIZE:
+                _INT8_CACHE.popitem(last=False)
+        return quantized
+
+    def _try_int8(self, calibration: Sequence[np.ndarray] | None):
+        """For precision auto: (int8 conv stack, note) if int8 agrees with fp32 on the stored images, else (None, why not)."""
+        from engine.inference.quantize import QuantizationError
+
+        fallback = auto_precision(self.device)
+        if calibration is None or len(calibration) == 0:
+            return None, f"{fallback}: the model file stores no calibration images for int8"
+        try:
+            quantized = self._quantize(calibration)
+        except (QuantizationError, ImportError, RuntimeError) as exc:  # torch.ao missing or failing: stay on fallback
+            return None, f"{fallback}: int8 is unavailable here ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
+        check = self._int8_agreement(quantized, calibration)
+        if not check.agrees:
+            return None, f"{fallback}: int8 was tried and rejected, {check.describe()}"
+        return quantized.features, f"int8: {check.describe()} (its calibration images)"
+
+    def _int8_agreement(self, quantized, images: Sequence[np.ndarray]):
+        """How the int8 conv stack agrees with fp32 on its calibration images, judged at this model's threshold."""
+        from engine.inference.agreement import agreement
+
+        batch = self.preprocess.batch(list(images))
+        size = batch.shape[-1]
+        with torch.inference_mode():
+            int8 = torch.cat([quantized.features(batch[i : i + 8]) for i in range(0, len(batch), 8)])
+            outs = []
+            for feats in (quantized.fp32_features, int8):
+                p = torch.softmax(self.model.forward_head(feats).float(), dim=1)[:, 1].numpy()
+                outs.append((p, [_full_heatmap(c, size, size) for c in self.model.cam(feats).float().numpy()]))
+        (p_ref, h_ref), (p_low, h_low) = outs
+        return agreement(p_ref, p_low, h_ref, h_low, self.threshold)
 
     @property
     def meta(self) -> ModelMeta:

@@ -1,8 +1,11 @@
-"""Optional int8 CPU path: static post-training quantization of the conv stack, calibrated on a product's images.
+"""int8 CPU path: static post-training quantization of the conv stack, calibrated on a product's images.
 
-Opt-in (`precision="int8"`), never the default: it roughly doubles CPU throughput over bf16 on CPUs with
-VNNI, but its heatmaps agree less closely with fp32 than bf16's (docs/benchmark.md), and it is built on
-torch.ao's FX quantization, which torch has marked deprecated. Calibrate on good parts *and* defects:
+On CPUs with int8 dot-product instructions (VNNI, AMX) it roughly doubles throughput over bf16.
+precision="auto" uses it only for a model file that stores calibration images, and only after
+checking on those images that it agrees with fp32 by the same gate as the other reduced precisions
+(engine.inference.agreement); otherwise auto stays on bf16/fp32 and says why. It is built on
+torch.ao's FX quantization, which torch has marked deprecated: where that API is gone, auto falls
+back and an explicit precision="int8" fails with the reason. Calibrate on good parts *and* defects:
 activation ranges taken from good parts alone clip the defects' activations, and the anomaly
 probability collapses (measured on the test model: 41% of verdicts agreed with fp32, against 100%
 with defects in the calibration set).
@@ -12,6 +15,7 @@ from __future__ import annotations
 
 import copy
 import warnings
+from typing import NamedTuple
 
 import torch
 from torch import nn
@@ -42,7 +46,14 @@ def quantized_engine() -> str | None:
     return next((e for e in ("onednn", "x86", "fbgemm", "qnnpack") if e in engines), None)
 
 
-def quantize_features(model: nn.Module, calibration: torch.Tensor, *, batch_size: int = 5) -> nn.Module:
+class Quantized(NamedTuple):
+    """An int8 conv stack, and the fp32 features it was calibrated on (the observers pass values through)."""
+
+    features: nn.Module
+    fp32_features: torch.Tensor
+
+
+def quantize_features(model: nn.Module, calibration: torch.Tensor, *, batch_size: int = 5) -> Quantized:
     """An int8 copy of model's conv stack (fp32 in, fp32 out) with activation ranges from calibration (N,3,S,S)."""
     engine = quantized_engine()
     if engine is None:
@@ -61,6 +72,5 @@ def quantize_features(model: nn.Module, calibration: torch.Tensor, *, batch_size
         warnings.simplefilter("ignore")  # torch.ao deprecation notices: the module docstring says why we accept them
         prepared = prepare_fx(features, get_default_qconfig_mapping(engine), example_inputs=(calibration[:1],))
         with torch.inference_mode():
-            for i in range(0, len(calibration), batch_size):
-                prepared(calibration[i : i + batch_size])
-        return convert_fx(prepared)
+            fp32 = torch.cat([prepared(calibration[i : i + batch_size]) for i in range(0, len(calibration), batch_size)])
+        return Quantized(convert_fx(prepared), fp32)

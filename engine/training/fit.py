@@ -290,12 +290,13 @@ def train(
             "skipped_files": list(skipped),
         },
     )
-    # The held-out report (and thresholds calibrated from its scores) uses the precision the line runs.
-    inspector = Inspector(LoadedModel(model, meta, Path("<in memory>"), ""), device=device, precision="auto")
-    report = evaluate_loaded(inspector, test_data, batch_size=config.batch_size, stop=stop)
-    meta = replace(meta, metrics=report.metrics())
-    model.to(memory_format=torch.contiguous_format)
     calibration = calibration_images(train_data.images, labels)
+    # The held-out report (and thresholds calibrated from its scores) uses the precision the line runs,
+    # int8 included: the model file will carry these calibration images.
+    inspector = Inspector(LoadedModel(model, meta, Path("<in memory>"), "", calibration), device=device, precision="auto")
+    report = evaluate_loaded(inspector, test_data, batch_size=config.batch_size, stop=stop)
+    meta = replace(meta, metrics=report.metrics(), training={**meta.training, "evaluated_in": inspector.precision_name})
+    model.to(memory_format=torch.contiguous_format)
     yield TrainResult(model, meta, report, tuple(history), skipped, time.perf_counter() - t_start, calibration)
 
 

@@ -15,9 +15,9 @@ from engine.modelfile import load_model, read_meta, save_model, update_meta
 def test_round_trip_gives_identical_outputs(trained, tmp_path):
     result, path = trained
     image = np.random.default_rng(0).integers(0, 255, (90, 120, 3), dtype=np.uint8)
-    a = Inspector(load_model(path), device="cpu").inspect([image])[0]
+    a = Inspector(load_model(path), device="cpu", precision="fp32").inspect([image])[0]
     copy = save_model(tmp_path / "copy.safetensors", load_model(path).model, read_meta(path))
-    b = Inspector.from_file(copy, device="cpu").inspect([image])[0]
+    b = Inspector.from_file(copy, device="cpu", precision="fp32").inspect([image])[0]
     assert a.p_anomaly == b.p_anomaly
     assert np.array_equal(a.heatmap, b.heatmap)
     meta = read_meta(path)

@@ -1,4 +1,4 @@
-"""The opt-in int8 CPU path: calibrated on the product's images, it gives the same verdicts as fp32."""
+"""The int8 CPU path: calibrated on the product's images it gives fp32's verdicts, and auto uses it only where it does."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import pytest
 
 from engine.data.decode import read_image
 from engine.inference import Inspector
+from engine.inference.inspector import cpu_has_int8_dot
 from engine.inference.quantize import QuantizationError, quantized_engine
 from engine.modelfile import load_model
 from engine.sources import list_images
@@ -94,3 +95,53 @@ def test_predict_with_int8_from_the_command_line(model_file, synthetic_dataset, 
     assert code == 0, capsys.readouterr().err
     rows = out.read_text(encoding="utf-8").splitlines()
     assert rows[0].startswith("path,verdict") and len(rows) == 1 + len(list_images(synthetic_dataset / "test"))
+
+
+needs_int8_cpu = pytest.mark.skipif(not cpu_has_int8_dot(), reason="auto tries int8 only on CPUs with VNNI or AMX-INT8")
+
+
+@needs_int8_cpu
+def test_auto_runs_int8_when_it_agrees_with_fp32_on_the_models_own_images(model_file, monkeypatch):
+    monkeypatch.delenv("VISINSPECT_CPU_INT8", raising=False)
+    loaded = load_model(model_file)
+    inspector = Inspector(loaded, device="cpu")
+    assert inspector.precision_name == "int8"
+    assert "100.0% of verdicts agree with fp32" in inspector.precision_note  # what the status bar tooltip shows
+    fp32 = Inspector(loaded, device="cpu", precision="fp32")
+    images = list(loaded.calibration)
+    assert [i.verdict for i in inspector.inspect(images)] == [i.verdict for i in fp32.inspect(images)]
+
+
+@needs_int8_cpu
+def test_auto_rejects_int8_when_a_verdict_would_flip_and_says_why(model_file):
+    """Put the threshold between fp32's and int8's probability for one stored image: auto must stay off int8."""
+    from dataclasses import replace
+
+    import torch
+
+    from engine.inference.quantize import quantize_features
+
+    loaded = load_model(model_file)
+    batch = loaded.meta.preprocessing().batch(list(loaded.calibration))
+    quantized = quantize_features(loaded.model, batch)
+    with torch.inference_mode():
+        p = [torch.softmax(loaded.model.forward_head(f), 1)[:, 1].numpy() for f in (quantized.fp32_features, quantized.features(batch))]
+    i = int(np.argmax(np.abs(p[0] - p[1])))
+    assert abs(p[0][i] - p[1][i]) > 1e-6, "int8 and fp32 gave identical probabilities: nothing to split"
+    between = replace(loaded, meta=replace(loaded.meta, threshold=float((p[0][i] + p[1][i]) / 2)))
+    inspector = Inspector(between, device="cpu")
+    assert inspector.precision_name != "int8"
+    assert "int8 was tried and rejected" in inspector.precision_note and "of verdicts agree" in inspector.precision_note
+
+
+def test_auto_stays_off_int8_when_told_to_or_without_calibration_images(model_file, monkeypatch):
+    from dataclasses import replace
+
+    loaded = load_model(model_file)
+    monkeypatch.setenv("VISINSPECT_CPU_INT8", "0")
+    assert Inspector(loaded, device="cpu").precision_name != "int8"
+    monkeypatch.delenv("VISINSPECT_CPU_INT8")
+    without = Inspector(replace(loaded, calibration=None), device="cpu")
+    assert without.precision_name != "int8"
+    if cpu_has_int8_dot():
+        assert "stores no calibration images" in without.precision_note

@@ -34,9 +34,10 @@ class StationStatusBar(QStatusBar):
         self.set_model(None)
         self.set_device("–")
 
-    def set_device(self, text: str) -> None:
-        """Where inference runs (CPU, GPU name)."""
+    def set_device(self, text: str, why: str = "") -> None:
+        """Where inference runs (CPU, GPU name) and in which precision; why: how that precision was chosen."""
         self.device.setText(f"Device: {text}")
+        self.device.setToolTip(why or "Where inference runs, and in which numeric precision")
 
     def set_model(self, name: str | None) -> None:
         """The loaded model's name."""

@@ -1,0 +1,67 @@
+"""How closely a reduced precision agrees with fp32: the gate a precision must pass to be used by default."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+# The issue's rule for a default precision: verdicts agree on >= 99.5% of images and the heatmaps
+# correlate >= 0.99 on average.
+PRECISION_GATE = {"verdict_agreement": 0.995, "heatmap_correlation": 0.99}
+
+
+def correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Pearson correlation of two heatmaps; two identical flat maps count as 1, a flat and a varied one as 0."""
+    a = a.astype(np.float64).ravel() - a.mean()
+    b = b.astype(np.float64).ravel() - b.mean()
+    den = float(np.sqrt((a * a).sum() * (b * b).sum()))
+    if den == 0.0:
+        return 1.0 if np.array_equal(a, b) else 0.0
+    return float((a * b).sum() / den)
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """Verdict agreement and heatmap correlation of a reduced precision against fp32 on the same images."""
+
+    images: int
+    verdict_agreement: float
+    heatmap_correlation_mean: float
+    heatmap_correlation_min: float
+    max_abs_p_diff: float
+
+    @property
+    def agrees(self) -> bool:
+        return (
+            self.images > 0
+            and self.verdict_agreement >= PRECISION_GATE["verdict_agreement"]
+            and self.heatmap_correlation_mean >= PRECISION_GATE["heatmap_correlation"]
+        )
+
+    def describe(self) -> str:
+        return (
+            f"{self.verdict_agreement:.1%} of verdicts agree with fp32, heatmap correlation "
+            f"{self.heatmap_correlation_mean:.4f} (worst {self.heatmap_correlation_min:.4f}) on {self.images} images"
+        )
+
+
+def agreement(
+    p_ref: Sequence[float], p_low: Sequence[float], heat_ref: Sequence[np.ndarray], heat_low: Sequence[np.ndarray], threshold: float
+) -> Agreement:
+    """Compare anomaly probabilities (judged at threshold) and heatmaps image by image."""
+    p_ref, p_low = np.asarray(p_ref, np.float64), np.asarray(p_low, np.float64)
+    if not (len(p_ref) == len(p_low) == len(heat_ref) == len(heat_low)):
+        raise ValueError("agreement needs the same number of probabilities and heatmaps from both precisions")
+    if len(p_ref) == 0:
+        return Agreement(0, 0.0, 0.0, 0.0, 0.0)
+    same = float(np.mean((p_ref >= threshold) == (p_low >= threshold)))
+    corrs = [correlation(a, b) for a, b in zip(heat_ref, heat_low)]
+    return Agreement(
+        images=len(p_ref),
+        verdict_agreement=same,
+        heatmap_correlation_mean=float(np.mean(corrs)),
+        heatmap_correlation_min=float(np.min(corrs)),
+        max_abs_p_diff=float(np.max(np.abs(p_ref - p_low))),
+    )
