@@ -126,13 +126,12 @@ def main(argv=None) -> int:
         if not args.images:
             bench.make_image_set(images, 48)
         first = bench.list_images(images, 1)[0]
+        update_meta(model_path, threshold=0.0)  # every frame is an ANOMALY with boxes: the most the view has to draw
         inspector = Inspector.from_file(model_path, device=args.device, precision=args.precision)
-        inspector.threshold = 0.0  # every frame is an ANOMALY with boxes: the most the view has to draw
         print(f"engine alone, batch 1, {args.seconds:.0f} s ...", file=sys.stderr, flush=True)
         engine = engine_rate(inspector, read_image(first), args.seconds)
         engine["precision"] = inspector.precision_name
         del inspector
-        update_meta(model_path, threshold=0.0)  # the window draws boxes on every frame too
         print(f"station window, {args.warmup:.0f} s warm-up + {args.seconds:.0f} s ...", file=sys.stderr, flush=True)
         window = window_rate(model_path, images, seconds=args.seconds, warmup=args.warmup, device=args.device, precision=args.precision, workdir=work)
     result = {

@@ -112,7 +112,7 @@ class ImageViewer(pg.GraphicsView):
         if inspection is not None and self.heatmap_on:
             image = blend_heatmap(image, inspection.heatmap, opacity=self.opacity, colormap=self.colormap)
         self.composite = image
-        self.image_item.setImage(image, autoLevels=False, levels=(0, 255))
+        self.image_item.setImage(image, autoLevels=False)  # no levels: uint8 RGB goes to the screen without a rescale
         self._draw_boxes(inspection.boxes if inspection is not None else ())
 
     def _draw_boxes(self, boxes) -> None:
