@@ -1,8 +1,10 @@
 """Pick the compute device (CUDA on GPU stations, else Apple MPS, else CPU) and describe it."""
 from __future__ import annotations
 
+import os
 import platform
 
+import cv2
 import torch
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
@@ -36,3 +38,25 @@ def describe_device(device: torch.device) -> str:
     if device.type == "mps":
         return "Apple GPU (MPS)"
     return f"CPU: {platform.machine()}, {torch.get_num_threads()} threads"
+
+
+def decode_workers(device: torch.device) -> int:
+    """Decode threads for batch runs: on a CPU only the cores torch leaves free (at least 1), else up to 4.
+
+    On a 2-core CPU torch's two threads already fill the machine; a second decode thread only
+    preempts them (measured: end to end 89.9% of model-only with 2 decode threads, 91.3% with 1).
+    """
+    cores = os.cpu_count() or 1
+    if device.type == "cpu":
+        return max(1, min(4, cores - torch.get_num_threads()))
+    return max(1, min(4, cores))
+
+
+def share_cpu_with_torch(device: torch.device) -> None:
+    """Keep OpenCV single-threaded when torch computes on the CPU: its thread pool would fight torch's for the cores.
+
+    Process-wide (OpenCV has one setting); called when an Inspector is made for the CPU.
+    Decoding still runs in parallel with the model, in the Inspector's own decode threads.
+    """
+    if device.type == "cpu":
+        cv2.setNumThreads(1)

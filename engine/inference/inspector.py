@@ -20,7 +20,7 @@ import torch
 
 from engine.data.decode import read_image
 from engine.errors import VisInspectError
-from engine.inference.device import describe_device, resolve_device
+from engine.inference.device import decode_workers, describe_device, resolve_device, share_cpu_with_torch
 from engine.inference.localize import heatmap_to_boxes, normalize_heatmap, upsample
 from engine.modelfile import LoadedModel, ModelMeta, load_model
 from engine.types import ANOMALY, GOOD, PRECISIONS, Inspection, Timings
@@ -125,6 +125,7 @@ class Inspector:
     ) -> None:
         """calibration: RGB uint8 images of the product, good and defective, for the int8 CPU path (default: the model file's)."""
         self.device = resolve_device(device)
+        share_cpu_with_torch(self.device)
         self.loaded = loaded
         self.model = loaded.model.to(self.device).eval()
         if self.device.type in ("cpu", "cuda"):
@@ -350,7 +351,7 @@ class Inspector:
         paths: Iterable[str | os.PathLike],
         *,
         batch_size: int = 8,
-        workers: int = 2,
+        workers: int | None = None,
         keep_images: bool = False,
         stop: threading.Event | None = None,
         overlap: bool | None = None,
@@ -366,6 +367,7 @@ class Inspector:
         if batch_size < 1:
             raise ValueError(f"batch size must be at least 1; got {batch_size}")
         overlap = self.device.type == "cuda" if overlap is None else bool(overlap)
+        workers = decode_workers(self.device) if workers is None else workers
 
         def load(path: str):
             try:
