@@ -43,8 +43,9 @@ def describe_device(device: torch.device) -> str:
 def decode_workers(device: torch.device) -> int:
     """Decode threads for batch runs: on a CPU only the cores torch leaves free (at least 1), else up to 4.
 
-    On a 2-core CPU torch's two threads already fill the machine; a second decode thread only
-    preempts them (measured: end to end 89.9% of model-only with 2 decode threads, 91.3% with 1).
+    On a 2-core CPU torch's two threads already fill the machine; more decode threads only preempt
+    them (measured with int8: end to end 89.9% of model-only with 2 decode threads and OpenCV's own
+    pool, 91.3% with 1 thread and OpenCV single-threaded; docs/benchmark.md).
     """
     cores = os.cpu_count() or 1
     if device.type == "cpu":

@@ -232,3 +232,11 @@ def test_results_faster_than_drawing_are_all_counted_and_the_newest_is_shown(loa
     assert w.live.frames_drawn == drawn + 1  # one draw for the whole burst, so drawing never falls behind
     assert w.live.counters.inspected == 31 and w.live.counters.anomaly == 15  # every verdict counted
     assert w.live.banner.verdict == GOOD and w.live.result.frame.index == 31  # the newest is on screen
+
+
+def test_status_bar_says_which_precision_runs_and_why(loaded_window):
+    inspector = loaded_window.station.inspector
+    assert loaded_window.status.device.text().endswith(f"· {inspector.precision_name}")
+    if inspector.precision_note:  # auto tried int8 here (a CPU with VNNI): the operator can read the check's result
+        assert loaded_window.status.device.toolTip() == inspector.precision_note
+        assert "agree" in inspector.precision_note or "no calibration images" in inspector.precision_note
