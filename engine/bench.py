@@ -38,7 +38,7 @@ from engine.bench_options import add_bench_arguments
 from engine.data.decode import is_image_file, read_image
 from engine.inference.agreement import PRECISION_GATE, correlation
 from engine.inference.device import decode_workers, resolve_device
-from engine.inference.inspector import Inspector, auto_int8_wanted, cpu_has_native_bf16
+from engine.inference.inspector import INT8_CHECK_KEY, Inspector, auto_int8_wanted, cpu_has_native_bf16, int8_check
 from engine.inference.localize import heatmap_to_boxes
 from engine.modelfile import LoadedModel, ModelMeta, load_model
 from engine.types import ANOMALY
@@ -591,13 +591,24 @@ def run(
     # threshold 0 every image takes the full verdict + heatmap + boxes path (the worst case).
     timed = loaded if model else replace(loaded, meta=replace(loaded.meta, threshold=0.0))
     calibration, calibration_source = None, None
-    # A model file brings its own calibration images; the random-init model borrows some, so that auto
-    # measures what a station runs with a trained model (int8 where it agrees with fp32).
-    if precision == "int8" or (precision == "auto" and not model and auto_int8_wanted(resolve_device(device))):
+    # A trained model file brings its calibration images and its held-out int8 check; the random-init
+    # model borrows images for both, so that auto decides as it would for a trained model.
+    borrow = not model and auto_int8_wanted(resolve_device(device))
+    if precision == "int8" or (precision == "auto" and borrow):
         excluded = [p for _, paths in ([] if quick else precision_sets(check_images)) for p in paths]
+        n = 4 if quick else 16
         with tempfile.TemporaryDirectory(prefix="visinspect-calib-") as tmp:
-            calibration, calibration_source = calibration_images(4 if quick else 16, excluded, Path(tmp))
+            images_, source = calibration_images(2 * n, excluded, Path(tmp))
+        calibration, held_out = images_[:n], images_[n:]
+        calibration_source = source.replace(str(2 * n), str(n), 1)
         say(f"int8 calibration images: {calibration_source}")
+        if precision == "auto":
+            resize = timed.meta.preprocessing().resize
+            timed = replace(timed, calibration=np.stack([resize(im) for im in calibration]))
+            say(f"int8 check against fp32 on {len(held_out)} other images ...")
+            check = int8_check(timed, held_out)
+            if check is not None:
+                timed = replace(timed, meta=replace(timed.meta, training={**timed.meta.training, INT8_CHECK_KEY: check}))
     inspector = Inspector(timed, device=device, precision=precision, compile=compile, calibration=calibration)
     workers = workers or decode_workers(inspector.device)
     result: dict = {

@@ -8,8 +8,8 @@ import numpy as np
 # Numeric precisions an Inspector runs in (engine.inference.inspector says how auto picks one).
 PRECISIONS = ("auto", "fp32", "bf16", "fp16", "int8")
 PRECISION_HELP = (
-    "numeric precision (default auto: fp16 on CUDA; on CPUs with VNNI, int8 calibrated on the images stored in "
-    "the model file if it agrees with fp32 on them; else bf16 on CPUs with native bf16, else fp32)"
+    "numeric precision (default auto: fp16 on CUDA; on CPUs with VNNI, int8 where the model file's held-out "
+    "check and calibration images show it agrees with fp32; else bf16 on CPUs with native bf16, else fp32)"
 )
 
 GOOD = "GOOD"

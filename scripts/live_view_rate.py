@@ -22,6 +22,7 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -108,6 +109,7 @@ def main(argv=None) -> int:
     from engine import bench
     from engine.data.decode import read_image
     from engine.inference import Inspector
+    from engine.inference.inspector import INT8_CHECK_KEY, int8_check
     from engine.modelfile import save_model, update_meta
 
     with tempfile.TemporaryDirectory(prefix="visinspect-liverate-") as tmp:
@@ -117,11 +119,14 @@ def main(argv=None) -> int:
         if args.model:  # a copy: the threshold is set to 0 below
             model_path = work / "weights" / Path(args.model).name
             shutil.copyfile(args.model, model_path)
-        else:  # with calibration images, as a trained model file carries them, so auto can choose int8
+        else:  # with calibration images and a held-out int8 check, as a trained model file has, so auto can choose int8
             loaded = bench.random_init_model(224)
-            images_, _ = bench.calibration_images(16, [], work / "calibration")
-            calibration = np.stack([loaded.meta.preprocessing().resize(im) for im in images_])
-            model_path = save_model(work / "weights" / "random-vgg16.safetensors", loaded.model, loaded.meta, calibration=calibration)
+            images_, _ = bench.calibration_images(32, [], work / "calibration")
+            calibration = np.stack([loaded.meta.preprocessing().resize(im) for im in images_[:16]])
+            loaded = replace(loaded, calibration=calibration, meta=replace(loaded.meta, threshold=0.0))
+            check = int8_check(loaded, images_[16:])
+            meta = replace(loaded.meta, training={INT8_CHECK_KEY: check} if check else {})
+            model_path = save_model(work / "weights" / "random-vgg16.safetensors", loaded.model, meta, calibration=calibration)
         images = Path(args.images) if args.images else work / "images"
         if not args.images:
             bench.make_image_set(images, 48)

@@ -51,17 +51,25 @@ def agreement(
     p_ref: Sequence[float], p_low: Sequence[float], heat_ref: Sequence[np.ndarray], heat_low: Sequence[np.ndarray], threshold: float
 ) -> Agreement:
     """Compare anomaly probabilities (judged at threshold) and heatmaps image by image."""
+    if len(heat_ref) != len(heat_low):
+        raise ValueError("agreement needs the same number of heatmaps from both precisions")
+    return agreement_from_scores(p_ref, p_low, [correlation(a, b) for a, b in zip(heat_ref, heat_low)], threshold)
+
+
+def agreement_from_scores(
+    p_ref: Sequence[float], p_low: Sequence[float], correlations: Sequence[float], threshold: float
+) -> Agreement:
+    """Agreement from per-image probabilities and heatmap correlations: a stored check judged at any threshold."""
     p_ref, p_low = np.asarray(p_ref, np.float64), np.asarray(p_low, np.float64)
-    if not (len(p_ref) == len(p_low) == len(heat_ref) == len(heat_low)):
-        raise ValueError("agreement needs the same number of probabilities and heatmaps from both precisions")
+    if not (len(p_ref) == len(p_low) == len(correlations)):
+        raise ValueError("agreement needs the same number of probabilities and heatmap correlations from both precisions")
     if len(p_ref) == 0:
         return Agreement(0, 0.0, 0.0, 0.0, 0.0)
     same = float(np.mean((p_ref >= threshold) == (p_low >= threshold)))
-    corrs = [correlation(a, b) for a, b in zip(heat_ref, heat_low)]
     return Agreement(
         images=len(p_ref),
         verdict_agreement=same,
-        heatmap_correlation_mean=float(np.mean(corrs)),
-        heatmap_correlation_min=float(np.min(corrs)),
+        heatmap_correlation_mean=float(np.mean(correlations)),
+        heatmap_correlation_min=float(np.min(correlations)),
         max_abs_p_diff=float(np.max(np.abs(p_ref - p_low))),
     )

@@ -26,6 +26,7 @@ from engine.modelfile import LoadedModel, ModelMeta, load_model
 from engine.types import ANOMALY, GOOD, PRECISIONS, Inspection, Timings
 
 BF16_WEIGHT_COPY = True  # CPU bf16: run a bf16 copy of the weights instead of autocast
+INT8_CHECK_KEY = "int8_check"  # in ModelMeta.training: int8_check()'s record from the held-out split
 # Quantizing takes seconds; a model file loaded again in the same process (the station and the
 # Evaluate tab, a reload) reuses its int8 conv stack: (file sha256, calibration digest) -> Quantized.
 _INT8_CACHE: OrderedDict = OrderedDict()
@@ -97,8 +98,8 @@ def auto_precision(device: torch.device) -> str:
 def auto_int8_wanted(device: torch.device) -> bool:
     """Whether precision='auto' tries int8: on CPUs with VNNI/AMX-INT8, unless VISINSPECT_CPU_INT8=0.
 
-    Trying is not using: the Inspector quantizes with the model's stored calibration images and
-    keeps int8 only if it passes the fp32 agreement gate on them.
+    Trying is not using: the Inspector keeps int8 only if it passes the fp32 agreement gate on the
+    model's held-out check from training and on its calibration images here (Inspector._try_int8).
     """
     return device.type == "cpu" and os.environ.get("VISINSPECT_CPU_INT8", "1") != "0" and cpu_has_int8_dot()
 
@@ -191,35 +192,53 @@ class Inspector:
         return quantized
 
     def _try_int8(self, calibration: Sequence[np.ndarray] | None):
-        """For precision auto: (int8 conv stack, note) if int8 agrees with fp32 on the stored images, else (None, why not)."""
+        """For precision auto: (int8 conv stack, note) where int8 agrees with fp32, else (None, why not).
+
+        Two checks, both by the gate of engine.inference.agreement: the held-out images checked when
+        the model was trained (stored scores, judged at the current threshold), then the model's
+        calibration images again on this CPU.
+        """
+        from engine.inference.agreement import agreement_from_scores
         from engine.inference.quantize import QuantizationError
 
         fallback = auto_precision(self.device)
+        record = self.loaded.meta.training.get(INT8_CHECK_KEY)
+        if not record:
+            return None, f"{fallback}: int8 was not checked on held-out images when this model was trained"
+        held_out = agreement_from_scores(record["p_fp32"], record["p_int8"], record["heatmap_correlation"], self.threshold)
+        if not held_out.agrees:
+            return None, f"{fallback}: int8 rejected, on the held-out images checked at training {held_out.describe()}"
         if calibration is None or len(calibration) == 0:
             return None, f"{fallback}: the model file stores no calibration images for int8"
         try:
             quantized = self._quantize(calibration)
         except (QuantizationError, ImportError, RuntimeError) as exc:  # torch.ao missing or failing: stay on fallback
             return None, f"{fallback}: int8 is unavailable here ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
-        check = self._int8_agreement(quantized, calibration)
-        if not check.agrees:
-            return None, f"{fallback}: int8 was tried and rejected, {check.describe()}"
-        return quantized.features, f"int8: {check.describe()} (its calibration images)"
+        p_ref, p_low, corrs = self._int8_scores(quantized, calibration, quantized.fp32_features)
+        here = agreement_from_scores(p_ref, p_low, corrs, self.threshold)
+        if not here.agrees:
+            return None, f"{fallback}: int8 rejected, on its calibration images on this CPU {here.describe()}"
+        return quantized.features, f"int8: on the held-out images checked at training {held_out.describe()}; its calibration images agree on this CPU too"
 
-    def _int8_agreement(self, quantized, images: Sequence[np.ndarray]):
-        """How the int8 conv stack agrees with fp32 on its calibration images, judged at this model's threshold."""
-        from engine.inference.agreement import agreement
+    def _int8_scores(self, quantized, images: Sequence[np.ndarray], fp32_features: torch.Tensor | None = None):
+        """fp32 and int8 anomaly probabilities and per-image heatmap correlations on images (CPU, chunks of 8)."""
+        from engine.inference.agreement import correlation
 
-        batch = self.preprocess.batch(list(images))
-        size = batch.shape[-1]
+        p_ref, p_low, corrs = [], [], []
         with torch.inference_mode():
-            int8 = torch.cat([quantized.features(batch[i : i + 8]) for i in range(0, len(batch), 8)])
-            outs = []
-            for feats in (quantized.fp32_features, int8):
-                p = torch.softmax(self.model.forward_head(feats).float(), dim=1)[:, 1].numpy()
-                outs.append((p, [_full_heatmap(c, size, size) for c in self.model.cam(feats).float().numpy()]))
-        (p_ref, h_ref), (p_low, h_low) = outs
-        return agreement(p_ref, p_low, h_ref, h_low, self.threshold)
+            for i in range(0, len(images), 8):
+                batch = self.preprocess.batch(list(images[i : i + 8]))
+                size = batch.shape[-1]
+                ref = fp32_features[i : i + 8] if fp32_features is not None else self.model.forward_features(batch)
+                outs = []
+                for feats in (ref, quantized.features(batch)):
+                    p = torch.softmax(self.model.forward_head(feats).float(), dim=1)[:, 1].numpy()
+                    outs.append((p, [_full_heatmap(c, size, size) for c in self.model.cam(feats).float().numpy()]))
+                (pr, hr), (pl, hl) = outs
+                p_ref += pr.tolist()
+                p_low += pl.tolist()
+                corrs += [correlation(a, b) for a, b in zip(hr, hl)]
+        return p_ref, p_low, corrs
 
     @property
     def meta(self) -> ModelMeta:
@@ -421,6 +440,27 @@ class Inspector:
         finally:
             if model_pool is not None:
                 model_pool.shutdown(wait=True)
+
+
+def int8_check(loaded: LoadedModel, images: Sequence[np.ndarray]) -> dict | None:
+    """fp32 vs int8 scores on held-out images (RGB uint8), stored with a model so auto can judge int8 at any threshold.
+
+    None where this torch has no quantized CPU engine or the model has too few calibration images.
+    """
+    from engine.inference.quantize import MIN_CALIBRATION_IMAGES, quantized_engine
+
+    if quantized_engine() is None or loaded.calibration is None or len(loaded.calibration) < MIN_CALIBRATION_IMAGES:
+        return None
+    cpu = Inspector(replace(loaded, model=copy.deepcopy(loaded.model).cpu(), sha256=""), device="cpu", precision="fp32")
+    p_ref, p_low, corrs = cpu._int8_scores(cpu._quantize(loaded.calibration), images)
+    return {
+        "images": len(p_ref),
+        "p_fp32": [round(p, 6) for p in p_ref],
+        "p_int8": [round(p, 6) for p in p_low],
+        "heatmap_correlation": [round(c, 5) for c in corrs],
+        "cpu_int8_dot": cpu_has_int8_dot(),
+        "torch": torch.__version__,
+    }
 
 
 def _full_heatmap(cam: np.ndarray, height: int, width: int) -> np.ndarray:

@@ -1,9 +1,9 @@
 """int8 CPU path: static post-training quantization of the conv stack, calibrated on a product's images.
 
 On CPUs with int8 dot-product instructions (VNNI, AMX) it roughly doubles throughput over bf16.
-precision="auto" uses it only for a model file that stores calibration images, and only after
-checking on those images that it agrees with fp32 by the same gate as the other reduced precisions
-(engine.inference.agreement); otherwise auto stays on bf16/fp32 and says why. It is built on
+precision="auto" uses it only where it agrees with fp32 by the same gate as the other reduced
+precisions (engine.inference.agreement), on the held-out images checked when the model was trained
+and on the calibration images the file carries; otherwise auto stays on bf16/fp32 and says why. It is built on
 torch.ao's FX quantization, which torch has marked deprecated: where that API is gone, auto falls
 back and an explicit precision="int8" fails with the reason. Calibrate on good parts *and* defects:
 activation ranges taken from good parts alone clip the defects' activations, and the anomaly

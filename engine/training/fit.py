@@ -18,7 +18,7 @@ from engine.errors import Cancelled, DatasetError
 from engine.evaluation.evaluate import evaluate_loaded
 from engine.evaluation.metrics import EvalReport
 from engine.inference.device import resolve_device
-from engine.inference.inspector import Inspector
+from engine.inference.inspector import INT8_CHECK_KEY, Inspector, int8_check
 from engine.model import VGG16CAM, build_model
 from engine.modelfile import LoadedModel, ModelMeta
 
@@ -291,11 +291,15 @@ def train(
         },
     )
     calibration = calibration_images(train_data.images, labels)
-    # The held-out report (and thresholds calibrated from its scores) uses the precision the line runs,
-    # int8 included: the model file will carry these calibration images.
+    # The held-out report (and thresholds calibrated from its scores) uses the precision the line runs
+    # where int8 is not chosen; int8 is then checked against fp32 on the same held-out images, and the
+    # line runs it only where that check (stored with the model) passes at the line's threshold.
     inspector = Inspector(LoadedModel(model, meta, Path("<in memory>"), "", calibration), device=device, precision="auto")
     report = evaluate_loaded(inspector, test_data, batch_size=config.batch_size, stop=stop)
-    meta = replace(meta, metrics=report.metrics(), training={**meta.training, "evaluated_in": inspector.precision_name})
+    _check_stop(stop)
+    check = int8_check(LoadedModel(model, meta, Path("<in memory>"), "", calibration), test_data.images)
+    training = {**meta.training, "evaluated_in": inspector.precision_name, **({INT8_CHECK_KEY: check} if check else {})}
+    meta = replace(meta, metrics=report.metrics(), training=training)
     model.to(memory_format=torch.contiguous_format)
     yield TrainResult(model, meta, report, tuple(history), skipped, time.perf_counter() - t_start, calibration)
 

@@ -106,19 +106,38 @@ def test_auto_runs_int8_when_it_agrees_with_fp32_on_the_models_own_images(model_
     loaded = load_model(model_file)
     inspector = Inspector(loaded, device="cpu")
     assert inspector.precision_name == "int8"
-    assert "100.0% of verdicts agree with fp32" in inspector.precision_note  # what the status bar tooltip shows
+    assert "held-out images checked at training 100.0% of verdicts agree with fp32" in inspector.precision_note  # the tooltip
     fp32 = Inspector(loaded, device="cpu", precision="fp32")
     images = list(loaded.calibration)
     assert [i.verdict for i in inspector.inspect(images)] == [i.verdict for i in fp32.inspect(images)]
 
 
-@needs_int8_cpu
-def test_auto_rejects_int8_when_a_verdict_would_flip_and_says_why(model_file):
-    """Put the threshold between fp32's and int8's probability for one stored image: auto must stay off int8."""
+def _at_threshold(loaded, threshold: float):
     from dataclasses import replace
 
+    return replace(loaded, meta=replace(loaded.meta, threshold=float(threshold)))
+
+
+@needs_int8_cpu
+def test_training_stores_the_held_out_int8_check_and_auto_rejects_int8_where_a_held_out_verdict_flips(model_file):
+    """Put the threshold between fp32's and int8's score for one held-out image: that verdict would flip on the line."""
+    loaded = load_model(model_file)
+    record = loaded.meta.training["int8_check"]
+    assert record["images"] == len(loaded.meta.dataset["held_out"]) == len(record["p_fp32"]) == len(record["p_int8"])
+    p_ref, p_low = np.array(record["p_fp32"]), np.array(record["p_int8"])
+    i = int(np.argmax(np.abs(p_ref - p_low)))
+    assert abs(p_ref[i] - p_low[i]) > 1e-6, "int8 and fp32 gave identical scores: nothing to split"
+    inspector = Inspector(_at_threshold(loaded, (p_ref[i] + p_low[i]) / 2), device="cpu")
+    assert inspector.precision_name != "int8"
+    assert "int8 rejected, on the held-out images checked at training" in inspector.precision_note
+
+
+@needs_int8_cpu
+def test_auto_rejects_int8_where_a_calibration_verdict_flips_on_this_cpu(model_file):
+    """The second check runs at load: int8 scores of the stored calibration images on this CPU."""
     import torch
 
+    from engine.inference.agreement import agreement_from_scores
     from engine.inference.quantize import quantize_features
 
     loaded = load_model(model_file)
@@ -128,10 +147,12 @@ def test_auto_rejects_int8_when_a_verdict_would_flip_and_says_why(model_file):
         p = [torch.softmax(loaded.model.forward_head(f), 1)[:, 1].numpy() for f in (quantized.fp32_features, quantized.features(batch))]
     i = int(np.argmax(np.abs(p[0] - p[1])))
     assert abs(p[0][i] - p[1][i]) > 1e-6, "int8 and fp32 gave identical probabilities: nothing to split"
-    between = replace(loaded, meta=replace(loaded.meta, threshold=float((p[0][i] + p[1][i]) / 2)))
-    inspector = Inspector(between, device="cpu")
-    assert inspector.precision_name != "int8"
-    assert "int8 was tried and rejected" in inspector.precision_note and "of verdicts agree" in inspector.precision_note
+    threshold = (p[0][i] + p[1][i]) / 2
+    inspector = Inspector(_at_threshold(loaded, threshold), device="cpu")
+    assert inspector.precision_name != "int8" and "int8 rejected" in inspector.precision_note
+    record = loaded.meta.training["int8_check"]
+    if agreement_from_scores(record["p_fp32"], record["p_int8"], record["heatmap_correlation"], threshold).agrees:
+        assert "calibration images on this CPU" in inspector.precision_note
 
 
 def test_auto_stays_off_int8_when_told_to_or_without_calibration_images(model_file, monkeypatch):
@@ -143,5 +164,9 @@ def test_auto_stays_off_int8_when_told_to_or_without_calibration_images(model_fi
     monkeypatch.delenv("VISINSPECT_CPU_INT8")
     without = Inspector(replace(loaded, calibration=None), device="cpu")
     assert without.precision_name != "int8"
+    unchecked = {k: v for k, v in loaded.meta.training.items() if k != "int8_check"}  # trained before the check existed
+    older = Inspector(replace(loaded, meta=replace(loaded.meta, training=unchecked)), device="cpu")
+    assert older.precision_name != "int8"
     if cpu_has_int8_dot():
         assert "stores no calibration images" in without.precision_note
+        assert "not checked on held-out images" in older.precision_note
