@@ -398,5 +398,6 @@ class MainWindow(QMainWindow):
         self.station.shutdown()
         for panel in (self.review, self.history, self.model_panel, self.demo_panel, self.train, self.evaluate):
             panel.shutdown()
+        self.settings.wait()
         self.results.close()
         log.info("station closed")

@@ -1,12 +1,27 @@
-"""What the station remembers between launches (last source and review folder), in an INI file in its data folder."""
+"""What the station remembers between launches (last source and review folder), in an INI file in its data folder.
+
+Read once when the window is built; written in a worker, so the GUI thread never waits on the disk.
+"""
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from PySide6.QtCore import QSettings
+
+from visinspect_gui.workers import Worker, WorkerGroup
+
+
+def _write(path: str, values: dict, *, stop) -> Iterator[None]:
+    """Write values to the INI file at path (a QSettings of this thread's own; QSettings locks the file)."""
+    qs = QSettings(path, QSettings.Format.IniFormat)
+    for key, value in values.items():
+        qs.setValue(key, value)
+    qs.sync()
+    yield from ()
 
 
 class StationSettings:
@@ -15,20 +30,19 @@ class StationSettings:
     def __init__(self, data_dir: str | os.PathLike) -> None:
         self.path = Path(data_dir) / "station.ini"
         self._qs = QSettings(str(self.path), QSettings.Format.IniFormat)
+        self._written: dict[str, str] = {}  # this session's values: read back without waiting for the file
+        self._writes = WorkerGroup()
 
     def save_source(self, spec: str | list[str], *, loop: bool, max_fps: float | None) -> None:
         """Remember the source a run was started on."""
-        self._qs.setValue("source/spec", json.dumps(spec))
-        self._qs.setValue("source/loop", json.dumps(bool(loop)))
-        self._qs.setValue("source/max_fps", json.dumps(max_fps))
-        self._qs.sync()
+        self._save({"source/spec": json.dumps(spec), "source/loop": json.dumps(bool(loop)), "source/max_fps": json.dumps(max_fps)})
 
     def last_source(self) -> tuple[str | list[str], bool, float | None] | None:
         """(spec, loop, max_fps) of the last run, or None when there was none or the file is unreadable."""
         try:
-            spec = json.loads(self._qs.value("source/spec", "null"))
-            loop = bool(json.loads(self._qs.value("source/loop", "false")))
-            max_fps = json.loads(self._qs.value("source/max_fps", "null"))
+            spec = json.loads(self._value("source/spec", "null"))
+            loop = bool(json.loads(self._value("source/loop", "false")))
+            max_fps = json.loads(self._value("source/max_fps", "null"))
         except (TypeError, ValueError):
             return None
         valid_spec = isinstance(spec, str) and spec.strip() or (isinstance(spec, list) and spec and all(isinstance(p, str) for p in spec))
@@ -38,10 +52,21 @@ class StationSettings:
 
     def save_review_folder(self, folder: str) -> None:
         """Remember the folder last reviewed."""
-        self._qs.setValue("review/folder", folder)
-        self._qs.sync()
+        self._save({"review/folder": folder})
 
     def last_review_folder(self) -> str | None:
         """The folder last reviewed, if it still exists."""
-        folder = self._qs.value("review/folder", None)
+        folder = self._value("review/folder", None)
         return folder if isinstance(folder, str) and Path(folder).is_dir() else None
+
+    def _value(self, key: str, default):
+        return self._written[key] if key in self._written else self._qs.value(key, default)
+
+    def _save(self, values: dict) -> None:
+        """Keep values for this session's reads and write them to the file in a worker."""
+        self._written.update(values)
+        self._writes.start(Worker(_write, str(self.path), values))
+
+    def wait(self, ms: int = 5_000) -> bool:
+        """Wait for pending writes (window close, tests); True when all ended in time."""
+        return self._writes.wait(ms)

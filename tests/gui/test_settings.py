@@ -24,13 +24,15 @@ def test_next_launch_comes_back_on_the_last_source_and_review_folder(make_window
     assert second.station.state == "idle" and not second.station.is_running
 
 
-def test_a_damaged_or_foreign_settings_file_is_ignored(tmp_path, private_folders):
+def test_a_damaged_or_foreign_settings_file_is_ignored(tmp_path, private_folders, qtbot):
     data, _ = private_folders
     (data / "station.ini").write_text("[source]\nspec=not json {\nmax_fps=\"fast\"\n", encoding="utf-8")
     settings = StationSettings(data)
     assert settings.last_source() is None
     assert settings.last_review_folder() is None
     settings.save_source(["a.png", "b.png"], loop=True, max_fps=None)
+    assert settings.last_source() == (["a.png", "b.png"], True, None)  # at once, while the worker writes
+    assert settings.wait()
     assert StationSettings(data).last_source() == (["a.png", "b.png"], True, None)
 
 
