@@ -205,7 +205,10 @@ class Inspector:
         record = self.loaded.meta.training.get(INT8_CHECK_KEY)
         if not record:
             return None, f"{fallback}: int8 was not checked on held-out images when this model was trained"
-        held_out = agreement_from_scores(record["p_fp32"], record["p_int8"], record["heatmap_correlation"], self.threshold)
+        try:
+            held_out = agreement_from_scores(record["p_fp32"], record["p_int8"], record["heatmap_correlation"], self.threshold)
+        except (KeyError, TypeError, ValueError):  # a damaged or foreign record: as if there were none
+            return None, f"{fallback}: the model file's int8 check from training is unreadable"
         if not held_out.agrees:
             return None, f"{fallback}: int8 rejected, on the held-out images checked at training {held_out.describe()}"
         if calibration is None or len(calibration) == 0:

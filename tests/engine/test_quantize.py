@@ -167,6 +167,10 @@ def test_auto_stays_off_int8_when_told_to_or_without_calibration_images(model_fi
     unchecked = {k: v for k, v in loaded.meta.training.items() if k != "int8_check"}  # trained before the check existed
     older = Inspector(replace(loaded, meta=replace(loaded.meta, training=unchecked)), device="cpu")
     assert older.precision_name != "int8"
+    damaged = {**loaded.meta.training, "int8_check": {"p_fp32": [0.1, 0.9], "p_int8": [0.1]}}
+    foreign = Inspector(replace(loaded, meta=replace(loaded.meta, training=damaged)), device="cpu")
+    assert foreign.precision_name != "int8"
     if cpu_has_int8_dot():
         assert "stores no calibration images" in without.precision_note
         assert "not checked on held-out images" in older.precision_note
+        assert "int8 check from training is unreadable" in foreign.precision_note
