@@ -412,6 +412,16 @@ def calibration_images(n: int, exclude: Sequence[Path], folder: Path) -> tuple[l
     return [read_image(p) for p in paths], f"{n} synthetic images"
 
 
+def with_int8_evidence(loaded: LoadedModel, calibration: Sequence[np.ndarray], held_out: Sequence[np.ndarray]) -> LoadedModel:
+    """loaded with calibration images and an int8 check on held_out images, as a trained model file carries them."""
+    resize = loaded.meta.preprocessing().resize
+    loaded = replace(loaded, calibration=np.stack([resize(im) for im in calibration]))
+    check = int8_check(loaded, held_out)
+    if check is None:
+        return loaded
+    return replace(loaded, meta=replace(loaded.meta, training={**loaded.meta.training, INT8_CHECK_KEY: check}))
+
+
 def check_precision(
     loaded: LoadedModel,
     device: torch.device,
@@ -603,12 +613,8 @@ def run(
         calibration_source = source.replace(str(2 * n), str(n), 1)
         say(f"int8 calibration images: {calibration_source}")
         if precision == "auto":
-            resize = timed.meta.preprocessing().resize
-            timed = replace(timed, calibration=np.stack([resize(im) for im in calibration]))
             say(f"int8 check against fp32 on {len(held_out)} other images ...")
-            check = int8_check(timed, held_out)
-            if check is not None:
-                timed = replace(timed, meta=replace(timed.meta, training={**timed.meta.training, INT8_CHECK_KEY: check}))
+            timed = with_int8_evidence(timed, calibration, held_out)
     inspector = Inspector(timed, device=device, precision=precision, compile=compile, calibration=calibration)
     workers = workers or decode_workers(inspector.device)
     result: dict = {

@@ -103,13 +103,11 @@ def window_rate(model_path: Path, images: Path, *, seconds: float, warmup: float
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    import numpy as np
     import torch
 
     from engine import bench
     from engine.data.decode import read_image
     from engine.inference import Inspector
-    from engine.inference.inspector import INT8_CHECK_KEY, int8_check
     from engine.modelfile import save_model, update_meta
 
     with tempfile.TemporaryDirectory(prefix="visinspect-liverate-") as tmp:
@@ -121,12 +119,10 @@ def main(argv=None) -> int:
             shutil.copyfile(args.model, model_path)
         else:  # with calibration images and a held-out int8 check, as a trained model file has, so auto can choose int8
             loaded = bench.random_init_model(224)
+            loaded = replace(loaded, meta=replace(loaded.meta, threshold=0.0))
             images_, _ = bench.calibration_images(32, [], work / "calibration")
-            calibration = np.stack([loaded.meta.preprocessing().resize(im) for im in images_[:16]])
-            loaded = replace(loaded, calibration=calibration, meta=replace(loaded.meta, threshold=0.0))
-            check = int8_check(loaded, images_[16:])
-            meta = replace(loaded.meta, training={INT8_CHECK_KEY: check} if check else {})
-            model_path = save_model(work / "weights" / "random-vgg16.safetensors", loaded.model, meta, calibration=calibration)
+            loaded = bench.with_int8_evidence(loaded, images_[:16], images_[16:])
+            model_path = save_model(work / "weights" / "random-vgg16.safetensors", loaded.model, loaded.meta, calibration=loaded.calibration)
         images = Path(args.images) if args.images else work / "images"
         if not args.images:
             bench.make_image_set(images, 48)

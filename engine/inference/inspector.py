@@ -217,24 +217,22 @@ class Inspector:
             quantized = self._quantize(calibration)
         except (QuantizationError, ImportError, RuntimeError) as exc:  # torch.ao missing or failing: stay on fallback
             return None, f"{fallback}: int8 is unavailable here ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})"
-        p_ref, p_low, corrs = self._int8_scores(quantized, calibration, quantized.fp32_features)
+        p_ref, p_low, corrs = self._int8_scores(quantized, [(quantized.inputs, quantized.fp32_features)])
         here = agreement_from_scores(p_ref, p_low, corrs, self.threshold)
         if not here.agrees:
             return None, f"{fallback}: int8 rejected, on its calibration images on this CPU {here.describe()}"
         return quantized.features, f"int8: on the held-out images checked at training {held_out.describe()}; its calibration images agree on this CPU too"
 
-    def _int8_scores(self, quantized, images: Sequence[np.ndarray], fp32_features: torch.Tensor | None = None):
-        """fp32 and int8 anomaly probabilities and per-image heatmap correlations on images (CPU, chunks of 8)."""
+    def _int8_scores(self, quantized, chunks: Iterable[tuple[torch.Tensor, torch.Tensor | None]]):
+        """fp32 and int8 anomaly probabilities and per-image heatmap correlations, over (batch, fp32 features or None) chunks."""
         from engine.inference.agreement import correlation
 
         p_ref, p_low, corrs = [], [], []
         with torch.inference_mode():
-            for i in range(0, len(images), 8):
-                batch = self.preprocess.batch(list(images[i : i + 8]))
+            for batch, fp32 in chunks:
                 size = batch.shape[-1]
-                ref = fp32_features[i : i + 8] if fp32_features is not None else self.model.forward_features(batch)
                 outs = []
-                for feats in (ref, quantized.features(batch)):
+                for feats in (self.model.forward_features(batch) if fp32 is None else fp32, quantized.features(batch)):
                     p = torch.softmax(self.model.forward_head(feats).float(), dim=1)[:, 1].numpy()
                     outs.append((p, [_full_heatmap(c, size, size) for c in self.model.cam(feats).float().numpy()]))
                 (pr, hr), (pl, hl) = outs
@@ -455,7 +453,8 @@ def int8_check(loaded: LoadedModel, images: Sequence[np.ndarray]) -> dict | None
     if quantized_engine() is None or loaded.calibration is None or len(loaded.calibration) < MIN_CALIBRATION_IMAGES:
         return None
     cpu = Inspector(replace(loaded, model=copy.deepcopy(loaded.model).cpu(), sha256=""), device="cpu", precision="fp32")
-    p_ref, p_low, corrs = cpu._int8_scores(cpu._quantize(loaded.calibration), images)
+    chunks = ((cpu.preprocess.batch(list(images[i : i + 8])), None) for i in range(0, len(images), 8))
+    p_ref, p_low, corrs = cpu._int8_scores(cpu._quantize(loaded.calibration), chunks)
     return {
         "images": len(p_ref),
         "p_fp32": [round(p, 6) for p in p_ref],

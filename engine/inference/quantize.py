@@ -47,9 +47,10 @@ def quantized_engine() -> str | None:
 
 
 class Quantized(NamedTuple):
-    """An int8 conv stack, and the fp32 features it was calibrated on (the observers pass values through)."""
+    """An int8 conv stack, its calibration batch, and that batch's fp32 features (the observers pass values through)."""
 
     features: nn.Module
+    inputs: torch.Tensor
     fp32_features: torch.Tensor
 
 
@@ -73,4 +74,4 @@ def quantize_features(model: nn.Module, calibration: torch.Tensor, *, batch_size
         prepared = prepare_fx(features, get_default_qconfig_mapping(engine), example_inputs=(calibration[:1],))
         with torch.inference_mode():
             fp32 = torch.cat([prepared(calibration[i : i + batch_size]) for i in range(0, len(calibration), batch_size)])
-        return Quantized(convert_fx(prepared), fp32)
+        return Quantized(convert_fx(prepared), calibration, fp32)

@@ -294,10 +294,11 @@ def train(
     # The held-out report (and thresholds calibrated from its scores) uses the precision the line runs
     # where int8 is not chosen; int8 is then checked against fp32 on the same held-out images, and the
     # line runs it only where that check (stored with the model) passes at the line's threshold.
-    inspector = Inspector(LoadedModel(model, meta, Path("<in memory>"), "", calibration), device=device, precision="auto")
+    in_memory = LoadedModel(model, meta, Path("<in memory>"), "", calibration)
+    inspector = Inspector(in_memory, device=device, precision="auto")
     report = evaluate_loaded(inspector, test_data, batch_size=config.batch_size, stop=stop)
     _check_stop(stop)
-    check = int8_check(LoadedModel(model, meta, Path("<in memory>"), "", calibration), test_data.images)
+    check = int8_check(in_memory, test_data.images)
     training = {**meta.training, "evaluated_in": inspector.precision_name, **({INT8_CHECK_KEY: check} if check else {})}
     meta = replace(meta, metrics=report.metrics(), training=training)
     model.to(memory_format=torch.contiguous_format)
