@@ -19,7 +19,8 @@ from engine.data.preprocess import Preprocess
 from engine.errors import ModelFileError
 from engine.inference.localize import DEFAULT_BOX_THRESHOLD, DEFAULT_MIN_AREA_FRACTION
 from engine.model import BACKBONES, VGG16CAM, empty_model
-from engine.types import CLASS_NAMES
+from engine.thresholds import Thresholds
+from engine.types import CLASS_NAMES, ModelRef
 
 FORMAT = "visinspect-model"
 FORMAT_VERSION = 1
@@ -57,6 +58,11 @@ class ModelMeta:
     @property
     def pretrained(self) -> bool:
         return self.backbone_weights.get("kind") != "none"
+
+    @property
+    def thresholds(self) -> Thresholds:
+        """The decision threshold, box threshold and minimum box area stored in the file, as one Thresholds."""
+        return Thresholds.of(self)
 
     def preprocessing(self) -> Preprocess:
         return Preprocess.from_dict(self.preprocess)
@@ -115,6 +121,11 @@ class LoadedModel:
     def model_id(self) -> str:
         return self.sha256[:16]
 
+    @property
+    def ref(self) -> ModelRef:
+        """The identity every result records: the file's absolute path and full sha256."""
+        return ModelRef(str(self.path), self.sha256)
+
 
 def file_sha256(path: str | os.PathLike) -> str:
     h = hashlib.sha256()
@@ -166,7 +177,7 @@ def read_meta(path: str | os.PathLike) -> ModelMeta:
 
 def load_model(path: str | os.PathLike, *, device: torch.device | str = "cpu") -> LoadedModel:
     """Load a model file into an eval-mode VGG16CAM on device; any defect in the file is a ModelFileError."""
-    path = Path(path)
+    path = Path(path).resolve()
     meta = read_meta(path)
     model = empty_model(backbone=meta.backbone, num_classes=len(meta.class_names))
     try:
@@ -197,3 +208,26 @@ def update_meta(path: str | os.PathLike, **changes) -> ModelMeta:
     meta = replace(loaded.meta, **changes)
     save_model(path, loaded.model, meta, calibration=loaded.calibration)
     return meta
+
+
+@dataclass(frozen=True)
+class ModelListing:
+    """A model file found in a folder: its metadata, or why it cannot be used."""
+
+    path: Path
+    meta: ModelMeta | None
+    error: str | None = None
+
+
+def list_models(folder: str | os.PathLike) -> list[ModelListing]:
+    """Every model file in folder, newest first, each with its metadata or the one-line reason it is unusable."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in sorted(folder.glob(f"*{MODEL_SUFFIX}"), key=lambda p: p.stat().st_mtime, reverse=True):
+        try:
+            found.append(ModelListing(path, read_meta(path)))
+        except ModelFileError as exc:
+            found.append(ModelListing(path, None, str(exc)))
+    return found

@@ -1,10 +1,16 @@
 """Draw an inspection for people: heatmap blended over the image, defect boxes with their scores."""
 from __future__ import annotations
 
+import hashlib
+import math
+import os
+from dataclasses import replace
+from pathlib import Path
+
 import cv2
 import numpy as np
 
-from engine.types import Inspection
+from engine.types import Box, Inspection
 
 BOX_COLOUR = (255, 40, 40)  # RGB
 
@@ -48,3 +54,54 @@ def encode_image(path_suffix: str, image: np.ndarray, *, quality: int = 90) -> b
     if not ok:
         raise ValueError(f"cannot encode an image as {path_suffix}")
     return buf.tobytes()
+
+
+MIN_ANNOTATED_SIDE = 512  # small images are enlarged before drawing so box labels stay legible
+
+
+def annotate(image: np.ndarray, inspection: Inspection, *, opacity: float = 0.4, colormap: int = cv2.COLORMAP_JET) -> np.ndarray:
+    """The image with heatmap and labelled boxes drawn in, enlarged first (nearest whole factor) when it is small."""
+    side = max(image.shape[:2])
+    if side < MIN_ANNOTATED_SIDE:
+        k = math.ceil(MIN_ANNOTATED_SIDE / side)
+        h, w = image.shape[:2]
+        image = cv2.resize(image, (w * k, h * k), interpolation=cv2.INTER_CUBIC)
+        inspection = replace(
+            inspection,
+            heatmap=cv2.resize(inspection.heatmap, (w * k, h * k), interpolation=cv2.INTER_LINEAR),
+            regions=tuple(Box(b.x0 * k, b.y0 * k, b.x1 * k, b.y1 * k, b.score) for b in inspection.regions),
+        )
+    return render_overlay(image, inspection, opacity=opacity, colormap=colormap)
+
+
+def annotated_name(path: str | os.PathLike, root: str | os.PathLike | None, inspection: Inspection) -> str:
+    """File name of an annotated copy: the path below root with folders joined by '__', then verdict and score."""
+    path = Path(path)
+    try:
+        rel = path.relative_to(root) if root is not None else Path(path.name)
+    except ValueError:
+        rel = Path(path.name)
+    return "__".join(rel.with_suffix("").parts) + f"_{inspection.verdict.value}_p{inspection.p_anomaly:.3f}.jpg"
+
+
+class OverlayWriter:
+    """Writes annotated copies (heatmap and boxes drawn) into a folder; names never collide with each other."""
+
+    def __init__(self, folder: str | os.PathLike, *, root: str | os.PathLike | None = None, opacity: float = 0.4,
+                 colormap: int = cv2.COLORMAP_JET) -> None:  # fmt: skip
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.root, self.opacity, self.colormap = root, opacity, colormap
+        self.written = 0
+        self._names: set[str] = set()
+
+    def write(self, path: str | os.PathLike, image: np.ndarray, inspection: Inspection) -> Path:
+        """Draw one inspection over its image and save it as JPEG; the file written."""
+        name = annotated_name(path, self.root, inspection)
+        if name in self._names:  # the same name under another root folder: keep both
+            name = f"{Path(name).stem}_{hashlib.sha1(str(path).encode('utf-8', 'surrogateescape')).hexdigest()[:8]}.jpg"
+        self._names.add(name)
+        target = self.folder / name
+        target.write_bytes(encode_image(".jpg", annotate(image, inspection, opacity=self.opacity, colormap=self.colormap)))
+        self.written += 1
+        return target

@@ -4,18 +4,16 @@ from __future__ import annotations
 import os
 import re
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from sklearn.model_selection import train_test_split
 
-from engine.data.decode import is_image_file
+from engine.data.walk import MASK_FOLDER_NAMES, is_mask_folder, list_images
 from engine.errors import DatasetError
 
 LAYOUTS = ("auto", "mvtec", "folders")
 GOOD = "good"
-MASK_FOLDER_NAMES = ("ground_truth", "masks", "mask", "gt")
 
 
 @dataclass(frozen=True)
@@ -70,19 +68,6 @@ class DatasetIndex:
         return f"{self.layout} layout: {parts}; masks for {self.n_masks} of {self.n_anomaly} defective"
 
 
-def _natural_key(path: Path) -> list:
-    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", str(path))]
-
-
-def _walk_images(folder: Path, *, skip_dirs: tuple[str, ...] = ()) -> Iterator[Path]:
-    """Image files below folder, naturally sorted; symlinked folders are not followed (no loops)."""
-    found = []
-    for dirpath, dirnames, filenames in os.walk(folder, followlinks=False):
-        dirnames[:] = [d for d in dirnames if d.lower() not in skip_dirs and not d.startswith(".")]
-        found.extend(Path(dirpath) / f for f in filenames if is_image_file(f) and not f.startswith("."))
-    return iter(sorted(found, key=_natural_key))
-
-
 def _find_mask(image: Path, mask_dirs: list[Path]) -> Path | None:
     for d in mask_dirs:
         for name in (f"{image.stem}_mask.png", f"{image.stem}.png"):
@@ -103,10 +88,15 @@ def load_mvtec(root: Path) -> DatasetIndex:
             kind = type_dir.name
             label = 0 if kind == GOOD else 1
             mask_dirs = [root / "ground_truth" / kind]
-            for path in _walk_images(type_dir):
+            for path in list_images(type_dir):
                 mask = _find_mask(path, mask_dirs) if label else None
                 samples.append(Sample(path, label, kind, mask))
     return DatasetIndex(root, "mvtec", GOOD, tuple(samples))
+
+
+def class_folders(root: Path) -> list[Path]:
+    """The sub-folders of a class-folder dataset that can hold images (mask and hidden folders left out)."""
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and not is_mask_folder(p.name))
 
 
 def load_folders(root: Path, *, good_dir: str = GOOD) -> DatasetIndex:
@@ -114,7 +104,7 @@ def load_folders(root: Path, *, good_dir: str = GOOD) -> DatasetIndex:
 
     A .png with the same stem as a non-png image beside it, or in a mask folder, is that image's mask.
     """
-    class_dirs = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name.lower() not in MASK_FOLDER_NAMES)
+    class_dirs = class_folders(root)
     names = [p.name for p in class_dirs]
     if good_dir not in names:
         raise DatasetError(f"{root}: no good-image folder {good_dir!r}; folders found: {', '.join(names) or 'none'}")
@@ -122,11 +112,7 @@ def load_folders(root: Path, *, good_dir: str = GOOD) -> DatasetIndex:
     for type_dir in class_dirs:
         kind = type_dir.name
         label = 0 if kind == good_dir else 1
-        images = list(_walk_images(type_dir, skip_dirs=MASK_FOLDER_NAMES))
-        stems = {(p.parent, p.stem) for p in images if p.suffix.lower() != ".png"}
-        for path in images:
-            if path.suffix.lower() == ".png" and ((path.parent, path.stem) in stems or path.stem.endswith("_mask")):
-                continue  # a mask beside its image
+        for path in list_images(type_dir):  # masks beside their images are not listed
             mask = None
             if label:
                 mask_dirs = [path.parent] + [path.parent / m for m in MASK_FOLDER_NAMES] + [type_dir / m for m in MASK_FOLDER_NAMES]
@@ -186,3 +172,31 @@ def split_dataset(index: DatasetIndex, *, test_fraction: float = 0.2, seed: int 
         seed=seed,
         test_fraction=test_fraction,
     )
+
+
+GOOD_NAME_HINT = re.compile(r"(^|[_\-\s])(good|free|ok|normal|pass|clean)($|[_\-\s])", re.IGNORECASE)
+
+
+@dataclass(frozen=True, eq=False)
+class DatasetScan:
+    """A dataset folder as read for a form: its sub-folders, the good-image folder used, and the index or why not."""
+
+    folder: str
+    names: tuple[str, ...]
+    good_dir: str
+    index: DatasetIndex | None
+    error: str | None
+
+
+def scan_dataset(folder: str | os.PathLike, good_dir: str | None = None) -> DatasetScan:
+    """List folder's sub-folders, guess the good one unless given (good, else a name like MT_Free or OK), index it."""
+    root = Path(folder)
+    try:
+        names = tuple(p.name for p in class_folders(root))
+    except OSError:
+        names = ()
+    good = good_dir or ("good" if "good" in names else next((n for n in names if GOOD_NAME_HINT.search(n)), GOOD))
+    try:
+        return DatasetScan(str(folder), names, good, load_dataset(root, good_dir=good), None)
+    except (DatasetError, OSError) as exc:
+        return DatasetScan(str(folder), names, good, None, str(exc))

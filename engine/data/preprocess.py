@@ -9,6 +9,8 @@ import cv2
 import numpy as np
 import torch
 
+from engine.types import check_image_size
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -32,8 +34,7 @@ class Preprocess:
     std: tuple[float, float, float] = IMAGENET_STD
 
     def __post_init__(self) -> None:
-        if self.size < 32 or self.size % 32:
-            raise ValueError(f"image size must be a multiple of 32, at least 32; got {self.size}")
+        check_image_size(self.size)
 
     def to_dict(self) -> dict:
         return {"resize": "square", **asdict(self)}

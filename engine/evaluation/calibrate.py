@@ -1,14 +1,13 @@
 """Decision-threshold calibration from held-out scores: no-miss, max-false-reject:N, balanced."""
 from __future__ import annotations
 
+import math
 import os
 import re
-import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
-from pathlib import Path
 
 import numpy as np
 from sklearn.metrics import roc_curve
@@ -17,8 +16,12 @@ from engine.errors import VisInspectError
 from engine.evaluation.metrics import image_metrics
 
 TARGET_FORMS = ("no-miss", "max-false-reject:N", "balanced")
+# A no-miss threshold sits this far (in log-odds) below the lowest defective score, so that the small
+# score differences between precisions (int8, bf16, fp32), batch sizes and machines cannot turn that
+# defect into a miss on the line: about 0.02 below a score of 0.75, 0.001 below 0.99.
+NO_MISS_MARGIN_LOGIT = 0.1
 TARGET_HELP = {
-    "no-miss": "the largest threshold that misses no defective held-out image",
+    "no-miss": f"misses no defective held-out image, with a margin of {NO_MISS_MARGIN_LOGIT} in log-odds below the lowest defective score",
     "max-false-reject:N": "at most N % of good images rejected, with the fewest misses (then the fewest rejects)",
     "balanced": "the best balanced accuracy (ties: the larger threshold)",
 }
@@ -32,9 +35,9 @@ class CalibrationError(VisInspectError):
 
 @dataclass(frozen=True)
 class Target:
-    """A parsed calibration target; percent is set only for max-false-reject."""
+    """A parsed calibration target (kind is one of no-miss, max-false-reject, balanced); percent only for max-false-reject."""
 
-    kind: str  # "no-miss", "max-false-reject" or "balanced"
+    kind: str
     percent: float | None = None
 
     @property
@@ -164,16 +167,24 @@ def _candidates(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, n
     return thr, np.rint(fpr * n_good).astype(int), np.rint(tpr * n_anom).astype(int)
 
 
-def calibrate(labels: Sequence[int], scores: Sequence[float], target: str | Target) -> Calibration:
+def below_with_margin(score: float, margin_logit: float = NO_MISS_MARGIN_LOGIT) -> float:
+    """A threshold margin_logit log-odds below score, never above it (scores within 1e-7 of 0 or 1 count as that far in)."""
+    p = min(max(float(score), 1e-7), 1.0 - 1e-7)
+    return min(float(score), 1.0 / (1.0 + math.exp(-(math.log(p / (1.0 - p)) - margin_logit))))
+
+
+def calibrate(
+    labels: Sequence[int], scores: Sequence[float], target: str | Target, *, margin_logit: float = NO_MISS_MARGIN_LOGIT
+) -> Calibration:
     """Choose a threshold for a target from held-out labels (1 = anomaly) and p_anomaly scores (see TARGET_HELP)."""
     tgt = parse_target(target)
     y, p = _check(labels, scores)
+    if tgt.kind == "no-miss":
+        return at_threshold(y, p, below_with_margin(float(p[y == 1].min()), margin_logit), target=tgt.text)
     thr, fp, tp = _candidates(y, p)
     n_good, n_anom = int((y == 0).sum()), int((y == 1).sum())
     fn = n_anom - tp
-    if tgt.kind == "no-miss":
-        i = int(np.flatnonzero(fn == 0)[0])  # thresholds descend: the first with no miss is the largest
-    elif tgt.kind == "max-false-reject":
+    if tgt.kind == "max-false-reject":
         ok = np.flatnonzero(fp <= tgt.percent / 100.0 * n_good + 1e-9)  # never empty: the first point rejects nothing
         best_fn = fn[ok].min()
         i = int(ok[fn[ok] == best_fn][0])  # fewest misses, then the largest threshold (fewest false rejects)
@@ -219,60 +230,10 @@ def store_calibration(
     table: Sequence[Calibration] = (),
     source: str = "",
     data: str = "",
+    precision: str = "",
 ):
     """Write the threshold and its calibration record into the model file; returns the new ModelMeta."""
     from engine.modelfile import update_meta
 
-    record = calibration_record(calibration, table=table, source=source, data=data)
+    record = {**calibration_record(calibration, table=table, source=source, data=data), "precision": precision}
     return update_meta(model_path, threshold=float(calibration.threshold), calibration=record)
-
-
-def same_dataset(meta, index) -> bool:
-    """True when index is the dataset the model was trained on (its held-out files are there, or same root)."""
-    recorded = meta.dataset.get("held_out") or []
-    if recorded:
-        rel = {str(s.path.relative_to(index.root)) for s in index.samples}
-        if all(r in rel for r in recorded):
-            return True
-    root = meta.dataset.get("root")
-    if root:
-        try:
-            return Path(root).resolve() == Path(index.root).resolve()
-        except OSError:
-            return False
-    return False
-
-
-def calibrate_model(
-    model_path: str | os.PathLike,
-    data_dir: str | os.PathLike,
-    target: str | Target,
-    *,
-    device: str = "auto",
-    layout: str | None = None,
-    good_dir: str | None = None,
-    store: bool = True,
-    stop: threading.Event | None = None,
-    progress: Callable[[int, int], None] | None = None,
-) -> Calibration:
-    """Evaluate a model on its held-out split of data_dir, choose a threshold for target and store it in the file."""
-    from engine.data.layouts import load_dataset
-    from engine.evaluation.evaluate import evaluate, held_out_samples, scores_arrays
-    from engine.inference.inspector import Inspector
-
-    tgt = parse_target(target)
-    inspector = Inspector.from_file(model_path, device=device)
-    meta = inspector.meta
-    index = load_dataset(
-        data_dir,
-        layout=layout or meta.dataset.get("layout", "auto"),
-        good_dir=good_dir or meta.dataset.get("good_dir", "good"),
-    )
-    samples, how = held_out_samples(meta, index)
-    report, _errors = evaluate(inspector, samples, stop=stop, progress=progress)
-    labels, scores = scores_arrays(report)
-    result = calibrate(labels, scores, tgt)
-    if store:
-        table = calibration_table(labels, scores)
-        store_calibration(model_path, result, table=table, source=how, data=str(Path(data_dir)))
-    return result

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -12,22 +14,66 @@ from engine.data.layouts import DatasetIndex, Sample, split_dataset
 from engine.errors import Cancelled
 from engine.evaluation.metrics import EvalReport, SampleScore, box_recall, image_metrics, pixel_auroc
 from engine.inference.inspector import Inspector
-from engine.inference.localize import heatmap_to_boxes, normalize_heatmap, upsample
+from engine.inference.localize import normalize_heatmap, upsample
 from engine.modelfile import ModelMeta
+from engine.thresholds import Thresholds
+
+
+@dataclass(frozen=True)
+class SampleChoice:
+    """The images an evaluation or calibration uses, and the rule that chose them, in words."""
+
+    samples: tuple[Sample, ...]
+    how: str
+    held_out: bool  # True when none of them was used to train the model
+
+
+def _same_root(meta: ModelMeta, index: DatasetIndex) -> bool:
+    root = meta.dataset.get("root")
+    try:
+        return bool(root) and Path(root).resolve() == Path(index.root).resolve()
+    except OSError:
+        return False
+
+
+def evaluation_samples(meta: ModelMeta, index: DatasetIndex, *, every_image: bool = False) -> SampleChoice:
+    """The one rule for which images evaluate, calibrate, the Evaluate tab and the Train tab use.
+
+    The model's recorded held-out files when the dataset has them all; on the model's own dataset whose
+    files changed, the same seeded split (it may then hold training images, and says so); on any
+    other dataset every image (none of them was trained on); every image when asked.
+    """
+    name = Path(index.root).name
+    if every_image:
+        return SampleChoice(index.samples, f"every image of {name} ({len(index.samples)})", not _same_root(meta, index))
+    recorded = meta.dataset.get("held_out") or []
+    by_rel = {str(s.path.relative_to(index.root)): s for s in index.samples}
+    if recorded and all(r in by_rel for r in recorded):
+        return SampleChoice(tuple(by_rel[r] for r in recorded), f"the model's {len(recorded)} held-out images", True)
+    if _same_root(meta, index) and "split_seed" in meta.dataset:
+        split = split_dataset(
+            index, test_fraction=float(meta.dataset.get("test_fraction", 0.2)), seed=int(meta.dataset["split_seed"])
+        )
+        how = (
+            f"a {split.test_fraction:.0%} split of {name} with the model's seed {split.seed} "
+            "(the dataset changed since training: some of these images may have been trained on)"
+        )
+        return SampleChoice(split.test, how, False)
+    return SampleChoice(index.samples, f"every image of {name} ({len(index.samples)}; not the model's training dataset)", True)
 
 
 def evaluate_loaded(
     inspector: Inspector,
     data: LoadedSamples,
     *,
-    threshold: float | None = None,
+    thresholds: Thresholds | None = None,
     batch_size: int = 10,
     stop: threading.Event | None = None,
 ) -> EvalReport:
     """Metrics for already decoded, resized samples (the model-input resolution is the metric grid)."""
-    threshold = inspector.threshold if threshold is None else threshold
+    thresholds = inspector.thresholds if thresholds is None else thresholds
     size = inspector.preprocess.size
-    probs, heat, norm_heat, used_masks, masked_probs = [], [], [], [], []
+    probs, heat, boxes, used_masks = [], [], [], []
     for start in range(0, len(data.samples), batch_size):
         if stop is not None and stop.is_set():
             raise Cancelled("evaluation was cancelled")
@@ -39,25 +85,16 @@ def evaluate_loaded(
             if mask is not None:
                 raw = upsample(cam, size, size)
                 heat.append(raw)
-                norm_heat.append(normalize_heatmap(raw))
+                boxes.append(thresholds.boxes(normalize_heatmap(raw), float(out.p_anomaly[j])))
                 used_masks.append(mask)
-                masked_probs.append(float(out.p_anomaly[j]))
     labels = [s.label for s in data.samples]
-    m = image_metrics(labels, probs, threshold)
+    m = image_metrics(labels, probs, thresholds.decision)
     has_defect_masks = any(mask.any() for mask in used_masks)
     pix = pixel_auroc(heat, used_masks) if has_defect_masks else None
-    recall, n_regions = (None, 0)
-    if has_defect_masks:
-        boxes = [
-            heatmap_to_boxes(h, threshold=inspector.box_threshold, min_area_fraction=inspector.min_area_fraction)
-            if p >= threshold
-            else ()
-            for h, p in zip(norm_heat, masked_probs)
-        ]
-        recall, n_regions = box_recall(boxes, used_masks)
+    recall, _regions = box_recall(boxes, used_masks) if has_defect_masks else (None, 0)
+    predicted = thresholds.verdicts(probs)
     scores = tuple(
-        SampleScore(str(s.path), s.defect_type, s.label, float(p), int(p >= threshold))
-        for s, p in zip(data.samples, probs)
+        SampleScore(str(s.path), s.defect_type, s.label, float(p), int(v)) for s, p, v in zip(data.samples, probs, predicted)
     )
     return EvalReport(**m, pixel_auroc=pix, box_recall=recall, n_masks=sum(1 for mk in used_masks if mk.any()), scores=scores)
 
@@ -66,7 +103,7 @@ def evaluate(
     inspector: Inspector,
     samples: Sequence[Sample],
     *,
-    threshold: float | None = None,
+    thresholds: Thresholds | None = None,
     batch_size: int = 10,
     workers: int = 2,
     stop: threading.Event | None = None,
@@ -74,7 +111,7 @@ def evaluate(
 ) -> tuple[EvalReport, tuple[str, ...]]:
     """Decode samples and evaluate; returns the report and the files that could not be read."""
     data = load_samples(samples, inspector.preprocess, workers=workers, with_masks=True, stop=stop, progress=progress)
-    return evaluate_loaded(inspector, data, threshold=threshold, batch_size=batch_size, stop=stop), data.errors
+    return evaluate_loaded(inspector, data, thresholds=thresholds, batch_size=batch_size, stop=stop), data.errors
 
 
 def scores_arrays(report: EvalReport) -> tuple[np.ndarray, np.ndarray]:
@@ -83,20 +120,3 @@ def scores_arrays(report: EvalReport) -> tuple[np.ndarray, np.ndarray]:
         np.array([s.label for s in report.scores], dtype=int),
         np.array([s.p_anomaly for s in report.scores], dtype=float),
     )
-
-
-def held_out_samples(meta: ModelMeta, index: DatasetIndex) -> tuple[tuple[Sample, ...], str]:
-    """The samples a model was not trained on: its recorded held-out files, else the same seeded split.
-
-    Returns the samples and a short note saying which rule chose them.
-    """
-    recorded = meta.dataset.get("held_out") or []
-    by_rel = {str(s.path.relative_to(index.root)): s for s in index.samples}
-    if recorded and all(r in by_rel for r in recorded):
-        return tuple(by_rel[r] for r in recorded), f"the model's {len(recorded)} held-out images"
-    if "split_seed" in meta.dataset:
-        split = split_dataset(
-            index, test_fraction=float(meta.dataset.get("test_fraction", 0.2)), seed=int(meta.dataset["split_seed"])
-        )
-        return split.test, f"a {split.test_fraction:.0%} split with the model's seed {split.seed} (files differ from training)"
-    return index.samples, "every image (the model records no split)"

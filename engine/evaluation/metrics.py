@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 from sklearn.metrics import accuracy_score, balanced_accuracy_score, confusion_matrix, roc_auc_score
 
+from engine.thresholds import Thresholds
 from engine.types import Box
 
 
@@ -72,7 +73,7 @@ def image_metrics(labels: Sequence[int], p_anomaly: Sequence[float], threshold: 
     """Accuracy, balanced accuracy, confusion counts and AUROC for one threshold."""
     y = np.asarray(labels, dtype=int)
     p = np.asarray(p_anomaly, dtype=float)
-    pred = (p >= threshold).astype(int)
+    pred = Thresholds(decision=threshold).verdicts(p)
     tn, fp, fn, tp = confusion_matrix(y, pred, labels=[0, 1]).ravel()
     both = len(set(y.tolist())) == 2
     return {

@@ -19,9 +19,9 @@ import numpy as np
 from engine.errors import Cancelled
 from engine.evaluation.calibrate import Calibration, at_threshold, calibration_table
 from engine.evaluation.metrics import EvalReport, SampleScore, image_metrics
-from engine.inference.localize import DEFAULT_BOX_THRESHOLD, DEFAULT_MIN_AREA_FRACTION, heatmap_to_boxes
 from engine.render import encode_image, render_overlay
-from engine.types import ANOMALY, GOOD, Box, Inspection
+from engine.thresholds import Thresholds
+from engine.types import Box, Inspection, Verdict
 
 if TYPE_CHECKING:
     from engine.inference.inspector import Inspector
@@ -45,29 +45,28 @@ class GalleryEntry(NamedTuple):
         return int(self.inspection.is_anomaly) != int(self.label)
 
 
-def is_misclassified(entry: Sequence) -> bool:
-    """True when the verdict disagrees with the label (works on plain 4-tuples too)."""
-    _, inspection, label, _ = entry
-    return int(inspection.is_anomaly) != int(label)
+    def at(self, thresholds: Thresholds) -> GalleryEntry:
+        """The entry with its verdict and boxes judged at other thresholds."""
+        return self._replace(inspection=self.inspection.at(thresholds))
 
 
-def gallery_order(entries: Sequence) -> list:
+def gallery_order(entries: Sequence[GalleryEntry]) -> list[GalleryEntry]:
     """Misclassified first (most confident errors first), then the rest, closest to the threshold first."""
 
-    def key(e):
-        _, insp, _, path = e
-        margin = abs(insp.p_anomaly - insp.threshold)
-        return (0, -margin, str(path)) if is_misclassified(e) else (1, margin, str(path))
+    def key(e: GalleryEntry):
+        margin = abs(e.inspection.p_anomaly - e.inspection.threshold)
+        return (0, -margin, str(e.path)) if e.misclassified else (1, margin, str(e.path))
 
     return sorted(entries, key=key)
 
 
-def pick_scores(scores: Sequence[SampleScore], limit: int = GALLERY_LIMIT, *, threshold: float = 0.5) -> list[SampleScore]:
+def pick_scores(scores: Sequence[SampleScore], limit: int = GALLERY_LIMIT, *, thresholds: Thresholds) -> list[SampleScore]:
     """The held-out images worth showing: every misclassified one first, then the most borderline, up to limit."""
 
     def key(s: SampleScore):
-        margin = abs(s.p_anomaly - threshold)
-        return (0, -margin, s.path) if int(s.p_anomaly >= threshold) != s.label else (1, margin, s.path)
+        margin = abs(s.p_anomaly - thresholds.decision)
+        wrong = int(thresholds.verdict(s.p_anomaly) is Verdict.ANOMALY) != s.label
+        return (0, -margin, s.path) if wrong else (1, margin, s.path)
 
     return sorted(scores, key=key)[: max(0, limit)]
 
@@ -81,7 +80,7 @@ def shrink(image: np.ndarray, inspection: Inspection, max_side: int = GALLERY_SI
     nw, nh = max(1, round(w * s)), max(1, round(h * s))
     small = cv2.resize(image, (nw, nh), interpolation=cv2.INTER_AREA)
     heat = cv2.resize(inspection.heatmap, (nw, nh), interpolation=cv2.INTER_AREA)
-    boxes = tuple(
+    regions = tuple(
         Box(
             min(nw - 1, int(b.x0 * s)),
             min(nh - 1, int(b.y0 * s)),
@@ -89,9 +88,9 @@ def shrink(image: np.ndarray, inspection: Inspection, max_side: int = GALLERY_SI
             max(min(nh, math.ceil(b.y1 * s)), min(nh - 1, int(b.y0 * s)) + 1),
             b.score,
         )
-        for b in inspection.boxes
+        for b in inspection.regions
     )
-    return small, replace(inspection, heatmap=heat.astype(np.float32), boxes=boxes)
+    return small, replace(inspection, heatmap=heat.astype(np.float32), regions=regions)
 
 
 def iter_gallery(
@@ -100,19 +99,19 @@ def iter_gallery(
     *,
     limit: int = GALLERY_LIMIT,
     max_side: int = GALLERY_SIDE,
-    threshold: float | None = None,
+    thresholds: Thresholds | None = None,
     stop: threading.Event | None = None,
 ) -> Iterator[GalleryEntry]:
     """Inspect the held-out images worth showing (misclassified first) and yield downscaled gallery entries."""
-    chosen = pick_scores(scores, limit, threshold=inspector.threshold if threshold is None else threshold)
+    thresholds = inspector.thresholds if thresholds is None else thresholds
+    chosen = pick_scores(scores, limit, thresholds=thresholds)
     labels = {s.path: s.label for s in chosen}
-    for result in inspector.inspect_files([s.path for s in chosen], keep_images=True, stop=stop):
+    for result in inspector.inspect_files([s.path for s in chosen], keep_images=True, stop=stop, thresholds=thresholds):
         if stop is not None and stop.is_set():
             raise Cancelled("the gallery was cancelled")
         if result.inspection is None or result.image is None:
             continue
-        insp = result.inspection if threshold is None else inspector.rejudge(result.inspection, threshold=threshold)
-        image, insp = shrink(result.image, insp, max_side)
+        image, insp = shrink(result.image, result.inspection, max_side)
         yield GalleryEntry(image, insp, labels[result.path], result.path)
 
 
@@ -225,9 +224,9 @@ def _calibration_html(rows: Sequence[Calibration]) -> str:
     return f"<table>{head}{body}</table>"
 
 
-def _card_html(entry: Sequence, defect_type: str | None) -> str:
+def _card_html(entry: GalleryEntry, defect_type: str | None) -> str:
     image, insp, label, path = entry
-    wrong = is_misclassified(entry)
+    wrong = entry.misclassified
     tag = ""
     if wrong:
         tag = ' <span class="tag">MISSED</span>' if label == 1 else ' <span class="tag">FALSE REJECT</span>'
@@ -236,7 +235,7 @@ def _card_html(entry: Sequence, defect_type: str | None) -> str:
     parent = Path(str(path)).parent.name
     return (
         f'<div class="card{" wrong" if wrong else ""}"><img alt="{html.escape(name)}" src="{_data_uri(thumbnail(image, insp))}">'
-        f'<span class="v-{insp.verdict}">{insp.verdict}</span> p={insp.p_anomaly:.3f}{tag}<br>'
+        f'<span class="v-{insp.verdict.value}">{insp.verdict.value}</span> p={insp.p_anomaly:.3f}{tag}<br>'
         f'truth: {html.escape(truth)}<br><span class="path">{html.escape(parent)}/{html.escape(name)}</span></div>'
     )
 
@@ -245,7 +244,7 @@ def write_html_report(
     path: str | os.PathLike,
     report: EvalReport,
     meta: ModelMeta | None,
-    gallery: Sequence,
+    gallery: Sequence[GalleryEntry],
     *,
     title: str | None = None,
     source: str = "",
@@ -267,7 +266,7 @@ def write_html_report(
 def report_html(
     report: EvalReport,
     meta: ModelMeta | None,
-    gallery: Sequence,
+    gallery: Sequence[GalleryEntry],
     *,
     title: str | None = None,
     source: str = "",
@@ -287,7 +286,7 @@ def report_html(
             calibration += calibration_table(labels, probs)
     kinds = {s.path: s.defect_type for s in report.scores}
     ordered = gallery_order(list(gallery))
-    n_wrong = sum(1 for e in ordered if is_misclassified(e))
+    n_wrong = sum(1 for e in ordered if e.misclassified)
 
     model_lines = []
     if meta is not None:
@@ -339,19 +338,6 @@ def rethreshold(report: EvalReport, threshold: float) -> EvalReport:
     """The same held-out scores judged at another threshold (box recall and pixel AUROC are kept as measured)."""
     labels = [s.label for s in report.scores]
     probs = [s.p_anomaly for s in report.scores]
-    m = image_metrics(labels, probs, threshold)
-    scores = tuple(replace(s, predicted=int(s.p_anomaly >= threshold)) for s in report.scores)
-    return replace(report, **m, scores=scores)
-
-
-def rejudge_entry(
-    entry: GalleryEntry, threshold: float, *, box_threshold: float = DEFAULT_BOX_THRESHOLD, min_area_fraction: float = DEFAULT_MIN_AREA_FRACTION
-) -> GalleryEntry:
-    """A gallery entry with its verdict and boxes re-derived at another decision threshold."""
-    insp = entry.inspection
-    anomaly = insp.p_anomaly >= threshold
-    boxes = (
-        heatmap_to_boxes(insp.heatmap, threshold=box_threshold, min_area_fraction=min_area_fraction) if anomaly else ()
-    )
-    verdict = ANOMALY if anomaly else GOOD
-    return entry._replace(inspection=replace(insp, verdict=verdict, threshold=float(threshold), boxes=boxes))
+    predicted = Thresholds(decision=threshold).verdicts(probs)
+    scores = tuple(replace(s, predicted=int(v)) for s, v in zip(report.scores, predicted))
+    return replace(report, **image_metrics(labels, probs, threshold), scores=scores)

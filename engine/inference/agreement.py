@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from engine.thresholds import Thresholds
+
 # The issue's rule for a default precision: verdicts agree on >= 99.5% of images and the heatmaps
 # correlate >= 0.99 on average.
 PRECISION_GATE = {"verdict_agreement": 0.995, "heatmap_correlation": 0.99}
@@ -47,15 +49,6 @@ class Agreement:
         )
 
 
-def agreement(
-    p_ref: Sequence[float], p_low: Sequence[float], heat_ref: Sequence[np.ndarray], heat_low: Sequence[np.ndarray], threshold: float
-) -> Agreement:
-    """Compare anomaly probabilities (judged at threshold) and heatmaps image by image."""
-    if len(heat_ref) != len(heat_low):
-        raise ValueError("agreement needs the same number of heatmaps from both precisions")
-    return agreement_from_scores(p_ref, p_low, [correlation(a, b) for a, b in zip(heat_ref, heat_low)], threshold)
-
-
 def agreement_from_scores(
     p_ref: Sequence[float], p_low: Sequence[float], correlations: Sequence[float], threshold: float
 ) -> Agreement:
@@ -65,7 +58,8 @@ def agreement_from_scores(
         raise ValueError("agreement needs the same number of probabilities and heatmap correlations from both precisions")
     if len(p_ref) == 0:
         return Agreement(0, 0.0, 0.0, 0.0, 0.0)
-    same = float(np.mean((p_ref >= threshold) == (p_low >= threshold)))
+    rule = Thresholds(decision=threshold)
+    same = float(np.mean(rule.verdicts(p_ref) == rule.verdicts(p_low)))
     return Agreement(
         images=len(p_ref),
         verdict_agreement=same,

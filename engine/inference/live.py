@@ -26,6 +26,9 @@ _POLL_S = 0.05  # longest single wait, so a stop request is noticed within this 
 _READER_JOIN_S = 0.5
 
 
+RATE_WINDOW_S = 2.0  # the inspection rate shown is measured over this much of the recent past
+
+
 @dataclass(frozen=True, eq=False)
 class LiveResult:
     """One inspected frame with the loop's running figures (dropped frames, throughput, latency)."""
@@ -33,9 +36,36 @@ class LiveResult:
     frame: Frame
     inspection: Inspection
     dropped_total: int  # frames overwritten before the model could take them, since the run started
-    fps: float  # inspected frames per second, smoothed
+    fps: float  # frames inspected per second over the last RATE_WINDOW_S seconds (0 until there are two)
     latency_ms: float  # from the frame being read to its verdict
     inspected_total: int  # frames inspected since the run started, this one included
+
+
+class RateMeter:
+    """Events per second over a sliding window: (events - 1) / time between the first and last in it.
+
+    Counting over an interval gives the true rate; an average of instantaneous rates (1 / gap) overstates
+    it whenever the gaps vary.
+    """
+
+    def __init__(self, window_s: float = RATE_WINDOW_S) -> None:
+        if not window_s > 0:
+            raise ValueError(f"rate window must be a positive number of seconds, not {window_s!r}")
+        self.window_s = window_s
+        self._times: deque[float] = deque()
+
+    def add(self, t: float) -> float:
+        """Record an event at time t (seconds, increasing) and return the rate now."""
+        self._times.append(t)
+        while len(self._times) > 2 and t - self._times[0] > self.window_s:
+            self._times.popleft()
+        return self.rate()
+
+    def rate(self) -> float:
+        if len(self._times) < 2:
+            return 0.0
+        span = self._times[-1] - self._times[0]
+        return (len(self._times) - 1) / span if span > 0 else 0.0
 
 
 class _Failure:
@@ -221,8 +251,8 @@ def live_inspect(
     """Inspect the newest frame of source again and again; yields LiveResult and SourceEvent until it ends.
 
     drop_frames: overwrite frames the model has not taken (default: only for live sources such as
-    cameras); on_dropped(total) is called from the reader thread at each drop. inspector.threshold and
-    box_threshold are read for every frame, so a change applies from the next frame. gate pauses and
+    cameras); on_dropped(total) is called from the reader thread at each drop. inspector.thresholds
+    is read for every frame, so a change applies from the next frame. gate pauses and
     steps the reader; max_fps caps how often it reads (e.g. to replay a folder at line speed).
     stream_options go to stream_frames (max_retries, backoff, sleep). A source that fails for good
     raises here, on the caller's thread. Setting stop ends the loop at once; the reader closes the source
@@ -241,8 +271,7 @@ def live_inspect(
     )
     reader.start()
     inspected = 0
-    fps = 0.0
-    last_done: float | None = None
+    meter = RateMeter()
     try:
         while not stop.is_set():
             item = mailbox.get(_POLL_S)
@@ -261,11 +290,7 @@ def live_inspect(
             inspection = inspector.inspect([frame.image])[0]
             now = time.time()
             inspected += 1
-            mono = time.perf_counter()
-            if last_done is not None:
-                rate = 1.0 / max(mono - last_done, 1e-6)
-                fps = rate if fps == 0.0 else 0.8 * fps + 0.2 * rate
-            last_done = mono
+            fps = meter.add(time.perf_counter())
             yield LiveResult(
                 frame=frame,
                 inspection=inspection,

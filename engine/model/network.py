@@ -6,8 +6,9 @@ from typing import Literal
 import torch
 from torch import nn
 
+from engine.types import TRAINABLE_CHOICES
+
 Trainable = Literal["conv5", "head", "all"]
-TRAINABLE_CHOICES = ("conv5", "head", "all")
 
 
 class VGG16CAM(nn.Module):

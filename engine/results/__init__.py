@@ -1,8 +1,8 @@
-"""The results log: every verdict with its model, threshold and boxes, queryable and exportable."""
+"""The results log: every verdict with its model, thresholds and boxes, queryable and exportable."""
 
+from engine.results.export import CSV_COLUMNS, export_csv
+from engine.results.filters import ALL, ResultFilter
 from engine.results.log import (
-    CSV_COLUMNS,
-    VERDICTS,
     ResultRow,
     ResultsLog,
     ResultsLogError,
@@ -12,12 +12,14 @@ from engine.results.log import (
 )
 
 __all__ = [
+    "ALL",
     "CSV_COLUMNS",
-    "VERDICTS",
+    "ResultFilter",
     "ResultRow",
     "ResultsLog",
     "ResultsLogError",
     "default_results_path",
+    "export_csv",
     "new_run_id",
     "resumable_run_id",
 ]

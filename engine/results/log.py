@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import csv
 import hashlib
 import json
 import os
@@ -13,24 +12,22 @@ import sqlite3
 import threading
 import time
 from collections import deque
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Self
 
 import cv2
 import numpy as np
 
 from engine import paths
+from engine.csvfile import storable_text
 from engine.errors import VisInspectError
-from engine.types import ANOMALY, ERROR, GOOD, Box, Inspection
+from engine.results.filters import ALL, ResultFilter
+from engine.thresholds import Thresholds
+from engine.types import Box, Inspection, ModelRef, Verdict
 
-SCHEMA_VERSION = 1
-VERDICTS = (GOOD, ANOMALY, ERROR)
-CSV_COLUMNS = (
-    "time_iso", "run_id", "source", "item", "verdict", "p_anomaly", "threshold",
-    "boxes", "error", "model_path", "model_hash", "frame_path",
-)  # fmt: skip
+SCHEMA_VERSION = 2
 MAX_PENDING_IMAGES = 100  # unsaved anomaly frames kept in memory while the database is unavailable
 JPEG_QUALITY = 90
 RETRY_BUSY_S = 0.05  # how long a write waits on a lock while earlier rows are already waiting
@@ -38,6 +35,7 @@ RETRY_BUSY_S = 0.05  # how long a write waits on a lock while earlier rows are a
 _COLUMNS = (
     "time", "run_id", "source", "item", "model_path", "model_hash",
     "threshold", "verdict", "p_anomaly", "boxes", "error",
+    "regions", "box_threshold", "min_area",
 )  # fmt: skip
 _INSERT = f"INSERT INTO results ({', '.join(_COLUMNS)}) VALUES ({', '.join(':' + c for c in _COLUMNS)})"
 _SELECT = "SELECT id, " + ", ".join(_COLUMNS) + ", frame_path FROM results"
@@ -56,11 +54,23 @@ _SCHEMA = (
         p_anomaly REAL,
         boxes TEXT NOT NULL DEFAULT '[]',
         error TEXT,
-        frame_path TEXT
+        frame_path TEXT,
+        regions TEXT,
+        box_threshold REAL,
+        min_area REAL
     )""",
     "CREATE INDEX IF NOT EXISTS results_run_item ON results (run_id, item)",
     "CREATE INDEX IF NOT EXISTS results_time ON results (time)",
 )
+# Schema upgrades, applied in order to an older log when it is opened (rows are kept as they are).
+_MIGRATIONS = {
+    # 2: every hot region (the boxes of an ANOMALY at any decision threshold) and the box rule they were found by
+    2: (
+        "ALTER TABLE results ADD COLUMN regions TEXT",
+        "ALTER TABLE results ADD COLUMN box_threshold REAL",
+        "ALTER TABLE results ADD COLUMN min_area REAL",
+    ),
+}
 _RUN_KIND = re.compile(r"^[A-Za-z0-9_]+$")
 
 
@@ -80,11 +90,11 @@ def new_run_id(kind: str) -> str:
     return f"{kind}-{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
-def resumable_run_id(kind: str, model_hash: str, inputs: list[str] | tuple[str, ...]) -> str:
-    """The same id whenever the same model runs over the same inputs, so a killed run can be resumed."""
+def resumable_run_id(kind: str, parts: list[str] | tuple[str, ...]) -> str:
+    """The same id whenever a run of this kind has the same parts (model, inputs), so a killed run can be resumed."""
     if not _RUN_KIND.match(kind):
-        raise ValueError(f"run kind must be letters, digits or '_' (e.g. 'review', 'predict'), not {kind!r}")
-    key = model_hash + "\n".join(sorted(inputs))
+        raise ValueError(f"run kind must be letters, digits or '_' (e.g. 'review', 'live'), not {kind!r}")
+    key = "\n".join(parts)
     return f"{kind}-" + hashlib.sha1(storable_text(key).encode()).hexdigest()[:12]
 
 
@@ -98,18 +108,32 @@ class ResultRow:
     source: str
     item: str  # file path or frame index
     model_path: str | None
-    model_hash: str | None
+    model_hash: str | None  # the full sha256 of the model file (16 hex digits in rows written before 2026-11-30)
     threshold: float | None
-    verdict: str  # GOOD, ANOMALY or ERROR
+    verdict: Verdict
     p_anomaly: float | None
     boxes: tuple[Box, ...]
     error: str | None
     frame_path: str | None  # absolute path of the saved anomaly frame
+    regions: tuple[Box, ...] | None = None  # every hot region at box_threshold (None in rows of older logs)
+    box_threshold: float | None = None
+    min_area: float | None = None
 
     @property
     def time_iso(self) -> str:
         """Local time with UTC offset, to the millisecond."""
         return datetime.fromtimestamp(self.time).astimezone().isoformat(timespec="milliseconds")
+
+    @property
+    def model(self) -> ModelRef:
+        return ModelRef(self.model_path or "", self.model_hash or "")
+
+    @property
+    def thresholds(self) -> Thresholds | None:
+        """The thresholds this verdict was given at (None for an error, or a row of an older log)."""
+        if self.threshold is None or self.box_threshold is None or self.min_area is None:
+            return None
+        return Thresholds(self.threshold, self.box_threshold, self.min_area)
 
 
 @dataclass
@@ -120,29 +144,15 @@ class _Pending:
     image: np.ndarray | None
 
 
-def storable_text(value: object) -> str:
-    """str(value) as text SQLite and UTF-8 files accept: a file name that is not valid UTF-8 (which
-    Python holds with lone surrogates) keeps its odd bytes visibly escaped, e.g. 'caf\\xe9.png'."""
-    text = str(value)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        text = "".join(_escape_surrogate(ch) for ch in text)
-    return text
+def _boxes_json(boxes) -> str:
+    return json.dumps([box.as_list() for box in boxes])
 
 
-def _escape_surrogate(ch: str) -> str:
-    code = ord(ch)
-    if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte of a file name (surrogateescape)
-        return f"\\x{code - 0xDC00:02x}"
-    if 0xD800 <= code <= 0xDFFF:
-        return f"\\u{code:04x}"
-    return ch
+def _boxes(text: str | None) -> tuple[Box, ...] | None:
+    return None if text is None else tuple(Box.from_list(b) for b in json.loads(text))
 
 
-def _row_values(
-    run_id: str, source: str, item: str | int, model_path: str | os.PathLike | None, model_hash: str | None
-) -> dict[str, object]:
+def _row_values(run_id: str, source: str, item: str | int, model: ModelRef | None) -> dict[str, object]:
     """Column values shared by every row kind; the verdict-specific ones start empty."""
     return {
         "time": time.time(),
@@ -150,48 +160,17 @@ def _row_values(
         "run_id": storable_text(run_id),
         "source": storable_text(source),
         "item": storable_text(item),
-        "model_path": None if model_path is None else storable_text(os.fspath(model_path)),
-        "model_hash": None if model_hash is None else storable_text(model_hash),
+        "model_path": None if model is None else storable_text(model.path),
+        "model_hash": None if model is None else storable_text(model.sha256),
         "threshold": None,
         "verdict": None,
         "p_anomaly": None,
         "boxes": "[]",
         "error": None,
+        "regions": None,
+        "box_threshold": None,
+        "min_area": None,
     }
-
-
-def _timestamp(value: float | datetime | None) -> float | None:
-    return value.timestamp() if isinstance(value, datetime) else value
-
-
-def _filters(
-    verdict: str | None,
-    since: float | datetime | None,
-    until: float | datetime | None,
-    source_contains: str | None,
-    run_id: str | None,
-) -> tuple[str, list]:
-    """SQL WHERE clause (possibly empty) and its parameters; since is inclusive, until exclusive."""
-    clauses: list[str] = []
-    params: list = []
-    if verdict is not None:
-        if verdict not in VERDICTS:
-            raise ValueError(f"verdict must be one of {', '.join(VERDICTS)} or None, not {verdict!r}")
-        clauses.append("verdict = ?")
-        params.append(verdict)
-    if since is not None:
-        clauses.append("time >= ?")
-        params.append(_timestamp(since))
-    if until is not None:
-        clauses.append("time < ?")
-        params.append(_timestamp(until))
-    if source_contains:
-        clauses.append("instr(lower(source), lower(?)) > 0")
-        params.append(source_contains)
-    if run_id is not None:
-        clauses.append("run_id = ?")
-        params.append(run_id)
-    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
 class ResultsLog:
@@ -201,7 +180,7 @@ class ResultsLog:
     last_error says why, and the next write or flush() retries them first, in order. Each write is
     committed at once. While rows are waiting, a write waits at most RETRY_BUSY_S on a lock rather than
     timeout, so a long-held lock does not stall the inspection loop. One connection is shared under an
-    internal lock, so a worker thread may write while the GUI thread reads; export_csv reads through
+    internal lock, so a worker thread may write while the GUI thread reads; stream() reads through
     a connection of its own.
     """
 
@@ -241,40 +220,42 @@ class ResultsLog:
 
     def _create_schema(self, conn: sqlite3.Connection) -> None:
         if self._schema_ready(conn):
-            return  # an existing log opens without a write lock, so a busy database still opens
+            return  # an up-to-date log opens without a write lock, so a busy database still opens
         conn.execute("BEGIN IMMEDIATE")
         try:
             for statement in _SCHEMA:
                 conn.execute(statement)
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if row is None:
-                conn.execute(
-                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
-                )
-            elif int(row[0]) > SCHEMA_VERSION:
-                raise ResultsLogError(
-                    f"results database {self.path} has schema version {row[0]}, newer than the "
-                    f"{SCHEMA_VERSION} this VisInspect understands; use a newer VisInspect or another file"
-                )
+                conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
+            else:
+                version = self._check_version(row[0])
+                for upgrade in range(version + 1, SCHEMA_VERSION + 1):
+                    for statement in _MIGRATIONS[upgrade]:
+                        conn.execute(statement)
+                conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
             conn.execute("COMMIT")
         finally:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
 
+    def _check_version(self, value: str) -> int:
+        """The log's schema version; ResultsLogError when it is newer than this VisInspect understands."""
+        version = int(value)
+        if version > SCHEMA_VERSION:
+            raise ResultsLogError(
+                f"results database {self.path} has schema version {version}, newer than the "
+                f"{SCHEMA_VERSION} this VisInspect understands; use a newer VisInspect or another file"
+            )
+        return version
+
     def _schema_ready(self, conn: sqlite3.Connection) -> bool:
-        """True when the tables exist at a schema version we understand (reads only; WAL readers never wait)."""
+        """True when the tables exist at this schema version (reads only; WAL readers never wait)."""
         tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'index')")}
         if not {"meta", "results", "results_run_item", "results_time"} <= tables:
             return False
         row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        if row is None:
-            return False
-        if int(row[0]) > SCHEMA_VERSION:
-            raise ResultsLogError(
-                f"results database {self.path} has schema version {row[0]}, newer than the "
-                f"{SCHEMA_VERSION} this VisInspect understands; use a newer VisInspect or another file"
-            )
-        return True
+        return row is not None and self._check_version(row[0]) == SCHEMA_VERSION
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -284,41 +265,26 @@ class ResultsLog:
         return len(self._pending)
 
     def log_inspection(
-        self,
-        *,
-        run_id: str,
-        source: str,
-        item: str | int,
-        model_path: str | os.PathLike,
-        model_hash: str,
-        inspection: Inspection,
-        image: np.ndarray | None = None,
+        self, *, run_id: str, source: str, item: str | int, inspection: Inspection, image: np.ndarray | None = None
     ) -> None:
-        """Record one verdict; for an ANOMALY with its RGB image, also save the frame as a JPEG."""
-        if inspection.verdict not in (GOOD, ANOMALY):
-            raise ValueError(f"inspection verdict must be {GOOD} or {ANOMALY}, not {inspection.verdict!r}")
-        values = _row_values(run_id, source, item, model_path, model_hash)
+        """Record one verdict with the model that gave it; for an ANOMALY with its RGB image, also save the frame."""
+        values = _row_values(run_id, source, item, inspection.model)
+        t = inspection.thresholds
         values.update(
-            threshold=float(inspection.threshold),
-            verdict=inspection.verdict,
+            threshold=t.decision,
+            verdict=inspection.verdict.value,
             p_anomaly=float(inspection.p_anomaly),
-            boxes=json.dumps([box.as_list() for box in inspection.boxes]),
+            boxes=_boxes_json(inspection.boxes),
+            regions=_boxes_json(inspection.regions),
+            box_threshold=t.box,
+            min_area=t.min_area_fraction,
         )
-        self._write(_Pending(values, image if inspection.verdict == ANOMALY else None))
+        self._write(_Pending(values, image if inspection.is_anomaly else None))
 
-    def log_error(
-        self,
-        *,
-        run_id: str,
-        source: str,
-        item: str | int,
-        model_path: str | os.PathLike,
-        model_hash: str,
-        message: str,
-    ) -> None:
+    def log_error(self, *, run_id: str, source: str, item: str | int, model: ModelRef | None, message: str) -> None:
         """Record that an item could not be inspected (verdict ERROR) and why."""
-        values = _row_values(run_id, source, item, model_path, model_hash)
-        values.update(verdict=ERROR, error=storable_text(message))
+        values = _row_values(run_id, source, item, model)
+        values.update(verdict=Verdict.ERROR.value, error=storable_text(message))
         self._write(_Pending(values, None))
 
     def flush(self) -> bool:
@@ -410,8 +376,8 @@ class ResultsLog:
     # -- reading ---------------------------------------------------------------------------------
 
     def _row(self, raw: tuple) -> ResultRow:
-        (row_id, when, run_id, source, item, model_path, model_hash,
-         threshold, verdict, p_anomaly, boxes, error, frame_path) = raw  # fmt: skip
+        (row_id, when, run_id, source, item, model_path, model_hash, threshold, verdict, p_anomaly, boxes,
+         error, regions, box_threshold, min_area, frame_path) = raw  # fmt: skip
         return ResultRow(
             id=row_id,
             time=when,
@@ -421,115 +387,63 @@ class ResultsLog:
             model_path=model_path,
             model_hash=model_hash,
             threshold=threshold,
-            verdict=verdict,
+            verdict=Verdict(verdict),
             p_anomaly=p_anomaly,
-            boxes=tuple(
-                Box(int(b[0]), int(b[1]), int(b[2]), int(b[3]), float(b[4])) for b in json.loads(boxes)
-            ),
+            boxes=_boxes(boxes) or (),
             error=error,
             frame_path=str(self.path.parent / frame_path) if frame_path else None,
+            regions=_boxes(regions),
+            box_threshold=box_threshold,
+            min_area=min_area,
         )
 
-    def query(
-        self,
-        *,
-        verdict: str | None = None,
-        since: float | datetime | None = None,
-        until: float | datetime | None = None,
-        source_contains: str | None = None,
-        run_id: str | None = None,
-        limit: int | None = 1000,
-    ) -> list[ResultRow]:
-        """Written rows matching every filter given, newest first (since inclusive, until exclusive)."""
-        where, params = _filters(verdict, since, until, source_contains, run_id)
-        sql = f"{_SELECT}{where} ORDER BY time DESC, id DESC"
+    def query(self, where: ResultFilter = ALL, *, limit: int | None = 1000, offset: int = 0) -> list[ResultRow]:
+        """Written rows matching the filter, newest first; `limit` rows from `offset` (for paging)."""
+        clause, params = where.where()
+        sql = f"{_SELECT}{clause} ORDER BY time DESC, id DESC"
         if limit is not None:
             if limit < 1:
                 raise ValueError(f"limit must be 1 or more, or None for all rows, not {limit}")
-            sql += " LIMIT ?"
-            params.append(limit)
+            sql += " LIMIT ? OFFSET ?"
+            params += [limit, max(0, int(offset))]
         with self._lock:
             self._check_open()
             raw = self._conn.execute(sql, params).fetchall()
         return [self._row(r) for r in raw]
 
-    def count(
-        self,
-        *,
-        verdict: str | None = None,
-        since: float | datetime | None = None,
-        until: float | datetime | None = None,
-        source_contains: str | None = None,
-        run_id: str | None = None,
-    ) -> int:
-        """How many written rows match every filter given."""
-        where, params = _filters(verdict, since, until, source_contains, run_id)
+    def count(self, where: ResultFilter = ALL) -> int:
+        """How many written rows match the filter."""
+        clause, params = where.where()
         with self._lock:
             self._check_open()
-            return self._conn.execute(f"SELECT count(*) FROM results{where}", params).fetchone()[0]
-
-    def done_items(self, run_id: str) -> set[str]:
-        """Items of a run that already have a GOOD or ANOMALY verdict, so a resumed review can skip them."""
-        with self._lock:
-            self._check_open()
-            rows = self._conn.execute(
-                "SELECT DISTINCT item FROM results WHERE run_id = ? AND verdict != ?", (run_id, ERROR)
-            ).fetchall()
-            waiting = {
-                e.values["item"]
-                for e in self._pending
-                if e.values["run_id"] == run_id and e.values["verdict"] != ERROR
-            }
-        return {r[0] for r in rows} | waiting
+            return self._conn.execute(f"SELECT count(*) FROM results{clause}", params).fetchone()[0]
 
     def finished_rows(self, run_id: str) -> dict[str, ResultRow]:
-        """The newest GOOD or ANOMALY row of each item of a written run, to show a resumed review's earlier verdicts."""
+        """The newest row of each item of a run (an ERROR is a result too), so a resumed run does not repeat it.
+
+        Rows still waiting to be written count too: a run resumed while the database is locked skips them as well.
+        """
+        self.flush()
         latest: dict[str, ResultRow] = {}
-        for row in self.query(run_id=run_id, limit=None):  # newest first
-            if row.verdict != ERROR and row.item not in latest:
-                latest[row.item] = row
+        with self._lock:
+            waiting = [e.values for e in self._pending if e.values["run_id"] == run_id]
+        for values in reversed(waiting):  # newest first
+            latest.setdefault(values["item"], self._row((0, *(values[c] for c in _COLUMNS), None)))
+        for row in self.query(ResultFilter(run_id=run_id), limit=None):
+            latest.setdefault(row.item, row)
         return latest
 
-    def export_csv(
-        self,
-        path: str | os.PathLike,
-        *,
-        verdict: str | None = None,
-        since: float | datetime | None = None,
-        until: float | datetime | None = None,
-        source_contains: str | None = None,
-        run_id: str | None = None,
-        limit: int | None = None,
-    ) -> int:
-        """Write matching rows to a UTF-8 CSV, oldest first, and return how many were written."""
-        where, params = _filters(verdict, since, until, source_contains, run_id)
-        sql = f"{_SELECT}{where} ORDER BY time ASC, id ASC"
-        if limit is not None:
-            if limit < 1:
-                raise ValueError(f"limit must be 1 or more, or None for all rows, not {limit}")
-            sql += " LIMIT ?"
-            params.append(limit)
+    def stream(self, where: ResultFilter = ALL) -> Iterator[ResultRow]:
+        """Every matching row, oldest first, through a read-only connection of its own (a large export does not
+        block the writer); rows still waiting to be written are tried first."""
+        clause, params = where.where()
         self.flush()
-        # A separate read-only connection streams a large export without blocking the writer.
         reader = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
-        written = 0
         try:
-            with open(path, "w", newline="", encoding="utf-8") as out:
-                writer = csv.writer(out)
-                writer.writerow(CSV_COLUMNS)
-                for raw in reader.execute(sql, params):
-                    row = self._row(raw)
-                    writer.writerow((
-                        row.time_iso, row.run_id, row.source, row.item, row.verdict,
-                        "" if row.p_anomaly is None else f"{row.p_anomaly:.6f}",
-                        "" if row.threshold is None else f"{row.threshold:.6f}",
-                        json.dumps([b.as_list() for b in row.boxes]), row.error or "",
-                        row.model_path or "", row.model_hash or "", row.frame_path or "",
-                    ))  # fmt: skip
-                    written += 1
+            for raw in reader.execute(f"{_SELECT}{clause} ORDER BY time ASC, id ASC", params):
+                yield self._row(raw)
         finally:
             reader.close()
-        return written
 
     # -- lifetime --------------------------------------------------------------------------------
 
@@ -550,7 +464,7 @@ class ResultsLog:
             self._conn.close()
             self._conn = None
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> ResultsLog:
         return self
 
     def __exit__(self, *exc_info: object) -> None:

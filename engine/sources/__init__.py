@@ -7,15 +7,11 @@ from pathlib import Path
 from typing import NamedTuple
 
 from engine.data.decode import IMAGE_SUFFIXES, is_image_file
+from engine.data.walk import list_images, natural_key
 from engine.errors import SourceError
 from engine.sources.base import VIDEO_SUFFIXES, FrameReadError, FrameSource
 from engine.sources.capture import CameraSource, VideoSource
-from engine.sources.files import (
-    FolderSource,
-    ImageFilesSource,
-    list_images,
-    natural_key,
-)
+from engine.sources.files import FolderSource, ImageFilesSource
 from engine.sources.stream import EVENT_KINDS, SourceEvent, stream_frames
 
 ACCEPTED_SOURCES = (

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import Protocol, Self, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from engine.errors import ImageReadError
 from engine.types import Frame
@@ -39,7 +39,7 @@ class FrameSource(Protocol):
         """Release the device; safe to call twice or without open()."""
         ...
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> FrameSource:
         self.open()
         return self
 

@@ -3,43 +3,15 @@
 from __future__ import annotations
 
 import os
-import re
 import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from engine.data.decode import is_image_file, read_image
-from engine.errors import ImageReadError, SourceError
+from engine.data.decode import read_image
+from engine.data.walk import list_images
+from engine.errors import ImageReadError
 from engine.sources.base import FrameReadError, FrameSource
 from engine.types import Frame
-
-_DIGITS = re.compile(r"(\d+)")
-
-
-def natural_key(path: str | os.PathLike) -> tuple:
-    """Sort key that orders img2 before img10 and ignores letter case (ties broken by the raw path)."""
-    text = os.fspath(path)
-    parts = _DIGITS.split(text.casefold())
-    # re.split with a group alternates text/number, so equal positions always hold equal types.
-    return tuple(int(p) if i % 2 else p for i, p in enumerate(parts)), text
-
-
-def list_images(folder: str | os.PathLike, *, recursive: bool = True) -> list[Path]:
-    """Image files under folder in natural order; unreadable subfolders skipped, folder links not followed."""
-    folder = Path(folder)
-    if not folder.is_dir():
-        raise SourceError(f"folder {folder} does not exist or is not a folder")
-    found: list[Path] = []
-    if recursive:
-        for root, _dirs, names in os.walk(folder, followlinks=False, onerror=lambda _exc: None):
-            found.extend(Path(root, n) for n in names if is_image_file(n))
-    else:
-        try:
-            with os.scandir(folder) as entries:
-                found.extend(Path(e.path) for e in entries if is_image_file(e.name) and not e.is_dir())
-        except OSError as exc:
-            raise SourceError(f"folder {folder} cannot be listed ({exc.strerror or exc})") from None
-    return sorted(found, key=natural_key)
 
 
 class ImageFilesSource(FrameSource):

@@ -118,7 +118,7 @@ def make_corpus(folder: str | os.PathLike, *, unreadable: bool = True) -> dict[s
 
     # -- files that must be inspected ---------------------------------------------------------
     put("good.png", png, Expect(True, (48, 64), note="plain RGB PNG"))
-    put("good.jpg", jpeg, Expect(True, (48, 64), note="plain JPEG"))
+    put("good_jpeg.jpg", jpeg, Expect(True, (48, 64), note="plain JPEG"))
     put("tiny_1x1.png", _encode(np.full((1, 1, 3), 200, np.uint8), ".png"), Expect(True, (1, 1), note="1x1 image"))
     put("grey.png", _encode(good[:, :, 0], ".png"), Expect(True, (48, 64), note="greyscale PNG"))
     deep = good[:, :, 0].astype(np.uint16) * 257
@@ -139,7 +139,7 @@ def make_corpus(folder: str | os.PathLike, *, unreadable: bool = True) -> dict[s
 
     # -- files that must be one ERROR each -----------------------------------------------------
     put("zero.jpg", b"", Expect(False, reason="empty file", note="zero bytes"))
-    put("truncated.jpg", jpeg[: len(jpeg) // 2], Expect(False, reason="not a readable image", note="JPEG cut in half"))
+    put("truncated_jpeg.jpg", jpeg[: len(jpeg) // 2], Expect(False, reason="not a readable image", note="JPEG cut in half"))
     put("truncated.png", png[: len(png) // 2], Expect(False, reason="not a readable image", note="PNG cut in half"))
     put("png_header_only.png", png[:33], Expect(False, reason="not a readable image", note="PNG signature + IHDR only"))
     noise = np.random.default_rng(7).integers(0, 256, 4096, dtype=np.uint8).tobytes()

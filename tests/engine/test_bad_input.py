@@ -23,7 +23,7 @@ from engine.errors import ImageReadError
 from engine.inference import Inspector
 from engine.results.log import storable_text
 from engine.sources import FolderSource, SourceEvent, list_images, stream_frames
-from engine.types import ANOMALY, GOOD, Frame
+from engine.types import Frame, Verdict
 from tests.engine import badfiles
 from tests.engine.badfiles import MARKER, SKIPPED, VANISHING, Expect, make_corpus, texture, unlock
 
@@ -95,7 +95,7 @@ def test_odd_pixel_formats_decode_to_the_same_pixels(corpus):
     assert np.array_equal(read_image(root / "deep16_rgb.png"), good)  # 16-bit scaled down, not clipped
     assert np.array_equal(read_image(root / "deep16.png"), np.repeat(good[:, :, :1], 3, axis=2))
     assert np.array_equal(read_image(root / "grey.png"), np.repeat(good[:, :, :1], 3, axis=2))
-    assert np.array_equal(read_image(root / "wrong_suffix.png"), read_image(root / "good.jpg"))
+    assert np.array_equal(read_image(root / "wrong_suffix.png"), read_image(root / "good_jpeg.jpg"))
     cmyk = read_image(root / "cmyk.jpg").reshape(-1, 3).mean(axis=0)
     assert cmyk[0] > 230 and cmyk[1] < 25 and cmyk[2] < 25  # red, not inverted or cyan
     assert read_image(root / "tiny_1x1.png").tolist() == [[[200, 200, 200]]]
@@ -180,7 +180,7 @@ def test_inspect_files_gives_every_file_a_verdict_or_one_error(fresh_corpus, ins
             continue
         assert expect.ok, f"{name} should be an error ({expect.reason}), got {r.inspection.verdict}"
         insp = r.inspection
-        assert insp.verdict in (GOOD, ANOMALY) and 0.0 <= insp.p_anomaly <= 1.0
+        assert insp.verdict in (Verdict.GOOD, Verdict.ANOMALY) and 0.0 <= insp.p_anomaly <= 1.0
         assert insp.heatmap.shape == expect.shape, name  # heatmap in the upright image's pixels
         assert np.isfinite(insp.heatmap).all() and 0 <= insp.heatmap.min() and insp.heatmap.max() <= 1
         h, w = expect.shape
@@ -192,7 +192,7 @@ def test_inspect_files_gives_every_file_a_verdict_or_one_error(fresh_corpus, ins
     p = by_name["good.png"].p_anomaly
     for same in ("rgba.png", "deep16_rgb.png", "Ünïcödé 日本 名前.png"):
         assert by_name[same].p_anomaly == pytest.approx(p, abs=1e-4), same
-    assert by_name["wrong_suffix.png"].p_anomaly == pytest.approx(by_name["good.jpg"].p_anomaly, abs=1e-4)
+    assert by_name["wrong_suffix.png"].p_anomaly == pytest.approx(by_name["good_jpeg.jpg"].p_anomaly, abs=1e-4)
 
 
 # -- the command line ----------------------------------------------------------------------------
@@ -221,7 +221,7 @@ def test_cli_predict_reports_each_bad_file_in_one_row_and_inspects_the_rest(corp
             _check_error(row["path"], row["error"], expect)
         else:
             assert expect.ok, (row["path"], row["verdict"])
-            assert row["verdict"] in (GOOD, ANOMALY) and 0.0 <= float(row["p_anomaly"]) <= 1.0
+            assert row["verdict"] in (Verdict.GOOD, Verdict.ANOMALY) and 0.0 <= float(row["p_anomaly"]) <= 1.0
             assert not row["error"]
     assert n_error == sum(not e.ok for e in expected.values())
     assert f"{len(expected)} inputs:" in r.stderr and f"{n_error} ERROR" in r.stderr

@@ -13,7 +13,8 @@ import pytest
 from engine.errors import SourceError
 from engine.inference.live import FrameGate, LatestFrameMailbox, LiveResult, live_inspect
 from engine.sources import FrameReadError, SourceEvent
-from engine.types import ANOMALY, GOOD, Frame, Inspection
+from engine.thresholds import Thresholds
+from engine.types import Frame, Inspection, Verdict
 
 
 def _frame(i: int) -> Frame:
@@ -25,7 +26,7 @@ class FakeInspector:
 
     def __init__(self, delay_s: float = 0.0, threshold: float = 0.5) -> None:
         self.delay_s = delay_s
-        self.threshold = threshold
+        self.thresholds = Thresholds(threshold)
         self.seen: list[int] = []
 
     def inspect(self, images):
@@ -35,15 +36,7 @@ class FakeInspector:
         for image in images:
             self.seen.append(int(image[0, 0, 0]))
             p = float(image[0, 0, 0]) / 255.0
-            out.append(
-                Inspection(
-                    verdict=ANOMALY if p >= self.threshold else GOOD,
-                    p_anomaly=p,
-                    threshold=self.threshold,
-                    heatmap=np.zeros(image.shape[:2], np.float32),
-                    boxes=(),
-                )
-            )
+            out.append(Inspection(p, self.thresholds, np.zeros(image.shape[:2], np.float32), ()))
         return out
 
 
@@ -223,9 +216,9 @@ def test_threshold_changes_apply_from_the_next_frame():
         if isinstance(item, LiveResult):
             verdicts.append(item.inspection.verdict)
             if len(verdicts) == 3:
-                inspector.threshold = 0.9
-    assert verdicts[:3] == [ANOMALY] * 3
-    assert verdicts[-1] == GOOD  # later frames were judged at the new threshold
+                inspector.thresholds = Thresholds(0.9)
+    assert verdicts[:3] == [Verdict.ANOMALY] * 3
+    assert verdicts[-1] == Verdict.GOOD  # later frames were judged at the new threshold
 
 
 def test_file_errors_pass_through_and_the_run_goes_on():
@@ -285,6 +278,44 @@ def test_a_paused_run_inspects_only_stepped_frames():
         if len(seen) == 10:
             break
     assert seen == list(range(10))
+
+
+class JitteryInspector(FakeInspector):
+    """Alternately quick and slow, as a real model is beside other work: the true rate is 1 / the mean time."""
+
+    def __init__(self, delays) -> None:
+        super().__init__()
+        self.delays = list(delays)
+        self.n = 0
+
+    def inspect(self, images):
+        self.delay_s = self.delays[self.n % len(self.delays)]
+        self.n += 1
+        return super().inspect(images)
+
+
+def test_the_rate_shown_is_inspections_over_time_not_an_average_of_instantaneous_rates():
+    source = ListSource([_frame(i) for i in range(16)])
+    t0 = time.perf_counter()
+    results = [o for o in live_inspect(source, JitteryInspector([0.01, 0.19]), stop=threading.Event()) if isinstance(o, LiveResult)]
+    elapsed = time.perf_counter() - t0
+    true_rate = (len(results) - 1) / (elapsed - 0.01)  # about 10 per second: 16 frames, 0.1 s each on average
+    # Averaging 1/gap (about 100 and 5 per second here) would show about 40 per second.
+    assert 0.8 * true_rate <= results[-1].fps <= 1.25 * true_rate, (results[-1].fps, true_rate)
+
+
+def test_rate_meter_counts_over_its_window():
+    from engine.inference.live import RateMeter
+
+    meter = RateMeter(window_s=2.0)
+    times = [0.0, 0.01, 0.2, 0.21, 0.4, 0.41, 0.6, 0.61, 0.8, 0.81, 1.0]  # pairs: 10 per second overall
+    rates = [meter.add(t) for t in times]
+    assert rates[0] == 0.0 and rates[-1] == pytest.approx(10.0)
+    for t in (3.0, 3.5, 4.0):  # slower later: the old events leave the window
+        rate = meter.add(t)
+    assert rate == pytest.approx(2.0)
+    with pytest.raises(ValueError, match="positive"):
+        RateMeter(window_s=0)
 
 
 def test_fps_and_latency_are_reported():

@@ -7,8 +7,8 @@ import pytest
 
 from engine.data.decode import read_image
 from engine.inference import Inspector
-from engine.inference.inspector import cpu_has_int8_dot
 from engine.inference.quantize import QuantizationError, quantized_engine
+from engine.inference.runtime import cpu_has_int8_dot
 from engine.modelfile import load_model
 from engine.sources import list_images
 

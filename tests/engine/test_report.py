@@ -10,13 +10,14 @@ from engine.data.preprocess import Preprocess
 from engine.evaluation.metrics import EvalReport, SampleScore, image_metrics
 from engine.evaluation.report import GalleryEntry, gallery_order, pick_scores, shrink, thumbnail, write_html_report
 from engine.modelfile import ModelMeta
-from engine.types import ANOMALY, GOOD, Box, Inspection
+from engine.thresholds import Thresholds
+from engine.types import Box, Inspection, Verdict
 
 
 def _inspection(p: float, shape=(120, 160), boxes=()) -> Inspection:
     heat = np.zeros(shape, np.float32)
     heat[40:60, 50:80] = 1.0
-    return Inspection(ANOMALY if p >= 0.5 else GOOD, p, 0.5, heat, tuple(boxes))
+    return Inspection(p, Thresholds(0.5), heat, tuple(boxes))
 
 
 def _report(labels, probs) -> EvalReport:
@@ -73,10 +74,12 @@ def test_report_without_meta_or_gallery_and_one_class_only(tmp_path: Path) -> No
 
 
 def test_gallery_order_and_pick_put_errors_first() -> None:
-    entries = [(np.zeros((8, 8, 3), np.uint8), _inspection(p, (8, 8)), y, f"{i}") for i, (y, p) in enumerate([(0, 0.1), (1, 0.2), (0, 0.95), (1, 0.55)])]
-    assert [e[3] for e in gallery_order(entries)] == ["2", "1", "3", "0"]
-    scores = [SampleScore(str(i), "x", y, p, int(p >= 0.5)) for i, (y, p) in enumerate([(0, 0.1), (1, 0.2), (0, 0.95), (1, 0.55)])]
-    assert [s.path for s in pick_scores(scores, 3)] == ["2", "1", "3"]
+    pairs = [(0, 0.1), (1, 0.2), (0, 0.95), (1, 0.55)]
+    entries = [GalleryEntry(np.zeros((8, 8, 3), np.uint8), _inspection(p, (8, 8)), y, f"{i}") for i, (y, p) in enumerate(pairs)]
+    assert [e.path for e in gallery_order(entries)] == ["2", "1", "3", "0"]
+    scores = [SampleScore(str(i), "x", y, p, int(p >= 0.5)) for i, (y, p) in enumerate(pairs)]
+    assert [s.path for s in pick_scores(scores, 3, thresholds=Thresholds(0.5))] == ["2", "1", "3"]
+    assert [e.inspection.verdict for e in (entries[3].at(Thresholds(0.6)), entries[3])] == [Verdict.GOOD, Verdict.ANOMALY]
 
 
 def test_shrink_scales_heatmap_and_boxes_and_thumbnail_fits() -> None:

@@ -16,40 +16,36 @@ import pytest
 from engine.data.decode import read_image
 from engine.results import (
     CSV_COLUMNS,
+    ResultFilter,
     ResultRow,
     ResultsLog,
     ResultsLogError,
     default_results_path,
+    export_csv,
     new_run_id,
 )
-from engine.types import ANOMALY, GOOD, Box, Inspection
+from engine.thresholds import Thresholds
+from engine.types import Box, Inspection, ModelRef, Verdict
+
+MODEL = ModelRef("/models/m.safetensors", "ab" * 32)
 
 
-def _inspection(verdict: str = ANOMALY, p: float = 0.9) -> Inspection:
-    boxes = (Box(1, 2, 3, 4, 0.9),) if verdict == ANOMALY else ()
-    return Inspection(
-        verdict=verdict, p_anomaly=p, threshold=0.5, heatmap=np.zeros((8, 8), np.float32), boxes=boxes
-    )
+def _inspection(verdict: Verdict = Verdict.ANOMALY, p: float = 0.9) -> Inspection:
+    regions = (Box(1, 2, 3, 4, 0.9),)  # found whatever the verdict; shown only for an ANOMALY
+    p = p if verdict is Verdict.ANOMALY else min(p, 0.1)
+    return Inspection(p, Thresholds(0.5), np.zeros((8, 8), np.float32), regions, model=MODEL)
 
 
 def _log(
     log: ResultsLog,
     item: str,
-    verdict: str = GOOD,
+    verdict: str = Verdict.GOOD,
     *,
     run_id: str = "run-a",
     source: str = "folder /line",
     **kw,
 ):
-    log.log_inspection(
-        run_id=run_id,
-        source=source,
-        item=item,
-        model_path="/models/m.vimodel",
-        model_hash="abc123",
-        inspection=_inspection(verdict, 0.9 if verdict == ANOMALY else 0.1),
-        **kw,
-    )
+    log.log_inspection(run_id=run_id, source=source, item=item, inspection=_inspection(verdict), **kw)
 
 
 def _red(h: int = 24, w: int = 32) -> np.ndarray:
@@ -61,30 +57,20 @@ def _red(h: int = 24, w: int = 32) -> np.ndarray:
 def test_rows_survive_close_and_reopen(tmp_path):
     db = tmp_path / "results.sqlite3"
     with ResultsLog(db) as log:
-        _log(log, "a.png", GOOD)
-        _log(log, "b.png", ANOMALY)
-        log.log_error(
-            run_id="run-a",
-            source="folder /line",
-            item="c.png",
-            model_path="/m",
-            model_hash="h",
-            message="corrupt",
-        )
+        _log(log, "a.png", Verdict.GOOD)
+        _log(log, "b.png", Verdict.ANOMALY)
+        log.log_error(run_id="run-a", source="folder /line", item="c.png", model=MODEL, message="corrupt")
     with ResultsLog(db) as log:
         rows = log.query()
         assert [r.item for r in rows] == ["c.png", "b.png", "a.png"]  # newest first
         error, anomaly, good = rows
         assert isinstance(anomaly, ResultRow)
-        assert (anomaly.verdict, anomaly.p_anomaly, anomaly.threshold) == (ANOMALY, 0.9, 0.5)
+        assert (anomaly.verdict, anomaly.p_anomaly, anomaly.threshold) == (Verdict.ANOMALY, 0.9, 0.5)
         assert anomaly.boxes == (Box(1, 2, 3, 4, 0.9),)
-        assert (anomaly.model_path, anomaly.model_hash, anomaly.run_id) == (
-            "/models/m.vimodel",
-            "abc123",
-            "run-a",
-        )
-        assert good.verdict == GOOD
-        assert good.boxes == ()
+        assert (anomaly.model, anomaly.run_id) == (MODEL, "run-a")  # the full sha256 and path, one format
+        assert anomaly.thresholds == Thresholds(0.5) and anomaly.regions == anomaly.boxes
+        assert good.verdict == Verdict.GOOD
+        assert good.boxes == () and good.regions == (Box(1, 2, 3, 4, 0.9),)  # kept to re-judge at another threshold
         assert good.error is None
         assert (error.verdict, error.error, error.p_anomaly, error.threshold) == (
             "ERROR",
@@ -103,7 +89,7 @@ def test_database_is_wal_has_schema_version_and_passes_integrity_check(tmp_path)
     try:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "1"
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
         indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
         assert {"results_run_item", "results_time"} <= indexes
     finally:
@@ -112,9 +98,9 @@ def test_database_is_wal_has_schema_version_and_passes_integrity_check(tmp_path)
 
 def test_anomaly_frame_is_saved_as_readable_jpeg(tmp_path):
     with ResultsLog(tmp_path / "results.sqlite3") as log:
-        _log(log, "bad.png", ANOMALY, image=_red())
-        _log(log, "good.png", GOOD, image=_red())  # GOOD frames are not kept
-        anomaly, good = log.query(verdict=ANOMALY)[0], log.query(verdict=GOOD)[0]
+        _log(log, "bad.png", Verdict.ANOMALY, image=_red())
+        _log(log, "good.png", Verdict.GOOD, image=_red())  # GOOD frames are not kept
+        anomaly, good = log.query(ResultFilter(Verdict.ANOMALY))[0], log.query(ResultFilter(Verdict.GOOD))[0]
     assert good.frame_path is None
     path = Path(anomaly.frame_path)
     assert path.parent.parent == tmp_path / "frames"
@@ -128,21 +114,22 @@ def test_anomaly_frame_is_saved_as_readable_jpeg(tmp_path):
 
 def test_filters_and_count(tmp_path):
     with ResultsLog(tmp_path / "results.sqlite3") as log:
-        _log(log, "1", GOOD, source="camera 0")
-        _log(log, "2", ANOMALY, source="camera 0")
+        _log(log, "1", Verdict.GOOD, source="camera 0")
+        _log(log, "2", Verdict.ANOMALY, source="camera 0")
         middle = time.time()
         time.sleep(0.01)
-        _log(log, "3", ANOMALY, source="folder /Line/Station-B", run_id="run-b")
-        assert [r.item for r in log.query(verdict=ANOMALY)] == ["3", "2"]
-        assert [r.item for r in log.query(source_contains="station-b")] == ["3"]
-        assert [r.item for r in log.query(since=middle)] == ["3"]
-        assert [r.item for r in log.query(until=middle)] == ["2", "1"]
-        assert [r.item for r in log.query(run_id="run-b")] == ["3"]
+        _log(log, "3", Verdict.ANOMALY, source="folder /Line/Station-B", run_id="run-b")
+        assert [r.item for r in log.query(ResultFilter(Verdict.ANOMALY))] == ["3", "2"]
+        assert [r.item for r in log.query(ResultFilter(source_contains="station-b"))] == ["3"]
+        assert [r.item for r in log.query(ResultFilter(since=middle))] == ["3"]
+        assert [r.item for r in log.query(ResultFilter(until=middle))] == ["2", "1"]
+        assert [r.item for r in log.query(ResultFilter(run_id="run-b"))] == ["3"]
         assert [r.item for r in log.query(limit=1)] == ["3"]
+        assert [r.item for r in log.query(limit=1, offset=1)] == ["2"]
         assert log.count() == 3
-        assert log.count(verdict=ANOMALY, source_contains="camera") == 1
+        assert log.count(ResultFilter(Verdict.ANOMALY, source_contains="camera")) == 1
         with pytest.raises(ValueError, match="GOOD, ANOMALY, ERROR"):
-            log.query(verdict="BAD")
+            ResultFilter(verdict="BAD")
         with pytest.raises(ValueError, match="limit"):
             log.query(limit=0)
 
@@ -150,13 +137,11 @@ def test_filters_and_count(tmp_path):
 def test_export_csv_is_parseable(tmp_path):
     out = tmp_path / "export.csv"
     with ResultsLog(tmp_path / "results.sqlite3") as log:
-        _log(log, "a, with comma.png", GOOD)
-        _log(log, 'b "quoted".png', ANOMALY, image=_red())
-        log.log_error(
-            run_id="run-a", source="s", item="c.png", model_path="/m", model_hash="h", message="bad\nfile"
-        )
-        assert log.export_csv(out) == 3
-        assert log.export_csv(tmp_path / "anomalies.csv", verdict=ANOMALY) == 1
+        _log(log, "a, with comma.png", Verdict.GOOD)
+        _log(log, 'b "quoted".png', Verdict.ANOMALY, image=_red())
+        log.log_error(run_id="run-a", source="s", item="c.png", model=MODEL, message="bad\nfile")
+        assert export_csv(log, out) == 3
+        assert export_csv(log, tmp_path / "anomalies.csv", ResultFilter(Verdict.ANOMALY)) == 1
     with out.open(newline="", encoding="utf-8") as f:
         rows = list(csv.reader(f))
     assert tuple(rows[0]) == CSV_COLUMNS
@@ -170,16 +155,44 @@ def test_export_csv_is_parseable(tmp_path):
     assert records[2]["p_anomaly"] == ""
 
 
-def test_done_items_skips_errors_and_other_runs(tmp_path):
+def test_finished_rows_are_the_newest_result_of_each_item_of_a_run_errors_included(tmp_path):
     with ResultsLog(tmp_path / "results.sqlite3") as log:
-        _log(log, "a.png", GOOD)
-        _log(log, "b.png", ANOMALY)
-        _log(log, "x.png", GOOD, run_id="run-other")
-        log.log_error(
-            run_id="run-a", source="s", item="c.png", model_path="/m", model_hash="h", message="corrupt"
-        )
-        assert log.done_items("run-a") == {"a.png", "b.png"}
-        assert log.done_items("run-unknown") == set()
+        _log(log, "a.png", Verdict.GOOD)
+        _log(log, "b.png", Verdict.GOOD)
+        _log(log, "b.png", Verdict.ANOMALY)  # the same file again: the newest counts
+        _log(log, "x.png", Verdict.GOOD, run_id="run-other")
+        log.log_error(run_id="run-a", source="s", item="c.png", model=MODEL, message="corrupt")
+        rows = log.finished_rows("run-a")
+        assert {item: row.verdict for item, row in rows.items()} == {
+            "a.png": Verdict.GOOD, "b.png": Verdict.ANOMALY, "c.png": Verdict.ERROR,
+        }  # fmt: skip
+        assert rows["c.png"].error == "corrupt"
+        assert log.finished_rows("run-unknown") == {}
+
+
+def test_a_log_of_the_first_schema_is_upgraded_and_its_rows_still_read(tmp_path):
+    db = tmp_path / "results.sqlite3"
+    conn = sqlite3.connect(db)
+    conn.executescript(
+        """CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('schema_version', '1');
+        CREATE TABLE results (id INTEGER PRIMARY KEY, time REAL NOT NULL, run_id TEXT NOT NULL, source TEXT NOT NULL,
+            item TEXT NOT NULL, model_path TEXT, model_hash TEXT, threshold REAL, verdict TEXT NOT NULL, p_anomaly REAL,
+            boxes TEXT NOT NULL DEFAULT '[]', error TEXT, frame_path TEXT);
+        CREATE INDEX results_run_item ON results (run_id, item);
+        CREATE INDEX results_time ON results (time);
+        INSERT INTO results (time, run_id, source, item, model_path, model_hash, threshold, verdict, p_anomaly, boxes)
+            VALUES (1.0, 'old', 'cli', 'a.png', 'm.safetensors', '0123456789abcdef', 0.5, 'ANOMALY', 0.9, '[[1,2,3,4,0.9]]');"""
+    )
+    conn.close()
+    with ResultsLog(db) as log:
+        (old,) = log.query()
+        assert (old.verdict, old.boxes, old.regions, old.thresholds) == (Verdict.ANOMALY, (Box(1, 2, 3, 4, 0.9),), None, None)
+        _log(log, "b.png")
+        assert log.count() == 2 and log.query(limit=1)[0].regions == (Box(1, 2, 3, 4, 0.9),)
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "2"
+    conn.close()
 
 
 def test_locked_database_keeps_rows_pending_then_flushes_them_in_order(tmp_path):
@@ -188,16 +201,16 @@ def test_locked_database_keeps_rows_pending_then_flushes_them_in_order(tmp_path)
     blocker = sqlite3.connect(db, isolation_level=None)
     try:
         blocker.execute("BEGIN EXCLUSIVE")
-        _log(log, "first.png", ANOMALY, image=_red())  # must not raise
+        _log(log, "first.png", Verdict.ANOMALY, image=_red())  # must not raise
         assert log.pending_count == 1
         assert "locked" in log.last_error
-        assert log.done_items("run-a") == {"first.png"}  # a resumed run still skips it
+        assert set(log.finished_rows("run-a")) == {"first.png"}  # a resumed run still skips it
         assert log.flush() is False
         assert log.pending_count == 1
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
-    _log(log, "second.png", GOOD)
+    _log(log, "second.png", Verdict.GOOD)
     assert log.pending_count == 0
     assert log.last_error is None
     rows = log.query()
@@ -264,11 +277,11 @@ def test_only_the_newest_pending_frames_are_kept_in_memory(tmp_path, monkeypatch
     log = ResultsLog(db, timeout=0.01)
     blocker = sqlite3.connect(db, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
-    _log(log, "a", ANOMALY, image=_red())
+    _log(log, "a", Verdict.ANOMALY, image=_red())
     reused = _red()
-    _log(log, "b", ANOMALY, image=reused)
+    _log(log, "b", Verdict.ANOMALY, image=reused)
     reused[:] = 0  # the caller reusing its buffer must not change what gets saved
-    _log(log, "c", ANOMALY, image=_red())
+    _log(log, "c", Verdict.ANOMALY, image=_red())
     blocker.execute("ROLLBACK")
     blocker.close()
     assert log.flush()

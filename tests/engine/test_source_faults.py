@@ -18,6 +18,7 @@ import pytest
 from engine.errors import SourceError
 from engine.inference.live import LiveResult, live_inspect
 from engine.sources import SourceEvent, VideoSource, stream_frames
+from engine.thresholds import Thresholds
 from engine.types import Frame, Inspection
 
 SIZE = (64, 48)  # video frame width, height
@@ -238,7 +239,7 @@ class _StubInspector:
     box_threshold = 0.8
 
     def inspect(self, images):
-        return [Inspection("GOOD", 0.1, 0.5, np.zeros(im.shape[:2], np.float32), ()) for im in images]
+        return [Inspection(0.1, Thresholds(0.5), np.zeros(im.shape[:2], np.float32), ()) for im in images]
 
 
 def test_live_inspect_over_a_faulty_camera_reports_recovers_and_stops_during_a_stall(video):

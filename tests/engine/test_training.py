@@ -20,7 +20,10 @@ def test_random_init_training_learns_synthetic_defects(trained):
     assert report.tp + report.fn + report.fp + report.tn == report.n
     assert report.pixel_auroc is not None and report.pixel_auroc > 0.6  # the heatmap looks at the defects
     assert result.meta.metrics["accuracy"] == report.accuracy
-    assert result.history[-1].early_stop or len(result.history) == FAST_TRAIN["epochs"]
+    history, target = result.history, TrainConfig(**FAST_TRAIN).early_stop_accuracy
+    assert all(not h.early_stop and h.train_accuracy < target for h in history[:-1])  # it went on while below the target
+    assert history[-1].early_stop == (history[-1].train_accuracy >= target)  # and stopped once it got there
+    assert len(history) <= FAST_TRAIN["epochs"] and (history[-1].early_stop or len(history) == FAST_TRAIN["epochs"])
 
 
 def test_inspector_finds_drawn_defects_with_boxes(trained, synthetic_dataset):

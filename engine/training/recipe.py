@@ -18,41 +18,17 @@ from engine.errors import Cancelled, DatasetError
 from engine.evaluation.evaluate import evaluate_loaded
 from engine.evaluation.metrics import EvalReport
 from engine.inference.device import resolve_device
-from engine.inference.inspector import INT8_CHECK_KEY, Inspector, int8_check
+from engine.inference.inspector import Inspector
+from engine.inference.runtime import choose_runtime, with_int8_check
 from engine.model import VGG16CAM, build_model
 from engine.modelfile import LoadedModel, ModelMeta
+from engine.training.config import TrainConfig
+from engine.types import RuntimeOptions
 
 CACHE_LIMIT_BYTES = 6 << 30
 
 
 CALIBRATION_PER_CLASS = 8  # stored with each model: 16 images at 224 px add 2.4 MB to the file
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Training options; the defaults are the founding recipe."""
-
-    backbone: str = "vgg16"
-    backbone_weights: str = "imagenet"
-    trainable: str = "conv5"
-    image_size: int = 224
-    epochs: int = 10
-    batch_size: int = 10
-    lr: float = 1e-4
-    class_weights: tuple[float, float] = (1.0, 3.0)
-    early_stop_accuracy: float = 0.98
-    test_fraction: float = 0.2
-    seed: int = 0
-    device: str = "auto"
-    cache_features: bool = True  # reuse the frozen layers' outputs after the first epoch
-    workers: int = 2
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"epochs and batch size must be at least 1; got {self.epochs} and {self.batch_size}")
-        if self.lr <= 0:
-            raise ValueError(f"learning rate must be positive; got {self.lr}")
-        Preprocess(self.image_size)
 
 
 @dataclass(frozen=True)
@@ -94,7 +70,7 @@ class EpochReport:
 
 @dataclass(frozen=True, eq=False)
 class TrainResult:
-    """The trained model (not yet saved), its metadata and its held-out report."""
+    """The trained model (not yet saved), its metadata and its held-out report, scored as the line will run it."""
 
     model: VGG16CAM
     meta: ModelMeta
@@ -103,6 +79,12 @@ class TrainResult:
     skipped: tuple[str, ...] = field(default=())
     seconds: float = 0.0
     calibration: np.ndarray | None = None  # a few resized training images, good and defective, saved with the model
+    precision: str = "fp32"  # the precision the held-out report was scored in: the one the line will run
+    precision_note: str = ""
+
+    def loaded(self, path: Path | None = None, sha256: str = "") -> LoadedModel:
+        """The trained model as a LoadedModel (path and sha256 once it is saved)."""
+        return LoadedModel(self.model, self.meta, path or Path("<in memory>"), sha256, self.calibration)
 
 
 TrainEvent = DataReady | StepReport | EpochReport | TrainResult
@@ -172,10 +154,13 @@ def train(
     config: TrainConfig = TrainConfig(),
     *,
     product: str,
+    runtime: RuntimeOptions | None = None,
     stop: threading.Event | None = None,
 ) -> Iterator[TrainEvent]:
     """Split, load, fine-tune and evaluate; yields progress events and finally a TrainResult.
 
+    The held-out report is scored in the precision the line will run the saved model in under runtime
+    (default: auto on the training device), so thresholds calibrated from it hold on the line.
     Raises Cancelled as soon as `stop` is set; nothing is written to disk here.
     """
     t_start = time.perf_counter()
@@ -291,18 +276,20 @@ def train(
         },
     )
     calibration = calibration_images(train_data.images, labels)
-    # The held-out report (and thresholds calibrated from its scores) uses the precision the line runs
-    # where int8 is not chosen; int8 is then checked against fp32 on the same held-out images, and the
-    # line runs it only where that check (stored with the model) passes at the line's threshold.
-    in_memory = LoadedModel(model, meta, Path("<in memory>"), "", calibration)
-    inspector = Inspector(in_memory, device=device, precision="auto")
-    report = evaluate_loaded(inspector, test_data, batch_size=config.batch_size, stop=stop)
+    # int8 is checked against fp32 on the held-out images first and the check stored with the model; the
+    # report is then scored in the precision the precision policy picks for the saved model, as the line will.
+    in_memory = with_int8_check(LoadedModel(model, meta, Path("<in memory>"), "", calibration), test_data.images)
     _check_stop(stop)
-    check = int8_check(in_memory, test_data.images)
-    training = {**meta.training, "evaluated_in": inspector.precision_name, **({INT8_CHECK_KEY: check} if check else {})}
-    meta = replace(meta, metrics=report.metrics(), training=training)
+    chosen = choose_runtime(in_memory, runtime or RuntimeOptions(device=str(device)))
+    report = evaluate_loaded(Inspector(in_memory, chosen), test_data, batch_size=config.batch_size, stop=stop)
+    _check_stop(stop)
+    meta = replace(
+        in_memory.meta, metrics=report.metrics(), training={**in_memory.meta.training, "evaluated_in": chosen.precision}
+    )
     model.to(memory_format=torch.contiguous_format)
-    yield TrainResult(model, meta, report, tuple(history), skipped, time.perf_counter() - t_start, calibration)
+    yield TrainResult(
+        model, meta, report, tuple(history), skipped, time.perf_counter() - t_start, calibration, chosen.precision, chosen.note
+    )
 
 
 def fit(
@@ -310,11 +297,12 @@ def fit(
     config: TrainConfig = TrainConfig(),
     *,
     product: str,
+    runtime: RuntimeOptions | None = None,
     stop: threading.Event | None = None,
     on_event: Callable[[TrainEvent], None] | None = None,
 ) -> TrainResult:
     """Run train() to the end and return its TrainResult, passing every event to on_event."""
-    for event in train(dataset, config, product=product, stop=stop):
+    for event in train(dataset, config, product=product, runtime=runtime, stop=stop):
         if on_event is not None:
             on_event(event)
         if isinstance(event, TrainResult):

@@ -1,0 +1,38 @@
+"""A logged anomaly frame read back for display, with its heatmap when the model that judged it is loaded."""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from engine.data.decode import read_image
+from engine.results.log import ResultRow
+from engine.types import Inspection
+
+
+def judged_by(inspector, row: ResultRow) -> bool:
+    """True when the row's model hash is the inspector's model (rows of older logs hold 16 hex digits of it)."""
+    if inspector is None or not row.model_hash or not inspector.ref.sha256:
+        return False
+    return inspector.ref.sha256.startswith(row.model_hash)
+
+
+@dataclass(frozen=True, eq=False)
+class LoggedFrame:
+    """A saved frame and, where the judging model is loaded, the inspection as logged with its heatmap recomputed."""
+
+    image: np.ndarray
+    inspection: Inspection | None
+
+
+def logged_frame(row: ResultRow, inspector=None) -> LoggedFrame:
+    """Read the row's saved frame; recompute the heatmap only with the model that judged it (p and boxes as logged)."""
+    image = read_image(row.frame_path)
+    thresholds = row.thresholds
+    if not judged_by(inspector, row) or row.p_anomaly is None:
+        return LoggedFrame(image, None)
+    if thresholds is None:  # a row of an older log: its decision threshold with the model's box rule
+        thresholds = inspector.thresholds.with_decision(row.threshold)
+    insp = inspector.inspect([image], thresholds=thresholds)[0]
+    regions = row.regions if row.regions is not None else row.boxes
+    return LoggedFrame(image, replace(insp, p_anomaly=row.p_anomaly, regions=regions))
