@@ -1,17 +1,22 @@
-"""`visinspect`: train, evaluate, calibrate, predict, benchmark, and launch the station."""
+"""`visinspect`: train, evaluate, calibrate, predict, benchmark, and launch the station.
+
+Every long command is a thin loop over an engine job (engine.jobs): the station runs the same jobs,
+so the command line and the window give the same answer.
+"""
 from __future__ import annotations
 
 import argparse
-import csv
-import hashlib
 import importlib
 import json
 import logging
 import sys
+import threading
 from pathlib import Path
 
 from engine.bench_options import add_bench_arguments  # torch-free: parsing stays fast
-from engine.types import PRECISION_HELP, PRECISIONS
+from engine.progress import progress_bar
+from engine.training.config import add_config_arguments, config_from_args
+from engine.types import DEVICE_HELP, PRECISION_HELP, PRECISIONS, RuntimeOptions, Verdict
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_CANNOT_RUN = 0, 1, 2
 
@@ -23,17 +28,23 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_CANNOT_RUN, f"visinspect: error: {message} (see `{self.prog} --help`)\n")
 
 
-def _add_device(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="auto", help="auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N, mps")
-
-
-def _add_precision(p: argparse.ArgumentParser) -> None:
+def _add_runtime(p: argparse.ArgumentParser, *, device: bool = True) -> None:
+    if device:
+        p.add_argument("--device", default="auto", help=DEVICE_HELP)
     p.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
 
 
-def _add_data(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--layout", default="auto", choices=["auto", "mvtec", "folders"], help="dataset layout")
-    p.add_argument("--good-dir", default="good", help="name of the good-image folder (class-folder layout)")
+def _add_data(p: argparse.ArgumentParser, *, stored: bool) -> None:
+    """--layout and --good-dir; for a command given a model, their defaults are what the model was trained with."""
+    stored_text = " (default: the one the model was trained with)"
+    p.add_argument("--layout", default=None if stored else "auto", choices=["auto", "mvtec", "folders"],
+                   help="dataset layout" + (stored_text if stored else " (default: auto)"))  # fmt: skip
+    p.add_argument("--good-dir", default=None if stored else "good",
+                   help="name of the good-image folder, class-folder layout" + (stored_text if stored else " (default: good)"))  # fmt: skip
+
+
+def _add_choice(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--all", action="store_true", help="use every image, not only the model's held-out split")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -45,45 +56,41 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("data", help="dataset folder (MVTec AD layout or class folders)")
     p.add_argument("--out", required=True, help="model file to write, e.g. weights/NAME.safetensors")
     p.add_argument("--product", help="product name (default: the output file's stem)")
-    _add_data(p)
-    p.add_argument("--backbone", default="vgg16", choices=["vgg16", "vgg16_bn"])
-    p.add_argument("--backbone-weights", default="imagenet", help="imagenet, none (random init) or a weights file PATH")
-    p.add_argument("--trainable", default="conv5", choices=["conv5", "head", "all"], help="layers to fine-tune")
-    p.add_argument("--image-size", type=int, default=224, help="model input size, a multiple of 32")
-    p.add_argument("--epochs", type=int, default=10)
-    p.add_argument("--batch-size", type=int, default=10)
-    p.add_argument("--lr", type=float, default=1e-4)
-    p.add_argument("--class-weights", type=float, nargs=2, default=(1.0, 3.0), metavar=("GOOD", "ANOMALY"))
-    p.add_argument("--early-stop", type=float, default=0.98, help="stop once train accuracy reaches this")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-feature-cache", action="store_true", help="recompute the frozen layers every epoch")
+    _add_data(p, stored=False)
+    add_config_arguments(p)
+    _add_runtime(p, device=False)
     p.add_argument("--json", help="also write the held-out metrics as JSON here")
-    _add_device(p)
 
     p = sub.add_parser("eval", help="metrics of a model on its held-out split of a dataset")
     p.add_argument("model")
     p.add_argument("data")
-    _add_data(p)
-    p.add_argument("--all", action="store_true", help="evaluate on every image, not only the held-out split")
+    _add_data(p, stored=True)
+    _add_choice(p)
     p.add_argument("--json", help="write the report (metrics and per-image scores) as JSON here")
-    _add_device(p)
+    _add_runtime(p)
 
     p = sub.add_parser("predict", help="inspect image files and folders")
     p.add_argument("model")
     p.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders (searched recursively)")
     p.add_argument("--csv", help="write results as CSV here (default: print CSV to stdout)")
-    p.add_argument("--save-overlays", metavar="DIR", help="save each image with heatmap and boxes here")
-    p.add_argument("--log", nargs="?", const="", metavar="DB", help="also write to the results log (default location if no DB); a rerun resumes")
+    p.add_argument("--save-overlays", metavar="DIR", help="save each newly inspected image with heatmap and boxes here")
+    p.add_argument("--log", nargs="?", const="", metavar="DB",
+                   help="also write to the results log (default location if no DB); a rerun resumes")  # fmt: skip
+    p.add_argument("--retry-errors", action="store_true", help="with --log: inspect again the files an earlier run could not")
     p.add_argument("--threshold", type=float, help="decision threshold (default: the model's)")
     p.add_argument("--batch-size", type=int, default=8)
-    _add_device(p)
-    _add_precision(p)
+    _add_runtime(p)
 
     p = sub.add_parser("calibrate", help="choose and store a decision threshold from held-out scores")
     p.add_argument("model")
     p.add_argument("data")
-    p.add_argument("--target", default="no-miss", help="no-miss, balanced, or max-false-reject:N (percent)")
-    _add_device(p)
+    how = p.add_mutually_exclusive_group()
+    how.add_argument("--target", help="no-miss (default), balanced, or max-false-reject:N (percent of good images)")
+    how.add_argument("--threshold", type=float, help="store this threshold, after showing what it does")
+    p.add_argument("--dry-run", action="store_true", help="show the threshold and what it does, change nothing")
+    _add_data(p, stored=True)
+    _add_choice(p)
+    _add_runtime(p)
 
     p = sub.add_parser("synth", help="write a synthetic MVTec-layout dataset (textured surfaces with drawn defects)")
     p.add_argument("out")
@@ -108,47 +115,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _progress(total: int, desc: str, unit: str = "img"):
-    from tqdm import tqdm
+def _runtime(args) -> RuntimeOptions:
+    return RuntimeOptions(getattr(args, "device", "auto"), args.precision)
 
-    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True, leave=False)
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
 
 
 def cmd_train(args) -> int:
     from engine.data.layouts import load_dataset
-    from engine.modelfile import save_model
-    from engine.training import DataReady, EpochReport, StepReport, TrainConfig, TrainResult, train
+    from engine.jobs.train import ModelSaved, check_model_path, train_job
+    from engine.training import DataReady, EpochReport, StepReport, TrainResult
 
-    out = Path(args.out)
-    if out.suffix != ".safetensors":
-        raise ValueError(f"--out must end in .safetensors; got {out.name}")
-    config = TrainConfig(
-        backbone=args.backbone,
-        backbone_weights=args.backbone_weights,
-        trainable=args.trainable,
-        image_size=args.image_size,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        class_weights=tuple(args.class_weights),
-        early_stop_accuracy=args.early_stop,
-        seed=args.seed,
-        device=args.device,
-        cache_features=not args.no_feature_cache,
-    )
+    out = check_model_path(args.out)
+    config = config_from_args(args)
     index = load_dataset(args.data, layout=args.layout, good_dir=args.good_dir)
     print(f"dataset: {index.describe()}")
     bar = None
-    for event in train(index, config, product=args.product or out.stem):
+    runtime = RuntimeOptions(config.device, args.precision)
+    for event in train_job(index, config, product=args.product or out.stem, out=out, runtime=runtime, stop=threading.Event()):
         if isinstance(event, DataReady):
             print(f"split: {event.n_train} train / {event.n_test} held-out; device {event.device}; backbone weights {event.backbone_origin}")
             for s in event.skipped:
-                print(f"skipped: {s}", file=sys.stderr)
+                _say(f"skipped: {s}")
         elif isinstance(event, StepReport):
             if bar is None:
-                bar = _progress(event.steps, f"epoch {event.epoch}/{event.epochs}", "step")
+                bar = progress_bar(event.steps, f"epoch {event.epoch}/{event.epochs}", unit="step")
             bar.update(1)
-            bar.set_postfix(loss=f"{event.loss:.4f}")
         elif isinstance(event, EpochReport):
             if bar is not None:
                 bar.close()
@@ -159,154 +153,134 @@ def cmd_train(args) -> int:
                 + ("  (early stop: train accuracy reached)" if event.early_stop else "")
             )
         elif isinstance(event, TrainResult):
-            save_model(out, event.model, event.meta, calibration=event.calibration)
-            print(f"\nheld-out report ({event.report.n} images):\n{event.report.table()}")
-            print(f"\nsaved {out} ({event.seconds:.0f} s)")
+            print(f"\nheld-out report ({event.report.n} images, scored in {event.precision} as the line will run it):")
+            print(event.report.table())
             if args.json:
                 Path(args.json).write_text(json.dumps(event.report.to_dict(), indent=2))
+        elif isinstance(event, ModelSaved):
+            print(f"\nsaved {event.path}" + (" (replaced the file that was there)" if event.replaced else ""))
     return EXIT_OK
 
 
 def cmd_eval(args) -> int:
-    from engine.data.layouts import load_dataset
-    from engine.evaluation.evaluate import evaluate, held_out_samples
-    from engine.inference import Inspector
+    from engine.jobs.evaluate import EvalDone, EvalStarted, LoadProgress, evaluate_job
 
-    inspector = Inspector.from_file(args.model, device=args.device)
-    index = load_dataset(args.data, layout=args.layout, good_dir=args.good_dir or inspector.meta.dataset.get("good_dir", "good"))
-    samples, how = (index.samples, "every image") if args.all else held_out_samples(inspector.meta, index)
-    print(f"model: {inspector.meta.describe()}\nevaluating on {how}")
-    bar = _progress(len(samples), "evaluating")
-    report, errors = evaluate(inspector, samples, progress=lambda i, n: bar.update(1))
-    bar.close()
-    for e in errors:
-        print(f"unreadable: {e}", file=sys.stderr)
-    print(report.table())
+    bar = None
+    done = None
+    for event in evaluate_job(args.model, args.data, runtime=_runtime(args), layout=args.layout, good_dir=args.good_dir,
+                              every_image=args.all, stop=threading.Event()):  # fmt: skip
+        if isinstance(event, EvalStarted):
+            print(f"model: {event.meta.describe()}\nevaluating on {event.how}, {event.runtime}")
+            bar = progress_bar(event.n, "reading images")
+        elif isinstance(event, LoadProgress):
+            bar.update(event.done - bar.n)
+        elif isinstance(event, EvalDone):
+            bar.close()
+            done = event
+    for e in done.errors:
+        _say(f"unreadable: {e}")
+    print(done.report.table())
     if args.json:
-        Path(args.json).write_text(json.dumps({"model": str(args.model), "model_id": inspector.model_id, "images": how, **report.to_dict()}, indent=2))
+        record = {"model": done.model.path, "model_sha256": done.model.sha256, "images": done.how,
+                  "precision": done.precision, **done.report.to_dict()}  # fmt: skip
+        Path(args.json).write_text(json.dumps(record, indent=2))
         print(f"wrote {args.json}")
-    return EXIT_OK if not errors else EXIT_SOME_FAILED
-
-
-def _expand_inputs(inputs: list[str]) -> tuple[list[str], list[tuple[str, str]]]:
-    """Files and folders (recursive) -> image paths, plus (path, reason) for inputs that cannot be used."""
-    from engine.sources import list_images
-
-    paths, bad = [], []
-    for raw in inputs:
-        p = Path(raw)
-        if p.is_dir():
-            paths.extend(str(x) for x in list_images(p, recursive=True))
-        elif p.exists() or p.is_symlink():
-            paths.append(str(p))
-        else:
-            bad.append((str(p), "file not found"))
-    return paths, bad
-
-
-LOG_FINAL_FLUSH_S = 15.0  # how long predict keeps retrying results still waiting for the log at the end
-
-
-def _finish_log(log, warn) -> int:
-    """Write results still waiting for the database (retrying a while), close it; how many were lost."""
-    import time
-
-    deadline = time.monotonic() + LOG_FINAL_FLUSH_S
-    while log.pending_count and not log.flush() and time.monotonic() < deadline:
-        time.sleep(0.5)
-    lost = log.pending_count
-    log.close()
-    if lost:
-        warn(f"visinspect: error: {lost} result(s) could not be written to the results log {log.path}: {log.last_error}")
-    return lost
+    return EXIT_OK if not done.errors else EXIT_SOME_FAILED
 
 
 def cmd_predict(args) -> int:
-    from engine.inference import Inspector
-    from engine.render import encode_image, render_overlay
-    from engine.results.log import storable_text
+    from engine.csvfile import open_csv
+    from engine.inference.inspector import Inspector
+    from engine.jobs.review import (
+        CSV_COLUMNS,
+        FINAL_FLUSH_S,
+        LogTrouble,
+        ReviewChunk,
+        ReviewDone,
+        ReviewStarted,
+        review_job,
+    )
+    from engine.render import OverlayWriter
 
-    inspector = Inspector.from_file(args.model, device=args.device, precision=args.precision)
+    inspector = Inspector.open(args.model, _runtime(args))
     if args.threshold is not None:
-        if not 0.0 <= args.threshold <= 1.0:
-            raise ValueError(f"--threshold must be within 0..1; got {args.threshold}")
-        inspector.threshold = args.threshold
-    paths, bad = _expand_inputs(args.inputs)
-    log = run_id = None
-    done: set[str] = set()
+        inspector.thresholds = inspector.thresholds.with_decision(args.threshold)
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be at least 1; got {args.batch_size}")
+    log = None
     if args.log is not None:
-        from engine.results import ResultsLog, resumable_run_id
+        from engine.results import ResultsLog
 
         log = ResultsLog(Path(args.log) if args.log else None)
-        run_id = resumable_run_id("predict", inspector.loaded.sha256, [str(Path(p).resolve()) for p in args.inputs])
-        done = log.done_items(run_id)
-        if done:
-            print(f"resuming run {run_id}: {len(done)} files already done", file=sys.stderr)
-    # The log stores names that are not valid UTF-8 escaped, so compare in that form.
-    todo = [p for p in paths if storable_text(p) not in done]
-    overlays = Path(args.save_overlays) if args.save_overlays else None
-    if overlays:
-        overlays.mkdir(parents=True, exist_ok=True)
-    out = open(args.csv, "w", newline="", encoding="utf-8") if args.csv else sys.stdout
-    writer = csv.writer(out)
-    writer.writerow(["path", "verdict", "p_anomaly", "boxes", "error"])
-    n_err = len(bad)
-    counts = {"GOOD": 0, "ANOMALY": 0}
-    for path, reason in bad:
-        writer.writerow([storable_text(path), "ERROR", "", "", storable_text(reason)])
-    bar = _progress(len(todo), "inspecting")
-    log_warned = False
-    lost = 0
-
-    def warn(message: str) -> None:
-        bar.write(message, file=sys.stderr)
-
+    overlays = OverlayWriter(args.save_overlays) if args.save_overlays else None
+    bar = None
+    done = None
+    run_id = ""
     try:
-        for r in inspector.inspect_files(todo, batch_size=args.batch_size, keep_images=overlays is not None):
-            bar.update(1)
-            common = dict(run_id=run_id, source="cli", item=r.path, model_path=str(inspector.path), model_hash=inspector.loaded.sha256)
-            if r.inspection is None:
-                n_err += 1
-                writer.writerow([storable_text(r.path), "ERROR", "", "", storable_text(r.error)])
-                if log:
-                    log.log_error(**common, message=r.error)
-            else:
-                insp = r.inspection
-                counts[insp.verdict] += 1
-                writer.writerow([storable_text(r.path), insp.verdict, f"{insp.p_anomaly:.4f}", json.dumps([b.as_list() for b in insp.boxes]), ""])
-                if log:
-                    log.log_inspection(**common, inspection=insp)
-                if overlays is not None and r.image is not None:
-                    name = hashlib.sha1(storable_text(r.path).encode()).hexdigest()[:8] + "_" + Path(r.path).stem + ".jpg"
-                    (overlays / name).write_bytes(encode_image(".jpg", render_overlay(r.image, insp)))
-            if log and log.last_error and not log_warned:
-                log_warned = True  # once per run: the rows wait in memory and are written when it frees up
-                warn(
-                    f"visinspect: warning: results log {log.path}: {log.last_error}; inspection goes on, "
-                    "results are kept in memory and written when the database can be written again"
-                )
-            out.flush()
+        with open_csv(args.csv, CSV_COLUMNS) as writer:
+            for event in review_job(
+                args.inputs, inspector, results=log, source="cli", resume=log is not None, retry_errors=args.retry_errors,
+                batch_size=args.batch_size, keep_images=overlays is not None, final_flush_s=FINAL_FLUSH_S,
+                on_image=overlays.write if overlays else None, stop=threading.Event(),
+            ):  # fmt: skip
+                if isinstance(event, ReviewStarted):
+                    run_id = event.run_id
+                    if event.resumed:
+                        rejudged = f"; {event.rejudged} judged again at threshold {event.thresholds.decision:.4f}" if event.rejudged else ""
+                        _say(f"resuming run {run_id}: {event.resumed} of {event.total} inputs already done{rejudged}")
+                    bar = progress_bar(event.total, "inspecting")
+                    bar.update(event.resumed)
+                elif isinstance(event, ReviewChunk):
+                    for row in event.rows:
+                        writer.writerow(row.csv_cells(run_id))
+                        if not row.reused:
+                            bar.update(1)
+                elif isinstance(event, LogTrouble):
+                    _say(f"visinspect: warning: results log {log.path}: {event.message}; inspection goes on, results are "
+                         "kept in memory and written when the database can be written again")  # fmt: skip
+                elif isinstance(event, ReviewDone):
+                    done = event
     finally:
-        if log:
-            lost = _finish_log(log, warn)
-        bar.close()
-        if out is not sys.stdout:
-            out.close()
-    total = len(paths) + len(bad)
-    print(
-        f"{total} inputs: {counts['GOOD']} GOOD, {counts['ANOMALY']} ANOMALY, {n_err} ERROR"
-        + (f", {len(paths) - len(todo)} already done" if done else "")
-        + (f"; {lost} not saved to the results log" if lost else ""),
-        file=sys.stderr,
+        if bar is not None:
+            bar.close()
+        if log is not None:
+            log.close()
+    counts = {v: done.counts.get(v, 0) for v in Verdict}
+    if done.lost:
+        _say(f"visinspect: error: {done.lost} result(s) could not be written to the results log {log.path}: {log.last_error}")
+    _say(
+        f"{sum(counts.values())} inputs: {counts[Verdict.GOOD]} GOOD, {counts[Verdict.ANOMALY]} ANOMALY, {counts[Verdict.ERROR]} ERROR"
+        + (f" ({done.reused} from the earlier run, {done.inspected} inspected now)" if done.reused else "")
+        + (f"; {done.lost} not saved to the results log" if done.lost else "")
+        + (f"; overlays of {overlays.written} images in {overlays.folder}" if overlays else "")
     )
-    return EXIT_SOME_FAILED if n_err or lost else EXIT_OK
+    return EXIT_SOME_FAILED if counts[Verdict.ERROR] or done.lost else EXIT_OK
 
 
 def cmd_calibrate(args) -> int:
-    from engine.evaluation.calibrate import calibrate_model
+    from engine.jobs.calibrate import CalibrationDone, CalibrationStarted, calibrate_job
+    from engine.jobs.evaluate import LoadProgress
 
-    result = calibrate_model(args.model, args.data, args.target, device=args.device)
-    print(result)
+    target = None if args.threshold is not None else (args.target or "no-miss")
+    bar = None
+    for event in calibrate_job(args.model, args.data, target=target, threshold=args.threshold, runtime=_runtime(args),
+                               layout=args.layout, good_dir=args.good_dir, every_image=args.all, dry_run=args.dry_run,
+                               stop=threading.Event()):  # fmt: skip
+        if isinstance(event, CalibrationStarted):
+            print(f"calibrating on {event.how}")
+            bar = progress_bar(event.n, "reading images")
+        elif isinstance(event, LoadProgress):
+            bar.update(event.done - bar.n)
+        elif isinstance(event, CalibrationDone):
+            bar.close()
+            for note in event.notes:
+                print(f"note: {note}")
+            print(f"{event.calibration}\n  scored in         {event.precision} (the precision the line runs at this threshold)")
+            if event.stored:
+                print(f"stored threshold {event.calibration.threshold:.4f} in {event.model_path} (it was {event.previous_threshold:.4f}); "
+                      "a station that has this model loaded uses it once it loads the model again")  # fmt: skip
+            else:
+                print(f"dry run: {event.model_path} still holds threshold {event.previous_threshold:.4f}")
     return EXIT_OK
 
 
@@ -338,7 +312,7 @@ def cmd_info(args) -> int:
     print(meta.describe())
     print(f"sha256: {file_sha256(args.model)}")
     print(f"backbone weights: {meta.backbone_weights.get('kind')} ({meta.backbone_weights.get('detail')})")
-    print(f"threshold {meta.threshold:.3f}, box threshold {meta.box_threshold:.2f}, input {meta.input_size} px")
+    print(f"threshold {meta.threshold:.4f}, box threshold {meta.box_threshold:.2f}, input {meta.input_size} px")
     if meta.metrics:
         print("held-out metrics: " + ", ".join(f"{k} {v:.3f}" for k, v in meta.metrics.items() if isinstance(v, float)))
     return EXIT_OK

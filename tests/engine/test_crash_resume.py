@@ -39,6 +39,14 @@ def _predict(model_file, folder, db, csv_path, *extra) -> list[str]:
             "--csv", str(csv_path), "--device", "cpu", *map(str, extra)]  # fmt: skip
 
 
+def _log_scores(db: Path) -> list[tuple[str, float]]:
+    conn = sqlite3.connect(db)
+    try:
+        return conn.execute("SELECT item, p_anomaly FROM results ORDER BY id").fetchall()
+    finally:
+        conn.close()
+
+
 def _env():
     # One torch thread: the subprocess competes with the test for 2 cores and per-image pace matters here.
     return {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
@@ -61,11 +69,12 @@ def test_sigkill_mid_run_loses_no_committed_row_and_rerun_resumes(model_file, fo
     )  # fmt: skip
     assert rerun.returncode == 0, rerun.stderr
     assert "Traceback" not in rerun.stderr
-    assert "files already done" in rerun.stderr and f": {len(done)} files already done" in rerun.stderr, rerun.stderr
-    assert f"{N_FILES} inputs:" in rerun.stderr and f"{len(done)} already done" in rerun.stderr
+    assert f": {len(done)} of {N_FILES} inputs already done" in rerun.stderr, rerun.stderr
+    assert f"{N_FILES} inputs:" in rerun.stderr and f"({len(done)} from the earlier run, {N_FILES - len(done)} inspected now)" in rerun.stderr
     second = list(csv.DictReader((tmp_path / "second.csv").open(encoding="utf-8")))
-    assert {row["path"] for row in second}.isdisjoint(done)  # finished files were not inspected again
-    assert len(second) == N_FILES - len(done)
+    assert [row["path"] for row in second] == [str(p) for p in sorted(folder.iterdir())]  # every input, in order
+    logged = {item: p for item, p in _log_scores(db)}
+    assert all(float(row["p_anomaly"]) == pytest.approx(logged[row["path"]], abs=1e-6) for row in second)
 
     final = intact_rows(db)
     per_item = Counter(item for _, item, _ in final)
@@ -153,7 +162,7 @@ def test_disk_full_during_predict_keeps_results_in_memory_then_writes_them(model
 def test_results_that_cannot_be_written_by_the_end_are_reported(model_file, folder, tmp_path, monkeypatch, capsys):
     db = tmp_path / "results.sqlite3"
     ResultsLog(db).close()
-    monkeypatch.setattr(cli, "LOG_FINAL_FLUSH_S", 0.5)
+    monkeypatch.setattr("engine.jobs.review.FINAL_FLUSH_S", 0.5)
     blocker = sqlite3.connect(db, isolation_level=None)
     blocker.execute("BEGIN EXCLUSIVE")
     try:

@@ -1,0 +1,99 @@
+"""The live job: frames from a source -> inspections -> the results log, one verdict per frame, with source events.
+
+The station runs it in its live worker; `serve` (headless) will run the same generator. The model can be
+swapped while it runs (InspectorSlot): the next frame is judged by the new one, and every result
+records the model that gave it.
+"""
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from engine.errors import SourceError
+from engine.inference.live import FrameGate, LiveResult, live_inspect
+from engine.results.log import ResultsLog
+from engine.sources import FrameSource, ImageFilesSource, SourceEvent, open_source
+
+SourceSpec = str | list | FrameSource  # a settings string, a list of image files, or a ready FrameSource
+
+
+@dataclass(frozen=True)
+class RunOpened:
+    """The live run's source is open; description is the line to show for it."""
+
+    description: str
+    is_live: bool
+
+
+def describe_spec(spec: SourceSpec) -> str:
+    """A short label for a source before it is opened."""
+    if isinstance(spec, list):
+        return f"image {Path(spec[0]).name}" if len(spec) == 1 else f"{len(spec)} image files"
+    if isinstance(spec, str):
+        return spec
+    return getattr(spec, "description", type(spec).__name__)
+
+
+def make_source(spec: SourceSpec, *, loop: bool) -> FrameSource:
+    """The FrameSource a spec names (unopened); SourceError says what is accepted."""
+    if isinstance(spec, list):
+        if not spec:
+            raise SourceError("no image files chosen")
+        return ImageFilesSource(spec, loop=loop)
+    if isinstance(spec, str):
+        return open_source(spec, loop=loop)
+    return spec
+
+
+class InspectorSlot:
+    """The model a live run uses, swappable while it runs: a newly loaded model takes over from the next frame."""
+
+    def __init__(self, inspector) -> None:
+        self.current = inspector
+
+    def set(self, inspector) -> None:
+        """Use this inspector from the next frame on."""
+        self.current = inspector
+
+    @property
+    def thresholds(self):
+        return self.current.thresholds
+
+    def inspect(self, images):
+        """Inspect with whichever model is current (called on the live worker's thread)."""
+        return self.current.inspect(images)
+
+
+def live_job(
+    spec: SourceSpec,
+    slot: InspectorSlot,
+    results: ResultsLog | None,
+    run_id: str,
+    *,
+    loop: bool = False,
+    gate: FrameGate | None = None,
+    max_fps: float | None = None,
+    stream_options: dict | None = None,
+    stop: threading.Event,
+) -> Iterator[RunOpened | LiveResult | SourceEvent]:
+    """Open the source, inspect frames live, log every verdict (anomaly frames saved) and unreadable file; yield them."""
+    source = make_source(spec, loop=loop)
+    opened = False
+    for item in live_inspect(source, slot, stop=stop, gate=gate, max_fps=max_fps, **(stream_options or {})):
+        if not opened:
+            opened = True
+            yield RunOpened(source.description, source.is_live)
+        if results is not None and isinstance(item, LiveResult):
+            frame = item.frame
+            results.log_inspection(
+                run_id=run_id, source=source.description, item=frame.path or frame.index, inspection=item.inspection,
+                image=frame.image,
+            )  # fmt: skip
+        elif results is not None and isinstance(item, SourceEvent) and item.kind == "file_error":
+            results.log_error(
+                run_id=run_id, source=source.description, item=item.path or item.index or "", model=slot.current.ref,
+                message=item.message,
+            )  # fmt: skip
+        yield item
