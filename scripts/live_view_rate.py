@@ -29,6 +29,8 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from engine.types import PRECISIONS, RuntimeOptions  # noqa: E402  (torch-free; needs ROOT on sys.path)
+
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -37,7 +39,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=30.0, help="measured time for each part")
     p.add_argument("--warmup", type=float, default=5.0, help="seconds of the window run not counted")
     p.add_argument("--device", default="auto")
-    p.add_argument("--precision", default="auto", help="auto, fp32, bf16, fp16 or int8 (as on visinspect gui)")
+    p.add_argument("--precision", default="auto", choices=PRECISIONS, help="numeric precision, as on visinspect gui")
     p.add_argument("--json", help="write the figures as JSON here")
     return p
 
@@ -47,7 +49,7 @@ def engine_rate(inspector, image, seconds: float) -> dict:
     from engine.bench import bench_live
 
     live = bench_live(inspector, image, seconds, min_iters=5)
-    return {"frames": live["iterations"], "inferences_per_s": round(1000 / live["mean_ms"], 2), "ms_per_frame": live["mean_ms"]}
+    return {"frames": live.iterations, "inferences_per_s": round(1000 / live.mean_ms, 2), "ms_per_frame": live.mean_ms}
 
 
 def window_rate(model_path: Path, images: Path, *, seconds: float, warmup: float, device: str, precision: str, workdir: Path) -> dict:
@@ -128,7 +130,7 @@ def main(argv=None) -> int:
             bench.make_image_set(images, 48)
         first = bench.list_images(images, 1)[0]
         update_meta(model_path, threshold=0.0)  # every frame is an ANOMALY with boxes: the most the view has to draw
-        inspector = Inspector.from_file(model_path, device=args.device, precision=args.precision)
+        inspector = Inspector.open(model_path, RuntimeOptions(args.device, args.precision))
         print(f"engine alone, batch 1, {args.seconds:.0f} s ...", file=sys.stderr, flush=True)
         engine = engine_rate(inspector, read_image(first), args.seconds)
         engine["precision"] = inspector.precision_name
@@ -138,9 +140,9 @@ def main(argv=None) -> int:
     result = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "cpu": bench.cpu_model(),
-        "cores": os.cpu_count(),
+        "cores": bench.usable_cores(),
         "torch": torch.__version__,
-        "load_average_1min": round(os.getloadavg()[0], 2),
+        "load_average_1min": bench.load_average(),
         "engine_batch1": engine,
         "window": window,
         "window_over_engine": round(window["inferences_per_s"] / engine["inferences_per_s"], 3),

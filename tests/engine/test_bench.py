@@ -5,10 +5,16 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 from engine import bench
 
 PARTS = ("environment", "model", "model_only", "end_to_end", "live", "reference", "ratios", "memory", "targets")
+# Every top-level key of `--json` before results were typed (precision_check_trained only when checked).
+JSON_KEYS = (
+    "quick", "environment", "model", "model_only", "end_to_end", "live", "memory", "reference", "ratios",
+    "training", "precision_check", "targets",
+)  # fmt: skip
 
 
 def _check(result: dict, *, trained: bool) -> None:
@@ -17,7 +23,7 @@ def _check(result: dict, *, trained: bool) -> None:
     env = result["environment"]
     for key in ("date", "cpu_model", "cores", "torch_version", "device", "precision"):
         assert env[key], key
-    assert env["torch_version"].startswith(bench.torch.__version__.split("+")[0])
+    assert env["torch_version"].startswith(torch.__version__.split("+")[0])
     mo = result["model_only"]
     assert mo["batch_1"]["batch_size"] == 1 and mo["batch_1"]["images_per_s"] > 0
     assert mo["batch_n"]["images_per_s"] > 0
@@ -48,10 +54,72 @@ def _check(result: dict, *, trained: bool) -> None:
 
 def test_quick_run_as_a_function_reports_every_part_and_training():
     result = bench.run(quick=True, device="cpu", train=True)
-    _check(result, trained=True)
-    assert result["quick"] is True and result["model"]["input_size"] == 64
+    assert isinstance(result, bench.BenchResult)
+    d = result.to_dict()
+    _check(d, trained=True)
+    assert d["quick"] is True and d["model"]["input_size"] == 64
+    assert set(d) - {"precision_check_trained"} == set(JSON_KEYS) and list(d)[-1] == "targets"
+    assert json.loads(json.dumps(d)) == d  # JSON-serialisable as it is: no tuples, enums or numpy values
+    assert result.live.p95_ms == d["live"]["p95_ms"] and result.target("live_p95_ms").value == result.live.p95_ms
+    if result.precision_check is not None:
+        assert d["precision_check"]["agrees"] == result.precision_check.overall.agrees
+        assert set(d["precision_check"]["gate"]) == {"verdict_agreement", "heatmap_correlation"}
     text = bench.format_report(result)
     assert "end to end / reference" in text and "live latency" in text and "training" in text
+
+
+def _hand_made_result(**changes) -> "bench.BenchResult":
+    from engine.inference.agreement import Agreement
+
+    env = bench.Environment(
+        date="2026-01-01T00:00:00+00:00", cpu_model="cpu", cores=2, torch_threads=2, torch_version="2", opencv_version="4",
+        python="3.10", platform="linux", device="CPU", device_type="cpu", precision="fp32", cpu_native_bf16=False,
+        mkldnn=True, load_average_1min=0.5, load_average_1min_end=0.6,
+    )  # fmt: skip
+    empty = Agreement(0, 0.0, 0.0, 0.0, 0.0)
+    values = dict(
+        quick=True,
+        environment=env,
+        model=bench.ModelInfo(file=None, backbone="vgg16", weights="none", input_size=64, compiled=False,
+                              threshold_timed=0.0, int8_calibration=None, precision_note=""),  # fmt: skip
+        model_only_1=bench.ModelOnly(batch_size=1, images_per_s=2.0, batch_ms_p50=500.0, iterations=3),
+        model_only_n=bench.ModelOnly(batch_size=3, images_per_s=2.5, batch_ms_p50=1200.0, iterations=3),
+        end_to_end=bench.EndToEnd(batch_size=3, workers=1, images=6, errors=0, anomalies=6, boxes=6, seconds=3.0,
+                                  images_per_s=2.0, source="synthetic", first_image_shape=(128, 128, 3)),  # fmt: skip
+        live=bench.Live(frame_shape=(128, 128, 3), iterations=3, p50_ms=10.0, p95_ms=12.0, mean_ms=11.0, min_ms=9.0),
+        memory=bench.Memory(peak_rss_mib_inspection=100.0, peak_rss_mib=120.0),
+        reference=bench.Reference(pipeline="plain", batch_size=10, images=6, anomalies=6, seconds=6.0, images_per_s=1.0),
+        ratios=bench.Ratios(end_to_end_vs_reference=2.0, end_to_end_vs_model_only=0.8),
+        targets=tuple(bench.Target.judge(name, None, quick=True) for name in bench.TARGETS),
+        precision_check=bench.PrecisionCheck(reduced="bf16", overall=empty, sets=(("synthetic", empty),)),
+    )
+    values.update(changes)
+    return bench.BenchResult(**values)
+
+
+def test_bench_result_to_dict_keeps_the_json_format():
+    d = _hand_made_result().to_dict()
+    assert list(d) == list(JSON_KEYS) and set(PARTS) <= set(d)
+    assert json.loads(json.dumps(d)) == d
+    assert list(d["model_only"]) == ["batch_1", "batch_n"] and d["live"]["frame_shape"] == [128, 128, 3]
+    assert "cuda_max_allocated_mib" not in d["memory"] and d["training"] is None
+    pc = d["precision_check"]
+    assert pc["images"] == 0 and pc["verdict_agreement"] is None and pc["agrees"] is False
+    assert set(pc["sets"]["synthetic"]) == {"images", "verdict_agreement", "heatmap_correlation_mean",
+                                           "heatmap_correlation_min", "max_abs_p_diff"}  # fmt: skip
+    assert set(d["targets"]) == set(bench.TARGETS)
+    assert set(d["targets"]["live_p95_ms"]) == {"target", "limit", "value", "met", "meaningful"}
+    trained = _hand_made_result(precision_check_trained=_hand_made_result().precision_check).to_dict()
+    assert list(trained)[-2:] == ["precision_check_trained", "targets"]
+    assert "not measured" in bench.format_report(_hand_made_result())
+
+
+def test_targets_are_judged_on_unrounded_values():
+    near = bench.Target.judge("end_to_end_vs_model_only", 0.89996, quick=False)
+    assert near.met is False and near.value == 0.9 and near.meaningful
+    assert bench.Target.judge("live_p95_ms", 60.0, quick=True).met is True
+    with pytest.raises(ValueError, match="end_to_end_vs_reference"):
+        bench.Target.judge("speed", 1.0, quick=False)
 
 
 def test_quick_run_through_the_cli_with_training_writes_json(tmp_path):
@@ -71,9 +139,11 @@ def test_quick_run_through_the_cli_with_training_writes_json(tmp_path):
 def test_images_folder_is_used_and_masks_are_skipped(tmp_path):
     paths = bench.make_image_set(tmp_path / "imgs", 3, size=64)
     (tmp_path / "imgs" / "ground_truth").mkdir()
-    (tmp_path / "imgs" / "ground_truth" / "x_mask.png").write_bytes(paths[0].read_bytes())
+    (tmp_path / "imgs" / "ground_truth" / "x.png").write_bytes(paths[0].read_bytes())
+    (tmp_path / "imgs" / "bench_0000_mask.png").write_bytes(paths[0].read_bytes())
     listed = bench.list_images(tmp_path / "imgs", 5)
     assert len(listed) == 5 and all(p.parent == tmp_path / "imgs" for p in listed)
+    assert listed[:3] == paths and listed[3:] == paths[:2]  # fewer files than asked: repeated in order
     with pytest.raises(ValueError):
         bench.list_images(tmp_path / "missing", 5)
 
@@ -102,11 +172,14 @@ def test_overlapped_file_runs_give_the_same_results_in_order(tmp_path):
     import numpy as np
 
     from engine.inference import Inspector
+    from engine.inference.runtime import choose_runtime
+    from engine.types import RuntimeOptions
 
     paths = bench.make_image_set(tmp_path, 7, size=96)
     (tmp_path / "bad.jpg").write_bytes(b"not a jpeg")
     paths.insert(3, tmp_path / "bad.jpg")
-    inspector = Inspector(bench.random_init_model(64), device="cpu", precision="fp32")
+    loaded = bench.random_init_model(64)
+    inspector = Inspector(loaded, choose_runtime(loaded, RuntimeOptions("cpu", "fp32")))
     plain = list(inspector.inspect_files(paths, batch_size=3, overlap=False))
     overlapped = list(inspector.inspect_files(paths, batch_size=3, overlap=True))
     assert [r.path for r in plain] == [r.path for r in overlapped] == [str(p) for p in paths]
