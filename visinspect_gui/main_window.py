@@ -12,6 +12,7 @@ from PySide6.QtWidgets import QHBoxLayout, QMainWindow, QScrollArea, QTabWidget,
 from engine import paths
 from engine.modelfile import MODEL_SUFFIX
 from engine.results import ResultsLog
+from engine.types import RuntimeOptions
 from visinspect_gui.settings import StationSettings
 from visinspect_gui.station import Station
 from visinspect_gui.widgets.demo_panel import DemoPanel
@@ -24,6 +25,7 @@ from visinspect_gui.widgets.review_tab import ReviewTab
 from visinspect_gui.widgets.source_panel import SourcePanel
 from visinspect_gui.widgets.status_bar import StationStatusBar
 from visinspect_gui.widgets.train_tab import TrainTab
+from visinspect_gui.workers import Worker
 
 log = logging.getLogger(__name__)
 EVENT_LEVELS = {
@@ -51,7 +53,8 @@ class MainWindow(QMainWindow):
         self.setAcceptDrops(True)
         self.data_dir = Path(data_dir) if data_dir is not None else paths.data_dir()
         self.results = ResultsLog(results_path if results_path is not None else self.data_dir / "results.sqlite3")
-        self.station = Station(self.results, device=device, precision=precision, parent=self)
+        runtime = RuntimeOptions(device, precision)  # chosen once: every model and every tab runs so
+        self.station = Station(self.results, runtime=runtime, parent=self)
         self.auto_demo = auto_demo
         self.auto_load = auto_load
         self._autostart = False
@@ -67,8 +70,8 @@ class MainWindow(QMainWindow):
         self.live = LiveTab(self.demo_panel)
         self.review = ReviewTab(self.results)
         self.history = HistoryTab(self.results)
-        self.train = TrainTab()
-        self.evaluate = EvalTab()
+        self.train = TrainTab(runtime=runtime)
+        self.evaluate = EvalTab(runtime=runtime)
         self.status = StationStatusBar()
         self.setStatusBar(self.status)
         self._compose()
@@ -399,5 +402,6 @@ class MainWindow(QMainWindow):
         for panel in (self.review, self.history, self.model_panel, self.demo_panel, self.train, self.evaluate):
             panel.shutdown()
         self.settings.wait()
+        Worker.stop_all()
         self.results.close()
         log.info("station closed")

@@ -1,8 +1,9 @@
-"""PDF export of an evaluation report, drawn by Qt's rich-text engine (no browser needed); safe in a worker thread."""
+"""Report export: HTML, or PDF drawn by Qt's rich-text engine (no browser needed); safe in a worker thread."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 from PySide6.QtCore import QMarginsF
@@ -29,3 +30,15 @@ def write_pdf(path: str | os.PathLike, html: str, *, title: str = "VisInspect re
     del writer  # finishes the file
     os.replace(tmp, path)
     return path
+
+
+def export_report(path: str, report, meta, gallery: list, source: str, box_at, *, stop) -> Iterator[str]:
+    """Worker body: write a held-out report as HTML, or as PDF (Qt's rich-text engine) when path ends in .pdf."""
+    from engine.evaluation.report import report_html, write_html_report
+
+    if Path(path).suffix.lower() == ".pdf":
+        text = report_html(report, meta, gallery, source=source, box_recall_threshold=box_at, for_print=True)
+        product = meta.product if meta is not None else "model"
+        yield str(write_pdf(path, text, title=f"VisInspect report: {product}"))
+    else:
+        yield str(write_html_report(path, report, meta, gallery, source=source, box_recall_threshold=box_at))

@@ -1,6 +1,7 @@
 """What the station remembers between launches (last source and review folder), in an INI file in its data folder.
 
-Read once when the window is built; written in a worker, so the GUI thread never waits on the disk.
+Read once when the window is built; written in a worker, so the GUI thread never waits on the disk. One write
+runs at a time: values saved meanwhile wait and go in the next, so the file always ends with the newest.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
-from visinspect_gui.workers import Worker, WorkerGroup
+from visinspect_gui.workers import Worker
 
 
 def _write(path: str, values: dict, *, stop) -> Iterator[None]:
@@ -31,7 +32,8 @@ class StationSettings:
         self.path = Path(data_dir) / "station.ini"
         self._qs = QSettings(str(self.path), QSettings.Format.IniFormat)
         self._written: dict[str, str] = {}  # this session's values: read back without waiting for the file
-        self._writes = WorkerGroup()
+        self._waiting: dict[str, str] = {}  # saved while a write runs: written next
+        self._writer: Worker | None = None
 
     def save_source(self, spec: str | list[str], *, loop: bool, max_fps: float | None) -> None:
         """Remember the source a run was started on."""
@@ -63,10 +65,30 @@ class StationSettings:
         return self._written[key] if key in self._written else self._qs.value(key, default)
 
     def _save(self, values: dict) -> None:
-        """Keep values for this session's reads and write them to the file in a worker."""
+        """Keep values for this session's reads and write them to the file in a worker, after any write running."""
         self._written.update(values)
-        self._writes.start(Worker(_write, str(self.path), values))
+        self._waiting.update(values)
+        if self._writer is None:
+            self._write_waiting()
+
+    def _write_waiting(self) -> None:
+        values, self._waiting = self._waiting, {}
+        writer = Worker(_write, str(self.path), values)
+        writer.finished.connect(lambda: self._on_written(writer))
+        self._writer = writer.start()
+
+    def _on_written(self, writer: Worker) -> None:
+        if self._writer is writer:
+            self._writer = None
+            if self._waiting:
+                self._write_waiting()
 
     def wait(self, ms: int = 5_000) -> bool:
-        """Wait for pending writes (window close, tests); True when all ended in time."""
-        return self._writes.wait(ms)
+        """Write what is waiting and wait for it (window close, tests); True when it ended in time."""
+        while self._writer is not None:
+            if not self._writer.wait(ms):
+                return False
+            self._writer = None
+            if self._waiting:
+                self._write_waiting()
+        return True

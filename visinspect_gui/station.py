@@ -8,111 +8,27 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from engine.errors import SourceError
-from engine.inference.live import FrameGate, LiveResult, live_inspect
+from engine.inference.live import FrameGate, LiveResult
+from engine.jobs.live import InspectorSlot, RunOpened, SourceSpec, describe_spec, live_job
 from engine.results import ResultsLog, new_run_id
-from engine.sources import FrameSource, ImageFilesSource, SourceEvent, open_source
+from engine.sources import SourceEvent
+from engine.types import RuntimeOptions
 from visinspect_gui.workers import Worker
 
 log = logging.getLogger(__name__)
 
-SourceSpec = str | list | FrameSource  # a settings string, a list of image files, or a ready FrameSource
-
-
-@dataclass(frozen=True)
-class RunOpened:
-    """The live run's source is open; description is the line to show for it."""
-
-    description: str
-    is_live: bool
-
-
-def describe_spec(spec: SourceSpec) -> str:
-    """A short label for a source before it is opened."""
-    if isinstance(spec, list):
-        return f"image {Path(spec[0]).name}" if len(spec) == 1 else f"{len(spec)} image files"
-    if isinstance(spec, str):
-        return spec
-    return getattr(spec, "description", type(spec).__name__)
-
-
-def make_source(spec: SourceSpec, *, loop: bool) -> FrameSource:
-    """The FrameSource a spec names (unopened); SourceError says what is accepted."""
-    if isinstance(spec, list):
-        if not spec:
-            raise SourceError("no image files chosen")
-        return ImageFilesSource(spec, loop=loop)
-    if isinstance(spec, str):
-        return open_source(spec, loop=loop)
-    return spec
-
-
-def _load_inspector(path: str, device: str, precision: str = "auto", *, stop):
+def _load_inspector(path: str, runtime: RuntimeOptions, *, stop):
     """Worker body: load a model file and warm it up with one blank image, so the first frame is not slow."""
     from engine.inference.inspector import Inspector  # torch loads here, off the GUI thread
 
-    inspector = Inspector.from_file(path, device=device, precision=precision)
+    inspector = Inspector.open(path, runtime)
     size = inspector.meta.input_size
     inspector.inspect([np.zeros((size, size, 3), np.uint8)])
     yield inspector
-
-
-class InspectorSlot:
-    """The model a live run uses, swappable while it runs: a newly loaded model takes over from the next frame."""
-
-    def __init__(self, inspector) -> None:
-        self.current = inspector
-        self._paths = {inspector.model_id: inspector.path}
-
-    def set(self, inspector) -> None:
-        """Use this inspector from the next frame on."""
-        self._paths[inspector.model_id] = inspector.path
-        self.current = inspector
-
-    def inspect(self, images):
-        """Inspect with whichever model is current (called on the live worker's thread)."""
-        return self.current.inspect(images)
-
-    def path_of(self, model_id: str):
-        """The file of the model that produced an inspection (by its model_id)."""
-        return self._paths.get(model_id, self.current.path)
-
-
-def _run_live(spec, loop, slot: InspectorSlot, results: ResultsLog, run_id: str, gate, max_fps, stream_options, *, stop):
-    """Worker body: open the source, inspect frames live, log every verdict (anomaly frames saved), yield results."""
-    source = make_source(spec, loop=loop)
-    opened = False
-    for item in live_inspect(source, slot, stop=stop, gate=gate, max_fps=max_fps, **stream_options):
-        if not opened:
-            opened = True
-            yield RunOpened(source.description, source.is_live)
-        if isinstance(item, LiveResult):
-            frame = item.frame
-            results.log_inspection(
-                run_id=run_id,
-                source=source.description,
-                item=frame.path or frame.index,
-                model_path=slot.path_of(item.inspection.model_id),
-                model_hash=item.inspection.model_id,
-                inspection=item.inspection,
-                image=frame.image,
-            )
-        elif isinstance(item, SourceEvent) and item.kind == "file_error":
-            results.log_error(
-                run_id=run_id,
-                source=source.description,
-                item=item.path or item.index or "",
-                model_path=slot.current.path,
-                model_hash=slot.current.model_id,
-                message=item.message,
-            )
-        yield item
 
 
 class Station(QObject):
@@ -127,11 +43,10 @@ class Station(QObject):
     failed = Signal(str)  # the live run stopped on an error, in one sentence
     state_changed = Signal(str)  # "idle", "starting", "running", "paused"
 
-    def __init__(self, results: ResultsLog, *, device: str = "auto", precision: str = "auto", parent: QObject | None = None) -> None:
+    def __init__(self, results: ResultsLog, *, runtime: RuntimeOptions = RuntimeOptions(), parent: QObject | None = None) -> None:
         super().__init__(parent)
         self.results = results
-        self.device = device
-        self.precision = precision
+        self.runtime = runtime  # every model this station loads runs so, in every tab
         self.inspector = None
         self.source_description = ""
         self.run_id: str | None = None
@@ -141,7 +56,6 @@ class Station(QObject):
         self._slot: InspectorSlot | None = None
         self._state = "idle"
         self._end_reason = "ended"
-        self._retired: set[Worker] = set()  # stopped workers kept alive until their thread has ended
         self.stream_options: dict = {}  # passed to stream_frames (tests shorten the reconnect backoff)
 
     # -- model ---------------------------------------------------------------------------------
@@ -149,12 +63,11 @@ class Station(QObject):
     def load_model(self, path: str | os.PathLike) -> None:
         """Load a model file in a worker; model_loaded or model_failed follows."""
         if self._loader is not None:
-            self._retire(self._loader)
-        worker = Worker(_load_inspector, str(path), self.device, self.precision)
+            self._loader.stop()
+        worker = Worker(_load_inspector, str(path), self.runtime)
         worker.event_ready.connect(self._on_model_ready)
         worker.failed.connect(self.model_failed)
         self._loader = worker
-        self._track(worker)
         worker.start()
 
     @property
@@ -175,12 +88,12 @@ class Station(QObject):
     def set_threshold(self, value: float) -> None:
         """New decision threshold: later frames use it (the live loop reads it per frame)."""
         if self.inspector is not None:
-            self.inspector.threshold = float(value)
+            self.inspector.thresholds = self.inspector.thresholds.with_decision(value)
 
     def set_box_threshold(self, value: float) -> None:
         """New box threshold: later frames use it."""
         if self.inspector is not None:
-            self.inspector.box_threshold = float(value)
+            self.inspector.thresholds = self.inspector.thresholds.with_box(value)
 
     # -- live run ------------------------------------------------------------------------------
 
@@ -212,14 +125,14 @@ class Station(QObject):
         self._end_reason = "ended"
         self._slot = InspectorSlot(self.inspector)
         worker = Worker(
-            _run_live, spec, loop, self._slot, self.results, self.run_id, self._gate, max_fps, dict(self.stream_options)
+            live_job, spec, self._slot, self.results, self.run_id, loop=loop, gate=self._gate, max_fps=max_fps,
+            stream_options=dict(self.stream_options),
         )
         worker.event_ready.connect(self._on_live_event)
         worker.failed.connect(self._on_live_failed)
         worker.cancelled.connect(self._on_live_cancelled)
         worker.finished.connect(self._on_live_finished)
         self._live = worker
-        self._track(worker)
         self._set_state("starting")
         log.info("live run %s on %s", self.run_id, self.source_description)
         worker.start()
@@ -245,7 +158,7 @@ class Station(QObject):
         """End the live run; returns at once, run_finished follows when the source is released."""
         if self._live is not None:
             self._end_reason = "stopped"
-            self._retire(self._live)
+            self._live.stop()
             self._live = None
             self._gate = None
             self._slot = None
@@ -294,23 +207,13 @@ class Station(QObject):
 
     # -- worker lifetime -----------------------------------------------------------------------
 
-    def _track(self, worker: Worker) -> None:
-        """Keep a worker referenced until its thread has ended (a QThread must not be destroyed running)."""
-        self._retired.add(worker)
-        worker.finished.connect(lambda w=worker: self._retired.discard(w))
-
-    def _retire(self, worker: Worker) -> None:
-        """Ask a worker to stop; it stays referenced until its thread has ended."""
-        worker.stop()
-
-    def active_workers(self) -> list[Worker]:
+    @staticmethod
+    def active_workers() -> list[Worker]:
         """Workers whose threads are still running (empty once the window has closed)."""
-        return [w for w in self._retired if w.is_running()]
+        return Worker.running()
 
-    def shutdown(self, timeout_ms: int = 10_000) -> bool:
-        """Stop every worker and wait for them (window close); True when all ended in time."""
+    def shutdown(self) -> None:
+        """Stop the live run and a model load (window close; the window then waits for every worker)."""
         self.stop()
-        ok = True
-        for worker in list(self._retired):
-            ok = worker.wait(timeout_ms) and ok
-        return ok
+        if self._loader is not None:
+            self._loader.stop()

@@ -1,15 +1,21 @@
-"""The one worker type: runs an engine generator in a QThread and forwards what it yields as signals."""
+"""The one worker type: runs an engine job (a generator taking `stop`) in a QThread and forwards what it yields as signals.
+
+Every running Worker is kept referenced by the class until its thread has ended (a QThread must not be
+destroyed while it runs), so callers never hold workers just to keep them alive; `Worker.stop_all`
+stops and waits for every one of them when the window closes.
+"""
 from __future__ import annotations
 
 import logging
 import threading
 import traceback
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal
 
 from engine.errors import Cancelled, VisInspectError
+from engine.types import JobOutcome
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +50,9 @@ class _Runner(QObject):
                 self.cancelled.emit()
         except Cancelled:
             self.cancelled.emit()
+        except (VisInspectError, ValueError, OSError) as exc:  # expected trouble (bad input, missing file): one line
+            log.warning("job stopped: %s", plain_message(exc))
+            self.failed.emit(plain_message(exc))
         except Exception as exc:  # noqa: BLE001 - the thread boundary: every failure becomes one sentence
             log.error("worker failed: %s", "".join(traceback.format_exception(exc)))
             self.failed.emit(plain_message(exc))
@@ -56,6 +65,7 @@ class Worker(QObject):
 
     Signals: `event_ready(object)` for each yielded item, `failed(str)` with one plain sentence,
     `cancelled()` after stop(), and `finished()` last, always. Items arrive on the GUI thread (queued).
+    `outcome` says how it ended once finished has been emitted.
     """
 
     event_ready = Signal(object)
@@ -63,22 +73,28 @@ class Worker(QObject):
     cancelled = Signal()
     finished = Signal()
 
+    _running: ClassVar[set[Worker]] = set()
+
     def __init__(self, fn: Callable[..., Iterator[Any]], *args, **kwargs) -> None:
         super().__init__()
         self.stop_event = threading.Event()
+        self.outcome = JobOutcome.DONE
         self._thread = QThread()
         self._runner = _Runner(fn, args, kwargs, self.stop_event)
         self._runner.moveToThread(self._thread)
         self._thread.started.connect(self._runner.run)
         self._runner.event.connect(self.event_ready)
-        self._runner.failed.connect(self.failed)
-        self._runner.cancelled.connect(self.cancelled)
+        self._runner.failed.connect(self._on_failed)
+        self._runner.cancelled.connect(self._on_cancelled)
         # Direct: quit() is thread-safe, and a queued call would wait for the GUI thread, deadlocking wait().
         self._runner.done.connect(self._thread.quit, Qt.ConnectionType.DirectConnection)
-        self._thread.finished.connect(self.finished)
+        self._thread.finished.connect(self._on_thread_finished)
 
-    def start(self) -> None:
+    def start(self) -> Worker:
+        """Start the thread; the worker stays referenced until it has ended."""
+        Worker._running.add(self)
         self._thread.start()
+        return self
 
     def stop(self) -> None:
         """Ask the generator to stop at its next check; returns at once."""
@@ -92,21 +108,75 @@ class Worker(QObject):
         self.stop_event.set()
         return self._thread.wait(ms)
 
+    @classmethod
+    def running(cls) -> list[Worker]:
+        """Workers whose threads have not ended yet."""
+        return [w for w in cls._running if w.is_running()]
 
-class WorkerGroup:
-    """The workers a widget started: each stays referenced until its thread has ended; all are stopped on close."""
+    @classmethod
+    def stop_all(cls, ms: int = 10_000) -> bool:
+        """Stop every running worker and wait for its thread (window close); True when all ended in time."""
+        return all([w.wait(ms) for w in list(cls._running)])
+
+    def _on_failed(self, message: str) -> None:
+        self.outcome = JobOutcome.FAILED
+        self.failed.emit(message)
+
+    def _on_cancelled(self) -> None:
+        self.outcome = JobOutcome.CANCELLED
+        self.cancelled.emit()
+
+    def _on_thread_finished(self) -> None:
+        self.finished.emit()
+        # Released on the next event-loop turn, not from inside its own finished signal.
+        QTimer.singleShot(0, lambda: Worker._running.discard(self))
+
+
+Slot = Callable[..., object] | None
+
+
+def call(fn: Callable[..., Any], *args, stop: threading.Event, **kwargs) -> Iterator[Any]:
+    """A job of one step: fn(*args, **kwargs) off the GUI thread (a file header, a folder listing), its result yielded."""
+    yield fn(*args, **kwargs)
+
+
+def _connect(worker: Worker, on_event: Slot, on_failed: Slot, on_cancelled: Slot, on_finished: Slot, guard=None) -> None:
+    """Connect the given callbacks to the worker's signals (each call made only while guard() is true, if given)."""
+    pairs = ((worker.event_ready, on_event), (worker.failed, on_failed), (worker.cancelled, on_cancelled),
+             (worker.finished, on_finished))  # fmt: skip
+    for signal, slot in pairs:
+        if slot is not None:
+            signal.connect(slot if guard is None else (lambda *a, s=slot: guard() and s(*a)))
+
+
+def start_worker(fn: Callable[..., Iterator[Any]], *args, on_event: Slot = None, on_failed: Slot = None,
+                 on_cancelled: Slot = None, on_finished: Slot = None, **kwargs) -> Worker:  # fmt: skip
+    """Run a job in a new Worker with its signals connected; the Worker is returned already started."""
+    worker = Worker(fn, *args, **kwargs)
+    _connect(worker, on_event, on_failed, on_cancelled, on_finished)
+    return worker.start()
+
+
+class Latest:
+    """The newest worker of one kind a widget started: a superseded one is stopped and its signals ignored."""
 
     def __init__(self) -> None:
-        self._workers: set[Worker] = set()
+        self.worker: Worker | None = None
 
-    def start(self, worker: Worker) -> Worker:
-        """Keep worker referenced and start it."""
-        self._workers.add(worker)
-        # Released on the next event-loop turn, not from inside the worker's own finished signal.
-        worker.finished.connect(lambda w=worker: QTimer.singleShot(0, lambda: self._workers.discard(w)))
-        worker.start()
-        return worker
+    def start(self, fn: Callable[..., Iterator[Any]], *args, on_event: Slot = None, on_failed: Slot = None,
+              on_cancelled: Slot = None, on_finished: Slot = None, **kwargs) -> Worker:  # fmt: skip
+        """Stop the previous worker (if any) and start fn; only this one's signals reach the callbacks."""
+        self.stop()
+        worker = self.worker = Worker(fn, *args, **kwargs)
+        _connect(worker, on_event, on_failed, on_cancelled, on_finished, guard=lambda: self.worker is worker)
+        return worker.start()
+
+    def busy(self) -> bool:
+        return self.worker is not None and self.worker.is_running()
+
+    def stop(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
 
     def wait(self, ms: int = 10_000) -> bool:
-        """Stop every worker and wait for its thread (window close); True when all ended in time."""
-        return all([w.wait(ms) for w in list(self._workers)])
+        return self.worker.wait(ms) if self.worker is not None else True

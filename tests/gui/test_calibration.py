@@ -16,12 +16,13 @@ from PySide6.QtCore import Qt  # noqa: E402
 from engine.data.decode import read_image  # noqa: E402
 from engine.data.layouts import load_dataset  # noqa: E402
 from engine.data.synthetic import generate_dataset  # noqa: E402
-from engine.evaluation.calibrate import at_threshold  # noqa: E402
+from engine.evaluation.calibrate import at_threshold, below_with_margin  # noqa: E402
 from engine.evaluation.evaluate import scores_arrays  # noqa: E402
 from engine.inference import Inspector  # noqa: E402
 from engine.modelfile import read_meta, save_model  # noqa: E402
 from engine.training import TrainConfig, fit  # noqa: E402
-from visinspect_gui.widgets.calibration_view import CalibrationView  # noqa: E402
+from engine.types import RuntimeOptions  # noqa: E402
+from visinspect_gui.widgets.calibration_view import CalibrationView, ScoredImages  # noqa: E402
 from visinspect_gui.widgets.eval_tab import EvalTab  # noqa: E402
 
 FAST = TrainConfig(backbone="vgg16_bn", backbone_weights="none", image_size=64, epochs=30, lr=1e-3)
@@ -59,7 +60,7 @@ def test_no_miss_button_shows_zero_missed_in_the_confusion_grid(qtbot, trained) 
     counts = view.confusion.counts()
     assert counts["fn"] == 0 and counts["tp"] == int(labels.sum())
     assert sum(counts.values()) == len(labels)
-    assert view.threshold() == pytest.approx(scores[labels == 1].min())
+    assert view.threshold() == pytest.approx(below_with_margin(scores[labels == 1].min()))  # the stated margin below it
     assert view.threshold_spin.value() == pytest.approx(round(view.threshold(), 4))
     assert "miss rate <b>0.0%</b>" in view.rates.text()
     assert not view.store_button.isEnabled()  # no model file to store into
@@ -104,14 +105,14 @@ def test_one_class_only_is_explained_not_crashed(qtbot) -> None:
 def test_store_threshold_is_used_by_an_inspector_loaded_from_the_file(qtbot, trained, model_copy) -> None:
     root, _, result = trained
     labels, scores = scores_arrays(result.report)
-    view = _view(qtbot, labels, scores, threshold=0.5, model_path=str(model_copy))
+    view = _view(qtbot, labels, scores, threshold=0.5, images=ScoredImages(str(model_copy), str(root), RuntimeOptions("cpu")))
     qtbot.mouseClick(view.no_miss_button, Qt.MouseButton.LeftButton)
-    chosen = view.threshold()
     with qtbot.waitSignal(view.threshold_stored, timeout=30_000) as stored:
         qtbot.mouseClick(view.store_button, Qt.MouseButton.LeftButton)
-    assert stored.args == [str(model_copy), pytest.approx(chosen)]
+    chosen = stored.args[1]  # chosen again on the scores of the precision the line runs at it
+    assert stored.args[0] == str(model_copy) and view.threshold() == chosen
     meta = read_meta(model_copy)
-    assert meta.threshold == pytest.approx(chosen) and meta.calibration["target"] == "no-miss"
+    assert meta.threshold == chosen and meta.calibration["target"] == "no-miss"
     assert meta.calibration["fn"] == 0 and meta.calibration["n"] == len(labels)
     inspector = Inspector.from_file(model_copy, device="cpu")
     assert inspector.threshold == pytest.approx(chosen)

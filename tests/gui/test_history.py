@@ -6,8 +6,8 @@ import csv
 import sqlite3
 from pathlib import Path
 
-from engine.results import ResultsLog
-from engine.types import ANOMALY, GOOD
+from engine.results import ResultFilter, ResultsLog
+from engine.types import Verdict
 
 
 def test_results_are_logged_and_survive_reopening(make_window, model_file, line_folder, qtbot, run_to_end, private_folders):
@@ -21,10 +21,10 @@ def test_results_are_logged_and_survive_reopening(make_window, model_file, line_
 
     db = private_folders[0] / "results.sqlite3"
     with ResultsLog(db) as log:
-        rows = log.query(run_id=run_id)
+        rows = log.query(ResultFilter(run_id=run_id))
         assert len(rows) == 6
-        assert {r.verdict for r in rows} == {GOOD, ANOMALY}
-        anomalies = [r for r in rows if r.verdict == ANOMALY]
+        assert {r.verdict for r in rows} == {Verdict.GOOD, Verdict.ANOMALY}
+        anomalies = [r for r in rows if r.verdict == Verdict.ANOMALY]
         assert len(anomalies) == 3 and all(r.frame_path and Path(r.frame_path).is_file() for r in anomalies)
         assert all(r.boxes for r in anomalies) and all(r.model_hash for r in rows)
         assert {Path(r.item).name for r in rows} == {f"part-{i:02d}.png" for i in range(1, 7)}
@@ -36,7 +36,7 @@ def test_results_are_logged_and_survive_reopening(make_window, model_file, line_
     assert again.history.model.rowCount() == 6
 
     with qtbot.waitSignal(again.history.loaded, timeout=10_000):
-        again.history.verdict_combo.setCurrentIndex(again.history.verdict_combo.findData(ANOMALY))
+        again.history.verdict_combo.setCurrentIndex(again.history.verdict_combo.findData(Verdict.ANOMALY))
     assert again.history.model.rowCount() == 3
 
     # Selecting an anomaly shows its saved frame with the logged boxes.
@@ -60,7 +60,7 @@ def test_results_are_logged_and_survive_reopening(make_window, model_file, line_
         again.history.export_csv(str(out))
     assert exported.args[0] == 3
     with open(out, newline="", encoding="utf-8") as f:
-        assert [r["verdict"] for r in csv.DictReader(f)] == [ANOMALY] * 3
+        assert [r["verdict"] for r in csv.DictReader(f)] == [Verdict.ANOMALY] * 3
 
 
 def test_a_locked_results_database_shows_in_the_status_bar_and_the_station_goes_on(loaded_window, line_folder, run_to_end):
@@ -86,11 +86,11 @@ def test_history_preview_recomputes_the_heatmap_when_the_judging_model_is_loaded
     with qtbot.waitSignal(w.history.loaded, timeout=10_000):
         w.tabs.setCurrentWidget(w.history)
     with qtbot.waitSignal(w.history.loaded, timeout=10_000):
-        w.history.verdict_combo.setCurrentIndex(w.history.verdict_combo.findData(ANOMALY))
+        w.history.verdict_combo.setCurrentIndex(w.history.verdict_combo.findData(Verdict.ANOMALY))
     w.history.table.selectRow(0)
     qtbot.waitUntil(lambda: w.history.viewer.inspection is not None, timeout=30_000)
     row = w.history.model.rows[0]
     shown = w.history.viewer.inspection
     assert shown.heatmap.shape == w.history.viewer.image.shape[:2] and float(shown.heatmap.max()) > 0
-    assert shown.boxes == row.boxes and shown.verdict == ANOMALY  # the logged decision, not a new one
+    assert shown.boxes == row.boxes and shown.verdict == Verdict.ANOMALY  # the logged decision, not a new one
     assert "heatmap recomputed" in w.history.detail.text()

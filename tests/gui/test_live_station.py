@@ -10,12 +10,12 @@ import numpy as np
 from PySide6.QtCore import QElapsedTimer, QTimer
 
 from engine.data.decode import read_image
-from engine.types import ANOMALY, GOOD
+from engine.types import Verdict
 
 
 def test_window_opens_and_offers_the_demo_when_there_is_no_model(window, qtbot):
     qtbot.waitUntil(lambda: window.demo_panel.isVisible(), timeout=10_000)
-    assert window.live.banner.verdict == ""
+    assert window.live.banner.verdict is None
     assert window.live.banner.verdict_label.text() == "READY"
     assert window.status.model.text() == "Model: none"
     assert not window.demo_panel.is_running  # auto_demo is off: offered, not started
@@ -43,8 +43,8 @@ def test_folder_run_shows_verdicts_heatmap_and_boxes(loaded_window, line_folder,
     assert counters._inspected.value.text() == "6" and counters._yield.value.text() == "50.0%"
     # The last part (part-06) is an anomaly: red banner, heatmap blended in, at least one box drawn.
     last = read_image(line_folder / "part-06.png")
-    assert w.live.banner.verdict == ANOMALY
-    assert w.live.banner.property("verdict") == ANOMALY
+    assert w.live.banner.verdict == Verdict.ANOMALY
+    assert w.live.banner.property("verdict") == Verdict.ANOMALY
     assert "part-06.png" in w.live.banner.item_label.text()
     viewer = w.live.viewer
     assert viewer.image.shape == last.shape
@@ -75,18 +75,18 @@ def test_threshold_change_rejudges_the_shown_frame_without_counting_it(loaded_wi
     with qtbot.waitSignal(w.station.result_ready, timeout=30_000):
         w.source_panel.step_button.click()
     w.live.flush()
-    assert w.live.banner.verdict == GOOD and w.live.viewer.boxes_drawn == 0
+    assert w.live.banner.verdict == Verdict.GOOD and w.live.viewer.boxes_drawn == 0
 
     w.model_panel.threshold.slider.setValue(0)  # everything is an anomaly at threshold 0
     assert w.station.inspector.threshold == 0.0  # later frames use it too
-    assert w.live.banner.verdict == ANOMALY
+    assert w.live.banner.verdict == Verdict.ANOMALY
     assert w.live.viewer.boxes_drawn >= 1
     assert "threshold 0.00" in w.live.banner.detail_label.text()
     assert w.live.counters.inspected == 1  # re-judging is not a new inspection
 
     w.model_panel.reset_threshold.click()
     assert w.station.inspector.threshold == w.station.inspector.meta.threshold
-    assert w.live.banner.verdict == GOOD and w.live.viewer.boxes_drawn == 0
+    assert w.live.banner.verdict == Verdict.GOOD and w.live.viewer.boxes_drawn == 0
 
 
 def test_step_inspects_one_frame_then_start_resumes(loaded_window, line_folder, qtbot):
@@ -231,7 +231,7 @@ def test_results_faster_than_drawing_are_all_counted_and_the_newest_is_shown(loa
     qtbot.wait(50)
     assert w.live.frames_drawn == drawn + 1  # one draw for the whole burst, so drawing never falls behind
     assert w.live.counters.inspected == 31 and w.live.counters.anomaly == 15  # every verdict counted
-    assert w.live.banner.verdict == GOOD and w.live.result.frame.index == 31  # the newest is on screen
+    assert w.live.banner.verdict == Verdict.GOOD and w.live.result.frame.index == 31  # the newest is on screen
 
 
 def test_status_bar_says_which_precision_runs_and_why(loaded_window):

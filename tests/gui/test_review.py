@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import csv
+import json
 import shutil
 import time
-from pathlib import Path
 
 from PySide6.QtCore import Qt
 
-from engine.results import ResultsLog
-from engine.types import ANOMALY, ERROR, GOOD
-from visinspect_gui.widgets.review_tab import ReviewFilter, ReviewModel, ReviewRow
+from engine.jobs.review import CSV_COLUMNS, ReviewRow
+from engine.results import ResultFilter, ResultsLog
+from engine.thresholds import Thresholds
+from engine.types import Verdict
+from visinspect_gui.widgets.review_model import ReviewFilter, ReviewModel
 
 
 def _review_folder(line_folder, tmp_path):
@@ -40,9 +42,9 @@ def test_batch_review_gives_one_error_row_and_exports(loaded_window, line_folder
     review = w.review
     rows = review.model.rows
     assert len(rows) == 7
-    errors = [r for r in rows if r.verdict == ERROR]
+    errors = [r for r in rows if r.verdict == Verdict.ERROR]
     assert len(errors) == 1 and errors[0].path.endswith("part-03b.png") and errors[0].error
-    assert sum(r.verdict == ANOMALY for r in rows) == 3 and sum(r.verdict == GOOD for r in rows) == 3
+    assert sum(r.verdict == Verdict.ANOMALY for r in rows) == 3 and sum(r.verdict == Verdict.GOOD for r in rows) == 3
     assert review.progress.value() == review.progress.maximum()
     assert review.progress_label.text().startswith("Done: 7 files")
     assert "1 error" in review.summary.text()
@@ -51,9 +53,9 @@ def test_batch_review_gives_one_error_row_and_exports(loaded_window, line_folder
     assert "sub/part-06.png" in {s.replace("\\", "/") for s in shown}
 
     # Filter to the error row, then to anomalies; sort by p(anomaly) descending.
-    review.verdict_combo.setCurrentIndex(review.verdict_combo.findData(ERROR))
+    review.verdict_combo.setCurrentIndex(review.verdict_combo.findData(Verdict.ERROR))
     assert review.proxy.rowCount() == 1
-    review.verdict_combo.setCurrentIndex(review.verdict_combo.findData(ANOMALY))
+    review.verdict_combo.setCurrentIndex(review.verdict_combo.findData(Verdict.ANOMALY))
     assert review.proxy.rowCount() == 3
     review.verdict_combo.setCurrentIndex(0)
     review.filter_edit.setText("sub")
@@ -71,8 +73,9 @@ def test_batch_review_gives_one_error_row_and_exports(loaded_window, line_folder
     assert exported.args == [7, str(out)]
     with open(out, newline="", encoding="utf-8") as f:
         table = list(csv.DictReader(f))
-    assert len(table) == 7 and [r["verdict"] for r in table].count(ERROR) == 1
-    assert set(table[0]) == {"file", "verdict", "p_anomaly", "threshold", "boxes", "error"}
+    assert len(table) == 7 and [r["verdict"] for r in table].count(Verdict.ERROR) == 1
+    assert tuple(table[0]) == CSV_COLUMNS  # the same columns as `visinspect predict` writes
+    assert {r["run_id"] for r in table} == {review.run_id} and all(r["model_sha256"] == w.station.inspector.ref.sha256 for r in table)
 
     # Annotated copies of the three anomalies, names keeping their sub-folder.
     annotated = tmp_path / "annotated"
@@ -84,9 +87,9 @@ def test_batch_review_gives_one_error_row_and_exports(loaded_window, line_folder
     # Every verdict went to the results log, with the anomaly frames saved.
     log = ResultsLog(private_folders[0] / "results.sqlite3")
     try:
-        assert log.count(run_id=review.run_id) == 7
-        assert log.count(run_id=review.run_id, verdict=ERROR) == 1
-        saved = [r.frame_path for r in log.query(run_id=review.run_id, verdict=ANOMALY)]
+        assert log.count(ResultFilter(run_id=review.run_id)) == 7
+        assert log.count(ResultFilter(Verdict.ERROR, run_id=review.run_id)) == 1
+        saved = [r.frame_path for r in log.query(ResultFilter(Verdict.ANOMALY, run_id=review.run_id))]
         assert len(saved) == 3 and all(saved)
     finally:
         log.close()
@@ -97,14 +100,14 @@ def test_clicking_a_row_shows_that_image_with_heatmap_and_boxes(loaded_window, l
     folder = _review_folder(line_folder, tmp_path)
     _run_review(w, folder, qtbot)
     review = w.review
-    row = next(r for r in range(review.proxy.rowCount()) if review.proxy.index(r, 1).data() == ANOMALY)
+    row = next(r for r in range(review.proxy.rowCount()) if review.proxy.index(r, 1).data() == Verdict.ANOMALY)
     review.table.selectRow(row)
     qtbot.waitUntil(lambda: review.viewer.image is not None, timeout=30_000)
     assert review.viewer.image.shape == (128, 128, 3)
     assert review.viewer.boxes_drawn >= 1
     assert "ANOMALY" in review.detail.text()
 
-    error_row = next(r for r in range(review.proxy.rowCount()) if review.proxy.index(r, 1).data() == ERROR)
+    error_row = next(r for r in range(review.proxy.rowCount()) if review.proxy.index(r, 1).data() == Verdict.ERROR)
     review.table.selectRow(error_row)
     assert review.viewer.image is None and "part-03b.png" in review.detail.text()
 
@@ -130,49 +133,56 @@ def test_ten_thousand_rows_sort_and_filter_quickly(qapp):
     model = ReviewModel()
     proxy = ReviewFilter()
     proxy.setSourceModel(model)
-    rows = [
-        ReviewRow(f"/line/{i:05d}.png", ANOMALY if i % 7 == 0 else GOOD, (i * 7919 % 10_000) / 10_000, 0.5, ())
-        for i in range(10_000)
-    ]
+    rows = [ReviewRow(f"/line/{i:05d}.png", (i * 7919 % 10_000) / 10_000, (), Thresholds(0.5)) for i in range(10_000)]
     t0 = time.perf_counter()
     for start in range(0, len(rows), 256):
         model.add_rows(rows[start : start + 256])
     proxy.sort(2, Qt.SortOrder.DescendingOrder)
-    proxy.set_filter(verdict=ANOMALY)
+    proxy.set_filter(verdict=Verdict.ANOMALY)
     elapsed = time.perf_counter() - t0
-    assert proxy.rowCount() == len([r for r in rows if r.verdict == ANOMALY])
+    assert proxy.rowCount() == len([r for r in rows if r.verdict == Verdict.ANOMALY])
     top = [float(proxy.index(r, 2).data()) for r in range(5)]
     assert top == sorted(top, reverse=True)
     assert elapsed < 5.0, f"10k rows took {elapsed:.2f} s"
 
 
-def test_threshold_slider_rejudges_the_reviewed_files(loaded_window, line_folder, tmp_path, qtbot):
+def test_threshold_slider_rejudges_the_reviewed_files_and_moving_back_restores_them(loaded_window, line_folder, tmp_path, qtbot):
     w = loaded_window
     folder = _review_folder(line_folder, tmp_path)
     assert _run_review(w, folder, qtbot) == "done"
     review = w.review
-    assert review.model.counts() == {GOOD: 3, ANOMALY: 3, ERROR: 1}
+    as_run = {r.path: (r.verdict, r.boxes) for r in review.model.rows}
+    assert review.model.counts() == {Verdict.GOOD: 3, Verdict.ANOMALY: 3, Verdict.ERROR: 1}
+
+    # The preview follows the slider too.
+    good = next(r for r in review.model.rows if r.verdict is Verdict.GOOD)
+    review.show_row(good)
+    qtbot.waitUntil(lambda: review.viewer.image is not None, timeout=30_000)
+    assert review.viewer.boxes_drawn == 0 and "GOOD" in review.detail.text()
 
     w.model_panel.threshold.slider.setValue(0)  # everything readable is an anomaly at threshold 0
-    assert review.model.counts() == {GOOD: 0, ANOMALY: 6, ERROR: 1}  # the unreadable file stays an error
-    assert "3 verdict(s) changed" in review.progress_label.text() and "3 newly flagged" in review.progress_label.text()
+    assert review.model.counts() == {Verdict.GOOD: 0, Verdict.ANOMALY: 6, Verdict.ERROR: 1}  # the unreadable file stays an error
+    assert "3 verdict(s) differ from the review" in review.progress_label.text()
     assert "6 anomaly" in review.summary.text()
-    flagged = [r for r in review.model.rows if not r.boxes_known]
-    assert len(flagged) == 3 and all(r.threshold == 0.0 for r in flagged)
-    review.verdict_combo.setCurrentIndex(review.verdict_combo.findData(ANOMALY))
+    assert all(r.boxes for r in review.model.rows if r.verdict is Verdict.ANOMALY)  # every newly flagged file has its boxes
+    assert review.viewer.boxes_drawn >= 1 and "ANOMALY" in review.detail.text()  # the preview is judged again, not stale
+    review.verdict_combo.setCurrentIndex(review.verdict_combo.findData(Verdict.ANOMALY))
     assert review.proxy.rowCount() == 6  # the verdict filter follows
     out = tmp_path / "what-if.csv"
     with qtbot.waitSignal(review.csv_exported, timeout=10_000):
         review.export_csv(out)
     with open(out, newline="", encoding="utf-8") as f:
-        table = {Path(r["file"]).name: r for r in csv.DictReader(f)}
-    assert sum(r["boxes"] == "" for r in table.values()) == 3  # not known yet: not written as "no boxes"
+        table = list(csv.DictReader(f))
+    assert len(table) == 6 and all(json.loads(r["boxes"]) for r in table) and {r["threshold"] for r in table} == {"0.000000"}
 
-    # Opening a newly flagged file finds its boxes.
-    target = flagged[0].path
-    row = next(r for r in range(review.proxy.rowCount()) if review.model.rows[review.proxy.mapToSource(review.proxy.index(r, 0)).row()].path == target)
-    review.table.selectRow(row)
-    qtbot.waitUntil(lambda: next(r for r in review.model.rows if r.path == target).boxes_known, timeout=30_000)
-
-    w.model_panel.reset_threshold.click()  # back to the model's own threshold: the review as it ran
-    assert review.model.counts() == {GOOD: 3, ANOMALY: 3, ERROR: 1}
+    w.model_panel.threshold.slider.setValue(700)  # a step away...
+    w.model_panel.reset_threshold.click()  # ...and back to the model's own threshold: the review as it ran
+    assert {r.path: (r.verdict, r.boxes) for r in review.model.rows} == as_run  # boxes are back, none lost
+    assert "0 verdict(s) differ from the review" in review.progress_label.text()
+    review.verdict_combo.setCurrentIndex(0)
+    with qtbot.waitSignal(review.csv_exported, timeout=10_000):
+        review.export_csv(out)
+    with open(out, newline="", encoding="utf-8") as f:
+        table = list(csv.DictReader(f))
+    anomalies = [r for r in table if r["verdict"] == "ANOMALY"]
+    assert len(anomalies) == 3 and all(json.loads(r["boxes"]) for r in anomalies)

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 
 from engine.inference import Inspector
-from engine.results import ResultsLog
-from engine.types import ERROR
+from engine.jobs.review import review_run_id
+from engine.results import ResultFilter, ResultsLog
+from engine.types import Verdict
 from tests.conftest import intact_rows, sigkill_after_rows
-from visinspect_gui.widgets.review_tab import ReviewTab, review_run_id
+from visinspect_gui.widgets.review_tab import ReviewTab
 
 N_FILES = 400
 KILL_AFTER_ROWS = 16
@@ -54,7 +55,7 @@ def test_station_killed_mid_review_resumes_without_repeating_files(model_file, b
     after_kill = intact_rows(db)
     assert set(seen) <= set(after_kill)
     assert KILL_AFTER_ROWS <= len(after_kill) < N_FILES
-    assert all(verdict != ERROR for _, _, verdict in after_kill)
+    assert all(verdict != Verdict.ERROR for _, _, verdict in after_kill)
     earlier = {item: verdict for _, item, verdict in after_kill}
 
     inspector = Inspector.from_file(model_file, device="cpu")
@@ -70,7 +71,7 @@ def test_station_killed_mid_review_resumes_without_repeating_files(model_file, b
         assert all(shown[item] == verdict for item, verdict in earlier.items())  # earlier verdicts shown as logged
         label = tab.progress_label.text()
         assert label.startswith(f"Done: {N_FILES:,} files") and f"({len(earlier):,} from the earlier run)" in label
-        assert tab.run_id == review_run_id(inspector, str(big_folder), True)
+        assert tab.run_id == review_run_id(inspector.ref, [str(big_folder)], recursive=True)
         results.flush()
     finally:
         tab.shutdown()
@@ -97,12 +98,12 @@ def test_review_again_shows_logged_verdicts_and_reinspects_only_changed_files(mo
         tab.set_inspector(inspector)
         assert _review(tab, folder, qtbot) == "done"
         first = {r.path: _shown(r) for r in tab.model.rows}
-        assert results.count(run_id=tab.run_id) == 6
+        assert results.count(ResultFilter(run_id=tab.run_id)) == 6
 
         assert _review(tab, folder, qtbot) == "done"  # nothing changed: every verdict comes from the log
         assert {r.path: _shown(r) for r in tab.model.rows} == first
         assert "(6 from the earlier run)" in tab.progress_label.text()
-        assert results.count(run_id=tab.run_id) == 6
+        assert results.count(ResultFilter(run_id=tab.run_id)) == 6
 
         changed = folder / "part-01.png"
         changed.write_bytes((folder / "part-02.png").read_bytes())  # a new part under an old name
@@ -113,10 +114,10 @@ def test_review_again_shows_logged_verdicts_and_reinspects_only_changed_files(mo
         now = {r.path: _shown(r) for r in tab.model.rows}
         assert now[str(changed)][:2] == first[str(folder / "part-02.png")][:2]  # judged anew, not the old verdict
         assert first[str(changed)][0] != first[str(folder / "part-02.png")][0]
-        assert results.count(run_id=tab.run_id) == 7
+        assert results.count(ResultFilter(run_id=tab.run_id)) == 7
 
         tab.resume_box.setChecked(False)  # the operator asks for a fresh review
         assert _review(tab, folder, qtbot) == "done"
         assert "earlier run" not in tab.progress_label.text()
-        assert results.count(run_id=tab.run_id) == 13
+        assert results.count(ResultFilter(run_id=tab.run_id)) == 13
         tab.shutdown()

@@ -48,11 +48,11 @@ def fast_tab(qtbot, dataset: Path, *, gallery_limit: int = 12) -> TrainTab:
     tab.resize(1400, 900)
     tab.show()
     scan(qtbot, tab, dataset)
-    tab.backbone_combo.setCurrentText("vgg16_bn")
-    tab.weights_combo.setCurrentIndex(tab.weights_combo.findData("none"))
-    tab.image_size_spin.setValue(64)
-    tab.epochs_spin.setValue(30)
-    tab.lr_spin.setValue(0.001)
+    tab.options.field_widget("backbone").setCurrentText("vgg16_bn")
+    tab.options.weights.kind.setCurrentIndex(tab.options.weights.kind.findData("none"))
+    tab.options.field_widget("image_size").setValue(64)
+    tab.options.field_widget("epochs").setValue(30)
+    tab.options.field_widget("lr").setValue(0.001)
     tab.set_product("widget")
     return tab
 
@@ -62,13 +62,13 @@ def test_dataset_folder_shows_layout_counts_and_masks(qtbot, dataset, weights) -
     qtbot.addWidget(tab)
     with qtbot.waitSignal(tab.dataset_scanned, timeout=30_000):
         tab.set_dataset_folder(str(dataset))  # returns at once: the folder is read in a worker
-        assert "Reading" in tab.dataset_label.text() and not tab.train_button.isEnabled()
+        assert "Reading" in tab.picker.dataset_label.text() and not tab.train_button.isEnabled()
         assert tab.start_training() is False and "Still reading" in tab.status_text()
-    text = tab.dataset_label.text()
+    text = tab.picker.dataset_label.text()
     assert "MVTec" in text and "good 20" in text and "crack 6" in text and "masks for 18 of 18" in text
-    assert not tab.good_dir_combo.isEnabled()  # MVTec needs no good-folder name
-    assert tab.product_edit.text() == "widget" and tab.train_button.isEnabled()
-    assert str(weights / "widget.safetensors") in tab.target_label.text()
+    assert not tab.picker.good_dir_combo.isEnabled()  # MVTec needs no good-folder name
+    assert tab.picker.product_edit.text() == "widget" and tab.train_button.isEnabled()
+    assert str(weights / "widget.safetensors") in tab.picker.target_label.text()
 
 
 def test_class_folders_guess_the_good_folder_and_report_missing_ones(qtbot, dataset, tmp_path, weights) -> None:
@@ -78,12 +78,12 @@ def test_class_folders_guess_the_good_folder_and_report_missing_ones(qtbot, data
     tab = TrainTab()
     qtbot.addWidget(tab)
     scan(qtbot, tab, root)
-    assert tab.good_dir_combo.currentText() == "MT_Free" and tab.good_dir_combo.isEnabled()
-    assert "class folders, good = MT_Free" in tab.dataset_label.text()
-    assert "good 16" in tab.dataset_label.text() and "MT_Crack 6" in tab.dataset_label.text()
-    assert "no masks" in tab.dataset_label.text()
+    assert tab.picker.good_dir_combo.currentText() == "MT_Free" and tab.picker.good_dir_combo.isEnabled()
+    assert "class folders, good = MT_Free" in tab.picker.dataset_label.text()
+    assert "good 16" in tab.picker.dataset_label.text() and "MT_Crack 6" in tab.picker.dataset_label.text()
+    assert "no masks" in tab.picker.dataset_label.text()
     assert scan(qtbot, tab, root, good_dir="OK") is None
-    assert "no good-image folder 'OK'" in tab.dataset_label.text()
+    assert "no good-image folder 'OK'" in tab.picker.dataset_label.text()
     assert not tab.train_button.isEnabled() and tab.dataset is None
 
 
@@ -147,8 +147,8 @@ def test_train_shows_curves_report_gallery_and_saves_a_usable_model(qtbot, datas
 
 def test_cancel_mid_run_leaves_no_model_file(qtbot, dataset, weights) -> None:
     tab = fast_tab(qtbot, dataset)
-    tab.epochs_spin.setValue(200)
-    tab.early_stop_spin.setValue(1.0)
+    tab.options.field_widget("epochs").setValue(200)
+    tab.options.field_widget("early_stop_accuracy").setValue(1.0)
     assert tab.start_training()
     qtbot.waitUntil(lambda: len(tab.curve_points()["step loss"][0]) >= 2, timeout=TRAIN_TIMEOUT_MS)
     with qtbot.waitSignal(tab.busy_changed, timeout=30_000):
@@ -173,10 +173,10 @@ def test_an_existing_model_is_replaced_only_after_asking(qtbot, dataset, weights
 
 def test_bad_options_are_explained_and_nothing_starts(qtbot, dataset, weights) -> None:
     tab = fast_tab(qtbot, dataset)
-    tab.product_edit.setText("bad/name")
+    tab.picker.product_edit.setText("bad/name")
     assert not tab.start_training() and "Product name" in tab.status_text()
-    tab.product_edit.setText("widget")
-    tab.weights_combo.setCurrentIndex(tab.weights_combo.findData("file"))
-    tab.weights_file_edit.setText(str(weights / "missing.pth"))
+    tab.picker.product_edit.setText("widget")
+    tab.options.weights.kind.setCurrentIndex(tab.options.weights.kind.findData("file"))
+    tab.options.weights.file_edit.setText(str(weights / "missing.pth"))
     assert not tab.start_training() and "weights file not found" in tab.status_text()
     assert not tab.is_busy()

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +30,12 @@ from engine.evaluation.calibrate import (
     at_threshold,
     calibrate,
     calibration_table,
-    store_calibration,
+    parse_target,
 )
-from visinspect_gui.widgets.report_view import ConfusionGrid, WorkerSlot, fmt_pct
+from engine.jobs.calibrate import CalibrationDone, calibrate_job
+from engine.types import RuntimeOptions
+from visinspect_gui.widgets.report_view import ConfusionGrid, fmt_pct
+from visinspect_gui.workers import Latest
 
 PLOT_BG = "#1e2024"
 GOOD_RGB = (70, 190, 120)
@@ -40,9 +44,16 @@ LINE_RGB = (255, 210, 60)
 N_BINS = 40
 
 
-def _store_job(path: str, calibration: Calibration, table: list, source: str, data: str, *, stop):
-    """Worker generator: write the threshold into the model file, yield the new metadata."""
-    yield store_calibration(path, calibration, table=table, source=source, data=data)
+@dataclass(frozen=True)
+class ScoredImages:
+    """Which images the scores shown came from, so storing a threshold can score the same images again."""
+
+    model_path: str
+    data_dir: str
+    runtime: RuntimeOptions
+    layout: str | None = None
+    good_dir: str | None = None
+    every_image: bool = False
 
 
 class CalibrationView(QWidget):
@@ -56,14 +67,12 @@ class CalibrationView(QWidget):
         super().__init__(parent)
         self._labels = np.zeros(0, int)
         self._scores = np.zeros(0, float)
-        self._model_path: str | None = None
+        self._images: ScoredImages | None = None
         self._source = ""
-        self._data = ""
         self._target = "manual"
         self._stored_threshold: float | None = None
         self._updating = False
-        self._pending: tuple[str, float] | None = None
-        self._store = WorkerSlot()
+        self._store = Latest()
 
         self.plot = pg.PlotWidget(background=PLOT_BG)
         self.plot.setMenuEnabled(False)
@@ -182,14 +191,13 @@ class CalibrationView(QWidget):
         scores: Sequence[float],
         *,
         threshold: float = 0.5,
-        model_path: str | None = None,
+        images: ScoredImages | None = None,
         source: str = "held-out images",
-        data: str = "",
     ) -> None:
         """Show held-out labels (1 = anomaly) and p_anomaly scores, starting at the model's threshold."""
         self._labels = np.asarray(labels, dtype=int)
         self._scores = np.asarray(scores, dtype=float)
-        self._source, self._data = source, data
+        self._source = source
         self._stored_threshold = float(threshold)
         n_good, n_anom = int((self._labels == 0).sum()), int((self._labels == 1).sum())
         top = max(1.0, float(self._scores.max()) if len(self._scores) else 1.0)
@@ -207,17 +215,17 @@ class CalibrationView(QWidget):
                            "Drag the yellow line or pick a target.")
         self._fill_table()
         self._set_enabled(len(self._scores) > 0)
-        self.set_model_path(model_path)
+        self.set_images(images)
         self.set_threshold(threshold, target="model threshold")
         self.status.setText(f"The model's threshold is {threshold:.4f}.")
 
-    def set_model_path(self, path: str | None) -> None:
-        """The model file that Store writes to; without one, storing is disabled."""
-        self._model_path = str(path) if path else None
+    def set_images(self, images: ScoredImages | None) -> None:
+        """The model file Store writes to and the images it scores again; without them, storing is disabled."""
+        self._images = images
         self._update_store_button()
 
     def model_path(self) -> str | None:
-        return self._model_path
+        return self._images.model_path if self._images is not None else None
 
     def threshold(self) -> float:
         return float(self.line.value())
@@ -248,29 +256,34 @@ class CalibrationView(QWidget):
         return cal
 
     def store(self) -> bool:
-        """Write the shown threshold into the model file in a worker; threshold_stored follows."""
-        if self._model_path is None or self._store.busy() or not len(self._scores):
+        """Store the shown threshold (or the target chosen) in a worker, scored as the line will run; threshold_stored follows.
+
+        The calibrate job scores the images again in the precision the line runs at that threshold, and
+        chooses the target's threshold on those scores, so the stored value can differ slightly from the one shown.
+        """
+        images = self._images
+        if images is None or self._store.busy() or not len(self._scores):
             return False
-        cal = self.current()
         try:
-            table = calibration_table(self._labels, self._scores, false_reject_percents=(1.0, self.false_reject_spin.value()))
+            target = parse_target(self._target).text
         except CalibrationError:
-            table = []
+            target = None
+        threshold = None if target else self.threshold()
         self.store_button.setEnabled(False)
-        self.status.setText(f"Storing threshold {cal.threshold:.4f} in {Path(self._model_path).name}…")
-        self._pending = (self._model_path, cal.threshold)
+        what = target or f"threshold {threshold:.4f}"
+        self.status.setText(f"Storing {what} in {Path(images.model_path).name} (scoring the images as the line will)…")
         self._store.start(
-            _store_job, self._model_path, cal, table, self._source, self._data,
-            on_event=self._on_store_event, on_failed=self._on_store_failed,
-            on_cancelled=lambda: None, on_finished=self._on_store_finished,
-        )
+            calibrate_job, images.model_path, images.data_dir, target=target, threshold=threshold, runtime=images.runtime,
+            layout=images.layout, good_dir=images.good_dir, every_image=images.every_image,
+            on_event=self._on_store_event, on_failed=self._on_store_failed, on_finished=self._update_store_button,
+        )  # fmt: skip
         return True
 
     def is_busy(self) -> bool:
         return self._store.busy()
 
-    def shutdown(self, ms: int = 10_000) -> bool:
-        return self._store.wait(ms)
+    def shutdown(self) -> None:
+        self._store.stop()
 
     # --- slots ------------------------------------------------------------------------------------
 
@@ -306,21 +319,23 @@ class CalibrationView(QWidget):
     def _on_store_clicked(self) -> None:
         self.store()
 
-    def _on_store_event(self, meta) -> None:
-        self._stored_threshold = float(meta.threshold)
+    def _on_store_event(self, done: CalibrationDone) -> None:
+        """The threshold is in the model file: show it, and what changed on the way."""
+        if not isinstance(done, CalibrationDone):
+            return
+        cal = done.calibration
+        self._stored_threshold = cal.threshold
+        self.set_threshold(cal.threshold, target=cal.target)
+        notes = "".join(f"<br>{n}" for n in done.notes)
+        self.status.setText(
+            f"Stored threshold {cal.threshold:.4f} in {done.model_path} (it was {done.previous_threshold:.4f}); "
+            f"scored in {done.precision}: missed {cal.fn} of {cal.n_anomaly}, false rejects {cal.fp} of {cal.n_good}.{notes}"
+        )
+        self.threshold_stored.emit(done.model_path, cal.threshold)
 
     def _on_store_failed(self, message: str) -> None:
-        self._pending = None
         self.status.setText(f"<span style='color:#ff8a80'>Could not store the threshold: {message}</span>")
         self.store_failed.emit(message)
-
-    def _on_store_finished(self) -> None:
-        pending, self._pending = self._pending, None
-        self._update_store_button()
-        self._refresh()
-        if pending is not None and self._stored_threshold is not None and abs(self._stored_threshold - pending[1]) < 1e-12:
-            self.status.setText(f"Stored threshold {pending[1]:.4f} in {pending[0]}.")
-            self.threshold_stored.emit(pending[0], pending[1])
 
     # --- helpers ----------------------------------------------------------------------------------
 
@@ -332,9 +347,9 @@ class CalibrationView(QWidget):
         self._update_store_button()
 
     def _update_store_button(self) -> None:
-        ok = self._model_path is not None and len(self._scores) > 0 and not self._store.busy()
+        ok = self._images is not None and len(self._scores) > 0 and not self._store.busy()
         self.store_button.setEnabled(ok)
-        self.store_button.setToolTip("" if self._model_path else "Save the model first")
+        self.store_button.setToolTip("" if self._images is not None else "Save the model first")
 
     def _rename_legend(self, good: str, anomaly: str) -> None:
         legend = self.plot.plotItem.legend

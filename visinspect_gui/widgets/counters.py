@@ -6,10 +6,10 @@ from collections import deque
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
-from engine.types import ANOMALY
+from engine.types import Verdict
 from visinspect_gui.widgets.common import Card
 
 TIMELINE_POINTS = 300
@@ -39,8 +39,6 @@ class _Counter(QWidget):
 
 class CountersPanel(Card):
     """Counts this shift's verdicts and plots recent scores; numbers and plot redraw at most every REDRAW_MS."""
-
-    reset_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Production", parent)
@@ -85,7 +83,6 @@ class CountersPanel(Card):
         self.reset_button = QPushButton("Reset counters")
         self.reset_button.setToolTip("Start counting again from zero (the results log keeps everything)")
         self.reset_button.clicked.connect(self.reset)
-        self.reset_button.clicked.connect(self.reset_requested)
         footer.addWidget(QLabel("Throughput"))
         footer.addWidget(self.rate_label)
         footer.addSpacing(12)
@@ -111,16 +108,16 @@ class CountersPanel(Card):
         """Share of inspected parts judged GOOD, or None before the first."""
         return 100.0 * self.good / self.inspected if self.inspected else None
 
-    def add(self, verdict: str, p_anomaly: float, *, fps: float | None = None, latency_ms: float | None = None) -> None:
+    def add(self, verdict: Verdict, p_anomaly: float, *, fps: float | None = None, latency_ms: float | None = None) -> None:
         """Count one verdict and queue its point for the timeline."""
         self.inspected += 1
-        if verdict == ANOMALY:
+        if verdict is Verdict.ANOMALY:
             self.anomaly += 1
         else:
             self.good += 1
         self._x.append(self.inspected)
         self._y.append(float(p_anomaly))
-        self._anom.append(verdict == ANOMALY)
+        self._anom.append(verdict is Verdict.ANOMALY)
         if fps is not None and fps > 0:
             self._rate_text = f"{fps:.1f} fps"
         if latency_ms is not None:

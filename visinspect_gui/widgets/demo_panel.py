@@ -6,7 +6,7 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QProgressBar, QPushButton, QVBoxLayout, QWidget
 
 from engine.demo import DemoProgress, DemoReady, prepare_demo
-from visinspect_gui.workers import Worker, WorkerGroup
+from visinspect_gui.workers import Worker
 
 
 class DemoPanel(QFrame):
@@ -20,7 +20,6 @@ class DemoPanel(QFrame):
         self.setObjectName("DemoPanel")
         self.out_dir, self.model_dir = out_dir, model_dir
         self._worker: Worker | None = None
-        self._workers = WorkerGroup()
         layout = QVBoxLayout(self)
         layout.setContentsMargins(14, 10, 14, 10)
         top = QHBoxLayout()
@@ -71,8 +70,7 @@ class DemoPanel(QFrame):
         worker.failed.connect(self._on_failed)
         worker.cancelled.connect(self._on_cancelled)
         worker.finished.connect(self._on_finished)
-        self._worker = worker
-        self._workers.start(worker)
+        self._worker = worker.start()
 
     def cancel(self) -> None:
         """Ask the demo build to stop; no model is saved."""
@@ -80,9 +78,9 @@ class DemoPanel(QFrame):
             self._worker.stop()
             self.message.setText("Cancelling…")
 
-    def shutdown(self, timeout_ms: int = 10_000) -> None:
-        """Stop and wait for the demo worker (window close)."""
-        self._workers.wait(timeout_ms)
+    def shutdown(self) -> None:
+        """Stop the demo build (window close)."""
+        self.cancel()
 
     def _on_event(self, event) -> None:
         """Advance the progress bar, and announce the demo when it is ready."""

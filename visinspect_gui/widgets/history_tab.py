@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import datetime, time, timedelta
 from pathlib import Path
 
@@ -24,46 +23,22 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.data.decode import read_image
-from engine.results import ResultRow, ResultsLog
-from engine.types import ANOMALY, ERROR, GOOD
+from engine.results import ResultFilter, ResultRow, ResultsLog, export_csv
+from engine.results.frames import LoggedFrame, logged_frame
+from engine.types import Verdict
 from visinspect_gui.widgets.common import ListTableModel, hint
-from visinspect_gui.widgets.review_tab import VERDICT_COLOURS
+from visinspect_gui.widgets.review_model import VERDICT_COLOURS
 from visinspect_gui.widgets.viewer import ImageViewer
-from visinspect_gui.workers import Worker, WorkerGroup
+from visinspect_gui.workers import Latest, call, start_worker
 
 COLUMNS = ("Time", "Verdict", "p(anomaly)", "Boxes", "Source", "Item", "Error")
 QUERY_LIMIT = 5000
 
 
-def query_log(results: ResultsLog, filters: dict, *, stop):
-    """Worker body: (rows newest first, total matching) from the results log."""
-    rows = results.query(**filters, limit=QUERY_LIMIT)
-    total = results.count(**filters) if len(rows) >= QUERY_LIMIT else len(rows)
-    yield rows, total
-
-
-def export_log(results: ResultsLog, path: str, filters: dict, *, stop):
-    """Worker body: every matching row to a CSV file; yields how many were written."""
-    yield results.export_csv(path, **filters)
-
-
-def made_by(inspector, model_hash: str | None) -> bool:
-    """True when the logged model hash (a full SHA-256 or its 16-character id) is the inspector's model."""
-    if inspector is None or not model_hash:
-        return False
-    full = inspector.loaded.sha256
-    return bool(full) and (full.startswith(model_hash) or model_hash.startswith(full))
-
-
-def read_frame(path: str, row: ResultRow, inspector=None, *, stop):
-    """Worker body: a saved anomaly frame, with its heatmap recomputed when the model that judged it is loaded."""
-    image = read_image(path)
-    if not made_by(inspector, row.model_hash):
-        yield image, None
-        return
-    insp = inspector.inspect([image], threshold=row.threshold)[0]
-    yield image, replace(insp, verdict=row.verdict, p_anomaly=row.p_anomaly, boxes=row.boxes)  # as logged
+def query_log(results: ResultsLog, where: ResultFilter) -> tuple[list[ResultRow], int]:
+    """(rows newest first, total matching) from the results log."""
+    rows = results.query(where, limit=QUERY_LIMIT)
+    return rows, results.count(where) if len(rows) >= QUERY_LIMIT else len(rows)
 
 
 class HistoryModel(ListTableModel):
@@ -79,9 +54,9 @@ class HistoryModel(ListTableModel):
         if role == Qt.ItemDataRole.DisplayRole:
             return (
                 datetime.fromtimestamp(row.time).strftime("%Y-%m-%d %H:%M:%S"),
-                row.verdict,
+                row.verdict.value,
                 "" if row.p_anomaly is None else f"{row.p_anomaly:.4f}",
-                "" if row.verdict == ERROR else str(len(row.boxes)),
+                "" if row.verdict is Verdict.ERROR else str(len(row.boxes)),
                 row.source,
                 Path(row.item).name if ("/" in row.item or "\\" in row.item) else row.item,
                 row.error or "",
@@ -112,10 +87,9 @@ class HistoryTab(QWidget):
         super().__init__(parent)
         self.results = results
         self.inspector = None
-        self._query: Worker | None = None
-        self._frame: Worker | None = None
+        self._query = Latest()
+        self._frame = Latest()
         self._frame_row: ResultRow | None = None
-        self._workers = WorkerGroup()
         self.total = 0
 
         layout = QVBoxLayout(self)
@@ -123,8 +97,9 @@ class HistoryTab(QWidget):
         layout.setSpacing(8)
         bar = QHBoxLayout()
         self.verdict_combo = QComboBox()
-        for label, value in (("All verdicts", None), ("GOOD", GOOD), ("ANOMALY", ANOMALY), ("ERROR", ERROR)):
-            self.verdict_combo.addItem(label, value)
+        self.verdict_combo.addItem("All verdicts", None)
+        for verdict in Verdict:
+            self.verdict_combo.addItem(verdict.value, verdict)
         self.use_dates = QCheckBox("From")
         self.since_edit = QDateEdit(QDate.currentDate().addDays(-7))
         self.until_edit = QDateEdit(QDate.currentDate())
@@ -190,15 +165,13 @@ class HistoryTab(QWidget):
         self.summary.setObjectName("Summary")
         layout.addWidget(self.summary)
 
-    def filters(self) -> dict:
-        """The query filters the controls describe (dates: whole days, until inclusive)."""
-        out: dict = {"verdict": self.verdict_combo.currentData(), "source_contains": self.source_edit.text().strip() or None}
+    def filters(self) -> ResultFilter:
+        """The query filter the controls describe (dates: whole days, until inclusive)."""
+        since = until = None
         if self.use_dates.isChecked():
-            since = self.since_edit.date().toPython()
-            until = self.until_edit.date().toPython()
-            out["since"] = datetime.combine(since, time.min)
-            out["until"] = datetime.combine(until, time.min) + timedelta(days=1)
-        return out
+            since = datetime.combine(self.since_edit.date().toPython(), time.min)
+            until = datetime.combine(self.until_edit.date().toPython(), time.min) + timedelta(days=1)
+        return ResultFilter(self.verdict_combo.currentData(), since, until, self.source_edit.text().strip() or None)
 
     def set_inspector(self, inspector) -> None:
         """The loaded model, used to recompute heatmaps of the frames it judged."""
@@ -206,36 +179,27 @@ class HistoryTab(QWidget):
 
     def refresh(self) -> None:
         """Query the log again with the current filters (in a worker)."""
-        if self._query is not None:
-            self._query.stop()
-        worker = Worker(query_log, self.results, self.filters())
-        worker.event_ready.connect(self._on_rows)
-        worker.failed.connect(self.failed)
-        self._query = worker
         self.summary.setText("Loading…")
-        self._workers.start(worker)
+        self._query.start(call, query_log, self.results, self.filters(), on_event=self._on_rows, on_failed=self.failed.emit)
 
     def export_csv(self, path: str) -> None:
         """Write every matching result (not only those listed) to CSV in a worker; exported follows."""
-        worker = Worker(export_log, self.results, str(path), self.filters())
-        worker.event_ready.connect(lambda n, p=str(path): self._on_exported(n, p))
-        worker.failed.connect(self.failed)
         self.summary.setText("Exporting…")
-        self._workers.start(worker)
+        start_worker(call, export_csv, self.results, str(path), self.filters(),
+                     on_event=lambda n, p=str(path): self._on_exported(n, p), on_failed=self.failed.emit)  # fmt: skip
 
     def _on_exported(self, count: int, path: str) -> None:
         """Say where the CSV went and announce it."""
         self.summary.setText(f"Exported {count:,} result(s) to {path}")
         self.exported.emit(count, path)
 
-    def shutdown(self, timeout_ms: int = 5000) -> None:
-        """Stop and wait for this tab's workers (window close)."""
-        self._workers.wait(timeout_ms)
+    def shutdown(self) -> None:
+        """Stop this tab's workers (window close)."""
+        self._query.stop()
+        self._frame.stop()
 
     def _on_rows(self, payload) -> None:
         """Show the newest query's rows (an older query's answer is ignored)."""
-        if self.sender() is not self._query:
-            return
         rows, total = payload
         self.total = total
         self.model.set_rows(rows)
@@ -249,27 +213,22 @@ class HistoryTab(QWidget):
             return
         row = self.model.rows[current.row()]
         self.detail.setText(
-            f"{row.time_iso}  ·  {row.verdict}"
+            f"{row.time_iso}  ·  {row.verdict.value}"
             + (f"  ·  p(anomaly) {row.p_anomaly:.4f}" if row.p_anomaly is not None else "")
             + f"\n{row.item}" + (f"\n{row.error}" if row.error else "")
         )
         if not row.frame_path:
+            self._frame.stop()
+            self._frame_row = None
             self.viewer.clear()
             self.viewer.set_placeholder("No frame was saved for this result (frames are kept for anomalies).")
             return
-        if self._frame is not None:
-            self._frame.stop()
-        worker = Worker(read_frame, row.frame_path, row, self.inspector)
-        worker.event_ready.connect(self._on_frame)
-        worker.failed.connect(self._on_frame_failed)
-        self._frame, self._frame_row = worker, row
-        self._workers.start(worker)
+        self._frame_row = row
+        self._frame.start(call, logged_frame, row, self.inspector, on_event=self._on_frame, on_failed=self._on_frame_failed)
 
-    def _on_frame(self, payload) -> None:
+    def _on_frame(self, frame: LoggedFrame) -> None:
         """Show the saved frame with the boxes that were logged for it (and its heatmap when it could be recomputed)."""
-        if self.sender() is not self._frame:
-            return
-        image, inspection = payload
+        image, inspection = frame.image, frame.inspection
         if inspection is not None:
             self.viewer.show_image(image, inspection)
             self.detail.setText(self.detail.text() + "\nheatmap recomputed from the saved frame by the model that judged it")
@@ -281,9 +240,8 @@ class HistoryTab(QWidget):
 
     def _on_frame_failed(self, message: str) -> None:
         """The saved frame could not be read: say so in the viewer."""
-        if self.sender() is self._frame:
-            self.viewer.clear()
-            self.viewer.set_placeholder(message)
+        self.viewer.clear()
+        self.viewer.set_placeholder(message)
 
     def _on_export_clicked(self) -> None:
         """Ask where to write the CSV, then export in a worker."""

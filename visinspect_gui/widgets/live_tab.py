@@ -89,7 +89,7 @@ class LiveTab(QWidget):
         """Re-apply the inspector's current thresholds to the frame on screen, without running the model."""
         if self.result is None or inspector is None:
             return
-        self.shown = inspector.rejudge(self.result.inspection)
+        self.shown = self.result.inspection.at(inspector.thresholds)
         self.viewer.set_inspection(self.shown)
         self.banner.show_inspection(self.shown, latency_ms=self.result.latency_ms, item=item_label(self.result))
 

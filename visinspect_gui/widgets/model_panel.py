@@ -20,32 +20,16 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.errors import VisInspectError
-from engine.modelfile import MODEL_SUFFIX, read_meta
+from engine.modelfile import MODEL_SUFFIX, list_models
 from engine.paths import weights_dir
 from visinspect_gui.widgets.common import Card
 from visinspect_gui.widgets.viewer import COLORMAPS
-from visinspect_gui.workers import Worker, WorkerGroup
+from visinspect_gui.workers import Latest, call
 
 NO_IMAGENET_NOTE = (
     "Trained without ImageNet weights (random init): good enough for the demo, "
     "less reliable on real parts than an ImageNet-based model."
 )
-
-
-def scan_models(folder: Path, *, stop):
-    """Worker body: (path, describe line or error) for every model file in folder, newest first."""
-    found = []
-    if folder.is_dir():
-        files = sorted(folder.glob(f"*{MODEL_SUFFIX}"), key=lambda p: p.stat().st_mtime, reverse=True)
-        for path in files:
-            if stop.is_set():
-                return
-            try:
-                found.append((str(path), read_meta(path).describe(), None))
-            except VisInspectError as exc:
-                found.append((str(path), None, str(exc)))
-    yield found
 
 
 class _Slider(QWidget):
@@ -90,8 +74,7 @@ class ModelPanel(Card):
     def __init__(self, parent: QWidget | None = None, *, folder: Path | None = None) -> None:
         super().__init__("Model", parent)
         self.folder = folder
-        self._scanner: Worker | None = None
-        self._workers = WorkerGroup()
+        self._scanner = Latest()
         self._model_threshold = 0.5
         self._threshold = 0.5
         self._loadable: list[str] = []
@@ -211,7 +194,7 @@ class ModelPanel(Card):
         self._model_threshold = float(inspector.threshold)
         self.set_controls_enabled(True)
         self.set_threshold(self._model_threshold)
-        self.box_threshold.set_value(float(inspector.box_threshold), quiet=True)
+        self.box_threshold.set_value(inspector.thresholds.box, quiet=True)
         for i in range(self.list.count()):
             item = self.list.item(i)
             path = item.data(Qt.ItemDataRole.UserRole)
@@ -238,17 +221,11 @@ class ModelPanel(Card):
     def refresh(self) -> None:
         """List the model files in the weights folder (read in a worker: they may be on a network drive)."""
         folder = self.folder if self.folder is not None else weights_dir()
-        if self._scanner is not None:
-            self._scanner.stop()
-        worker = Worker(scan_models, folder)
-        worker.event_ready.connect(self._on_models_found)
-        self._scanner = worker
-        self._workers.start(worker)
+        self._scanner.start(call, list_models, folder, on_event=self._on_models_found)
 
-    def _on_models_found(self, found: list) -> None:
+    def _on_models_found(self, listings: list) -> None:
         """List the scanned models (newest first) and keep the loaded one marked."""
-        if self.sender() is not self._scanner:
-            return
+        found = [(str(m.path), m.meta.describe() if m.meta else None, m.error) for m in listings]
         current = {self.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.list.count()) if self.list.item(i).font().bold()}
         self.list.clear()
         self._loadable = [path for path, _line, error in found if error is None]
@@ -273,9 +250,9 @@ class ModelPanel(Card):
             self.list.setCurrentRow(0)
         self.models_found.emit(sum(1 for f in found if f[2] is None))
 
-    def shutdown(self, timeout_ms: int = 5000) -> None:
-        """Stop and wait for the scanning worker (window close)."""
-        self._workers.wait(timeout_ms)
+    def shutdown(self) -> None:
+        """Stop the scanning worker (window close)."""
+        self._scanner.stop()
 
     # -- slots ---------------------------------------------------------------------------------
 

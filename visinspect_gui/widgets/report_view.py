@@ -1,7 +1,7 @@
-"""Shared held-out report widgets: confusion grid, metrics panel, prediction gallery, and a worker slot."""
+"""Shared held-out report widgets: confusion grid, metrics panel, per-type table, prediction gallery."""
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +9,6 @@ from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QBrush, QColor, QIcon, QImage, QPainter, QPixmap
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QFileDialog,
     QFormLayout,
     QGridLayout,
     QHBoxLayout,
@@ -25,17 +24,8 @@ from PySide6.QtWidgets import (
 )
 
 from engine.evaluation.metrics import EvalReport
-from engine.evaluation.report import (
-    GalleryEntry,
-    gallery_order,
-    rejudge_entry,
-    report_html,
-    rethreshold,
-    thumbnail,
-    write_html_report,
-)
-from engine.modelfile import ModelMeta
-from visinspect_gui.workers import Worker, WorkerGroup
+from engine.evaluation.report import GalleryEntry, gallery_order, rethreshold, thumbnail
+from engine.thresholds import Thresholds
 
 OK_BG, BAD_BG, ZERO_BG = "#1f4a33", "#6b2626", "#2b2e33"
 WRONG_ITEM_BG = "#4a2424"
@@ -67,70 +57,6 @@ def fmt_pct(v: float | None) -> str:
 
 def fmt_num(v: float | None) -> str:
     return "n/a" if v is None else f"{v:.3f}"
-
-
-_LIVE = WorkerGroup()  # running workers stay referenced until their thread ends, whatever owns them
-
-
-def export_report_job(path: str, report: EvalReport, meta: ModelMeta | None, gallery: list, source: str, box_at, *, stop):
-    """Worker generator: write the report as HTML, or as PDF when path ends in .pdf; yield its path."""
-    if Path(path).suffix.lower() == ".pdf":
-        from visinspect_gui.pdf import write_pdf
-
-        text = report_html(report, meta, gallery, source=source, box_recall_threshold=box_at, for_print=True)
-        product = meta.product if meta is not None else "model"
-        yield str(write_pdf(path, text, title=f"VisInspect report: {product}"))
-    else:
-        yield str(write_html_report(path, report, meta, gallery, source=source, box_recall_threshold=box_at))
-
-
-def ask_report_path(parent: QWidget, default: Path) -> str | None:
-    """Ask where to export a report; the extension chosen (.html or .pdf) decides the format."""
-    path, chosen = QFileDialog.getSaveFileName(parent, "Export report", str(default), "HTML (*.html);;PDF (*.pdf)")
-    if not path:
-        return None
-    if not path.lower().endswith((".html", ".htm", ".pdf")):
-        path += ".pdf" if "pdf" in chosen.lower() else ".html"
-    return path
-
-
-class WorkerSlot:
-    """Holds at most one running Worker for a widget and wires its signals to the widget's slots."""
-
-    def __init__(self) -> None:
-        self.worker: Worker | None = None
-
-    def start(
-        self,
-        fn: Callable,
-        *args,
-        on_event: Callable[[object], None],
-        on_failed: Callable[[str], None],
-        on_cancelled: Callable[[], None],
-        on_finished: Callable[[], None],
-        **kwargs,
-    ) -> Worker:
-        """Start fn(*args, stop=..., **kwargs) in a new Worker (the previous one must have finished)."""
-        if self.busy():
-            raise RuntimeError("a job is already running")
-        worker = Worker(fn, *args, **kwargs)
-        worker.event_ready.connect(on_event)
-        worker.failed.connect(on_failed)
-        worker.cancelled.connect(on_cancelled)
-        worker.finished.connect(on_finished)
-        self.worker = _LIVE.start(worker)
-        return worker
-
-    def busy(self) -> bool:
-        return self.worker is not None and self.worker.is_running()
-
-    def stop(self) -> None:
-        if self.worker is not None:
-            self.worker.stop()
-
-    def wait(self, ms: int = 10_000) -> bool:
-        """Stop and wait for the thread (for closing the window)."""
-        return self.worker.wait(ms) if self.worker is not None else True
 
 
 class ConfusionGrid(QWidget):
@@ -313,8 +239,8 @@ class Gallery(QListWidget):
         name = Path(entry.path).name
         tag = ("MISSED" if entry.label == 1 else "FALSE REJECT") if wrong else ""
         item = QListWidgetItem(QIcon(square_pixmap(thumbnail(entry.image, insp, ICON_SIDE), ICON_SIDE)),
-                               f"{insp.verdict}  {insp.p_anomaly:.3f}\n{tag or Path(entry.path).parent.name}\n{name}")
-        item.setToolTip(f"{entry.path}\ntruth: {'anomaly' if entry.label else 'good'}; verdict {insp.verdict} "
+                               f"{insp.verdict.value}  {insp.p_anomaly:.3f}\n{tag or Path(entry.path).parent.name}\n{name}")
+        item.setToolTip(f"{entry.path}\ntruth: {'anomaly' if entry.label else 'good'}; verdict {insp.verdict.value} "
                         f"(p {insp.p_anomaly:.4f}, threshold {insp.threshold:.4f}); {len(insp.boxes)} boxes")
         item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
         if wrong:
@@ -377,17 +303,16 @@ class ReportView(QWidget):
         self.per_type.set_report(report)
         self._update_gallery_label()
 
-    def apply_threshold(self, threshold: float, *, box_threshold: float, min_area_fraction: float) -> None:
-        """Re-judge the shown report and gallery at a new decision threshold (no model run)."""
+    def apply_thresholds(self, thresholds: Thresholds) -> None:
+        """Re-judge the shown report and gallery at new thresholds (no model run)."""
         if self.report is None:
             return
+        threshold = thresholds.decision
         measured = self.report.threshold if not self._box_note else self._box_threshold
         self._box_threshold = measured
         self._box_note = f"(measured at threshold {measured:.4f})" if abs(measured - threshold) > 1e-12 else ""
         self.set_report(rethreshold(self.report, threshold), title=self._title, box_recall_note=self._box_note)
-        self.gallery.set_entries(
-            [rejudge_entry(e, threshold, box_threshold=box_threshold, min_area_fraction=min_area_fraction) for e in self.gallery.entries()]
-        )
+        self.gallery.set_entries([e.at(thresholds) for e in self.gallery.entries()])
         self._update_gallery_label()
 
     def box_recall_threshold(self) -> float | None:
@@ -396,10 +321,6 @@ class ReportView(QWidget):
 
     def add_gallery_entry(self, entry: GalleryEntry) -> None:
         self.gallery.add_entry(entry)
-        self._update_gallery_label()
-
-    def set_gallery(self, entries: Sequence[GalleryEntry]) -> None:
-        self.gallery.set_entries(entries)
         self._update_gallery_label()
 
     def _update_gallery_label(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-from engine.types import ANOMALY, GOOD, Inspection
+from engine.types import Inspection, Verdict
 from visinspect_gui.widgets.common import set_prop
 
 
@@ -36,20 +36,20 @@ class VerdictBanner(QFrame):
         self.setMinimumHeight(170)
 
     @property
-    def verdict(self) -> str:
-        """The verdict shown: GOOD, ANOMALY or '' when none."""
+    def verdict(self) -> Verdict | None:
+        """The verdict shown, or None when none is."""
         text = self.verdict_label.text()
-        return text if text in (GOOD, ANOMALY) else ""
+        return Verdict(text) if text in (Verdict.GOOD.value, Verdict.ANOMALY.value) else None
 
     def show_inspection(self, inspection: Inspection, *, latency_ms: float | None = None, item: str = "") -> None:
         """Show a verdict with its anomaly probability, the threshold it was judged at, and the latency."""
-        self.verdict_label.setText(inspection.verdict)
+        self.verdict_label.setText(inspection.verdict.value)
         parts = [f"p(anomaly) {inspection.p_anomaly:.3f}", f"threshold {inspection.threshold:.2f}"]
         if latency_ms is not None:
             parts.append(f"{latency_ms:.0f} ms")
         self.detail_label.setText("  ·  ".join(parts))
         self.item_label.setText(item)
-        set_prop(self, "verdict", inspection.verdict, children=True)
+        set_prop(self, "verdict", inspection.verdict.value, children=True)
 
     def show_idle(self, title: str = "READY", detail: str = "") -> None:
         """No verdict: idle, paused, stopped."""
