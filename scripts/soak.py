@@ -324,8 +324,7 @@ def run_engine(args, model: Path, frames: Path, work: Path, meter: Meter) -> str
                 meter.result(item.dropped_total)
                 log.log_inspection(
                     run_id=run_id, source=source.description, item=item.frame.path or item.frame.index,
-                    model_path=inspector.path, model_hash=inspector.model_id, inspection=item.inspection,
-                    image=item.frame.image,
+                    inspection=item.inspection, image=item.frame.image,
                 )  # fmt: skip
             elif isinstance(item, SourceEvent):
                 meter.event(item.kind)

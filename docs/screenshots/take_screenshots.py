@@ -24,6 +24,7 @@ from PySide6.QtCore import QEventLoop  # noqa: E402
 
 from engine.data.decode import read_image, read_mask  # noqa: E402
 from engine.sources import list_images  # noqa: E402
+from engine.types import Verdict  # noqa: E402
 from visinspect_gui.app import build_window, parse_args, setup_application  # noqa: E402
 
 app = setup_application()
@@ -77,7 +78,7 @@ for n, i in enumerate(order, start=1):
         continue
     mask = read_mask(dataset / "ground_truth" / src.parent.name / f"{src.stem}_mask.png")
     insp = inspector.inspect([read_image(src)])[0]
-    if insp.verdict != "ANOMALY" or not insp.boxes:
+    if not insp.is_anomaly or not insp.boxes:
         continue
     b = insp.boxes[0]
     inside = mask[b.y0 : b.y1, b.x0 : b.x1].sum() / max(1, mask.sum())
@@ -104,7 +105,7 @@ shot("review.png")
 # 4. History: everything logged, anomalies only.
 window.tabs.setCurrentWidget(window.history)
 settle(1.0)
-window.history.verdict_combo.setCurrentIndex(window.history.verdict_combo.findData("ANOMALY"))
+window.history.verdict_combo.setCurrentIndex(window.history.verdict_combo.findData(Verdict.ANOMALY))
 settle(1.0)
 window.history.table.selectRow(0)
 wait(lambda: window.history.viewer.image is not None, 30)

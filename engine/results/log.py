@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import os
 import re
 import secrets
@@ -24,53 +23,22 @@ from engine import paths
 from engine.csvfile import storable_text
 from engine.errors import VisInspectError
 from engine.results.filters import ALL, ResultFilter
-from engine.thresholds import Thresholds
-from engine.types import Box, Inspection, ModelRef, Verdict
+from engine.results.schema import (
+    COLUMNS,
+    INSERT,
+    MIGRATIONS,
+    SCHEMA,
+    SCHEMA_VERSION,
+    SELECT,
+    ResultRow,
+    boxes_json,
+    parse_boxes,
+)
+from engine.types import Inspection, ModelRef, Verdict
 
-SCHEMA_VERSION = 2
 MAX_PENDING_IMAGES = 100  # unsaved anomaly frames kept in memory while the database is unavailable
 JPEG_QUALITY = 90
 RETRY_BUSY_S = 0.05  # how long a write waits on a lock while earlier rows are already waiting
-
-_COLUMNS = (
-    "time", "run_id", "source", "item", "model_path", "model_hash",
-    "threshold", "verdict", "p_anomaly", "boxes", "error",
-    "regions", "box_threshold", "min_area",
-)  # fmt: skip
-_INSERT = f"INSERT INTO results ({', '.join(_COLUMNS)}) VALUES ({', '.join(':' + c for c in _COLUMNS)})"
-_SELECT = "SELECT id, " + ", ".join(_COLUMNS) + ", frame_path FROM results"
-_SCHEMA = (
-    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    """CREATE TABLE IF NOT EXISTS results (
-        id INTEGER PRIMARY KEY,
-        time REAL NOT NULL,
-        run_id TEXT NOT NULL,
-        source TEXT NOT NULL,
-        item TEXT NOT NULL,
-        model_path TEXT,
-        model_hash TEXT,
-        threshold REAL,
-        verdict TEXT NOT NULL,
-        p_anomaly REAL,
-        boxes TEXT NOT NULL DEFAULT '[]',
-        error TEXT,
-        frame_path TEXT,
-        regions TEXT,
-        box_threshold REAL,
-        min_area REAL
-    )""",
-    "CREATE INDEX IF NOT EXISTS results_run_item ON results (run_id, item)",
-    "CREATE INDEX IF NOT EXISTS results_time ON results (time)",
-)
-# Schema upgrades, applied in order to an older log when it is opened (rows are kept as they are).
-_MIGRATIONS = {
-    # 2: every hot region (the boxes of an ANOMALY at any decision threshold) and the box rule they were found by
-    2: (
-        "ALTER TABLE results ADD COLUMN regions TEXT",
-        "ALTER TABLE results ADD COLUMN box_threshold REAL",
-        "ALTER TABLE results ADD COLUMN min_area REAL",
-    ),
-}
 _RUN_KIND = re.compile(r"^[A-Za-z0-9_]+$")
 
 
@@ -98,58 +66,12 @@ def resumable_run_id(kind: str, parts: list[str] | tuple[str, ...]) -> str:
     return f"{kind}-" + hashlib.sha1(storable_text(key).encode()).hexdigest()[:12]
 
 
-@dataclass(frozen=True)
-class ResultRow:
-    """One logged inspection or error, as read back from the database."""
-
-    id: int
-    time: float  # seconds since the epoch
-    run_id: str
-    source: str
-    item: str  # file path or frame index
-    model_path: str | None
-    model_hash: str | None  # the full sha256 of the model file (16 hex digits in rows written before 2026-11-30)
-    threshold: float | None
-    verdict: Verdict
-    p_anomaly: float | None
-    boxes: tuple[Box, ...]
-    error: str | None
-    frame_path: str | None  # absolute path of the saved anomaly frame
-    regions: tuple[Box, ...] | None = None  # every hot region at box_threshold (None in rows of older logs)
-    box_threshold: float | None = None
-    min_area: float | None = None
-
-    @property
-    def time_iso(self) -> str:
-        """Local time with UTC offset, to the millisecond."""
-        return datetime.fromtimestamp(self.time).astimezone().isoformat(timespec="milliseconds")
-
-    @property
-    def model(self) -> ModelRef:
-        return ModelRef(self.model_path or "", self.model_hash or "")
-
-    @property
-    def thresholds(self) -> Thresholds | None:
-        """The thresholds this verdict was given at (None for an error, or a row of an older log)."""
-        if self.threshold is None or self.box_threshold is None or self.min_area is None:
-            return None
-        return Thresholds(self.threshold, self.box_threshold, self.min_area)
-
-
 @dataclass
 class _Pending:
     """A row waiting to be written, with the anomaly frame to save alongside it."""
 
     values: dict[str, object]
     image: np.ndarray | None
-
-
-def _boxes_json(boxes) -> str:
-    return json.dumps([box.as_list() for box in boxes])
-
-
-def _boxes(text: str | None) -> tuple[Box, ...] | None:
-    return None if text is None else tuple(Box.from_list(b) for b in json.loads(text))
 
 
 def _row_values(run_id: str, source: str, item: str | int, model: ModelRef | None) -> dict[str, object]:
@@ -223,7 +145,7 @@ class ResultsLog:
             return  # an up-to-date log opens without a write lock, so a busy database still opens
         conn.execute("BEGIN IMMEDIATE")
         try:
-            for statement in _SCHEMA:
+            for statement in SCHEMA:
                 conn.execute(statement)
             row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
             if row is None:
@@ -231,7 +153,7 @@ class ResultsLog:
             else:
                 version = self._check_version(row[0])
                 for upgrade in range(version + 1, SCHEMA_VERSION + 1):
-                    for statement in _MIGRATIONS[upgrade]:
+                    for statement in MIGRATIONS[upgrade]:
                         conn.execute(statement)
                 conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
             conn.execute("COMMIT")
@@ -274,8 +196,8 @@ class ResultsLog:
             threshold=t.decision,
             verdict=inspection.verdict.value,
             p_anomaly=float(inspection.p_anomaly),
-            boxes=_boxes_json(inspection.boxes),
-            regions=_boxes_json(inspection.regions),
+            boxes=boxes_json(inspection.boxes),
+            regions=boxes_json(inspection.regions),
             box_threshold=t.box,
             min_area=t.min_area_fraction,
         )
@@ -323,7 +245,7 @@ class ResultsLog:
                 self._conn.execute(f"PRAGMA busy_timeout = {int(min(busy_s, self._timeout) * 1000)}")
             self._conn.execute("BEGIN IMMEDIATE")
             for entry in self._pending:
-                row_id = self._conn.execute(_INSERT, entry.values).lastrowid
+                row_id = self._conn.execute(INSERT, entry.values).lastrowid
                 if entry.image is not None:
                     relative, problem = self._save_frame(row_id, entry.values["time"], entry.image)
                     if relative is not None:
@@ -389,10 +311,10 @@ class ResultsLog:
             threshold=threshold,
             verdict=Verdict(verdict),
             p_anomaly=p_anomaly,
-            boxes=_boxes(boxes) or (),
+            boxes=parse_boxes(boxes) or (),
             error=error,
             frame_path=str(self.path.parent / frame_path) if frame_path else None,
-            regions=_boxes(regions),
+            regions=parse_boxes(regions),
             box_threshold=box_threshold,
             min_area=min_area,
         )
@@ -400,7 +322,7 @@ class ResultsLog:
     def query(self, where: ResultFilter = ALL, *, limit: int | None = 1000, offset: int = 0) -> list[ResultRow]:
         """Written rows matching the filter, newest first; `limit` rows from `offset` (for paging)."""
         clause, params = where.where()
-        sql = f"{_SELECT}{clause} ORDER BY time DESC, id DESC"
+        sql = f"{SELECT}{clause} ORDER BY time DESC, id DESC"
         if limit is not None:
             if limit < 1:
                 raise ValueError(f"limit must be 1 or more, or None for all rows, not {limit}")
@@ -428,7 +350,7 @@ class ResultsLog:
         with self._lock:
             waiting = [e.values for e in self._pending if e.values["run_id"] == run_id]
         for values in reversed(waiting):  # newest first
-            latest.setdefault(values["item"], self._row((0, *(values[c] for c in _COLUMNS), None)))
+            latest.setdefault(values["item"], self._row((0, *(values[c] for c in COLUMNS), None)))
         for row in self.query(ResultFilter(run_id=run_id), limit=None):
             latest.setdefault(row.item, row)
         return latest
@@ -440,7 +362,7 @@ class ResultsLog:
         self.flush()
         reader = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
         try:
-            for raw in reader.execute(f"{_SELECT}{clause} ORDER BY time ASC, id ASC", params):
+            for raw in reader.execute(f"{SELECT}{clause} ORDER BY time ASC, id ASC", params):
                 yield self._row(raw)
         finally:
             reader.close()

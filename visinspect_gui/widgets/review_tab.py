@@ -34,18 +34,16 @@ from engine.jobs.review import (
     ReviewRow,
     ReviewStarted,
     RowsExported,
-    Shown,
     annotate_job,
     export_rows_job,
     review_job,
-    show_file_job,
 )
 from engine.results import ResultsLog
 from engine.types import JobOutcome, Verdict
-from visinspect_gui.widgets.common import elide_middle, glyph_icon, hint
+from visinspect_gui.widgets.common import elide_middle, glyph_icon
+from visinspect_gui.widgets.file_preview import FilePreview
 from visinspect_gui.widgets.review_model import ReviewFilter, ReviewModel
-from visinspect_gui.widgets.viewer import ImageViewer
-from visinspect_gui.workers import Latest, Worker
+from visinspect_gui.workers import Worker
 
 
 class ReviewTab(QWidget):
@@ -64,9 +62,7 @@ class ReviewTab(QWidget):
         self.review_decision: float | None = None  # the threshold the review ran at
         self.opacity, self.colormap, self.heatmap_on = 0.45, cv2.COLORMAP_JET, True
         self._batch: Worker | None = None
-        self._shower = Latest()
         self._saver: Worker | None = None
-        self._shown: Shown | None = None
         self._t0 = self._t_listed = 0.0
         self._resumed = 0
         self._build()
@@ -170,15 +166,9 @@ class ReviewTab(QWidget):
         left_layout.addLayout(actions)
         split.addWidget(left)
 
-        right = QWidget()
-        right_layout = QVBoxLayout(right)
-        right_layout.setContentsMargins(0, 0, 0, 0)
-        self.viewer = ImageViewer(placeholder="Select a row to see the image with its heatmap and boxes.")
-        self.detail = hint("")
-        self.detail.setObjectName("ReviewDetail")
-        right_layout.addWidget(self.viewer, 1)
-        right_layout.addWidget(self.detail)
-        split.addWidget(right)
+        self.preview = FilePreview()
+        self.viewer, self.detail = self.preview.viewer, self.preview.detail
+        split.addWidget(self.preview)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
         split.setSizes([700, 520])
@@ -219,9 +209,7 @@ class ReviewTab(QWidget):
             return False
         self.model.clear(root=str(Path(os.path.abspath(self.folder))) + os.sep)
         self.model.decision = self.review_decision = self.inspector.threshold
-        self.viewer.clear()
-        self.detail.setText("")
-        self._shown = None
+        self.preview.clear()
         self.progress.setRange(0, 0)
         self.progress_label.setText("Listing images…")
         self._t0 = self._t_listed = time.monotonic()
@@ -273,8 +261,8 @@ class ReviewTab(QWidget):
     def rejudge(self, threshold: float) -> None:
         """Show every verdict as it is at threshold (the slider moved), without inspecting again."""
         self.model.set_decision(threshold)
-        if self._shown is not None and self.inspector is not None:
-            self._show(self._shown.inspection.at(self.inspector.thresholds.with_decision(threshold)))
+        if self.inspector is not None:
+            self.preview.judge_at(self.inspector.thresholds.with_decision(threshold))
         if not self.model.rows:
             return
         self.proxy.set_filter()  # a verdict filter may now show other rows
@@ -289,7 +277,7 @@ class ReviewTab(QWidget):
     def shutdown(self) -> None:
         """Stop this tab's workers (window close; the window waits for every worker)."""
         self.cancel()
-        self._shower.stop()
+        self.preview.stop()
 
     # -- batch events --------------------------------------------------------------------------
 
@@ -369,40 +357,8 @@ class ReviewTab(QWidget):
             self.show_row(self.model.rows[self.proxy.mapToSource(current).row()])
 
     def show_row(self, row: ReviewRow) -> None:
-        """Inspect one file again in a worker and show it with heatmap and boxes (or its error)."""
-        if row.verdict is Verdict.ERROR:
-            self._shower.stop()
-            self._shown = None
-            self.viewer.clear()
-            self.viewer.set_placeholder(f"{Path(row.path).name}\n{row.error}")
-            self.detail.setText(row.error or "")
-            return
-        if self.inspector is None:
-            return
-        self.detail.setText(f"Loading {Path(row.path).name}…")
-        self._shower.start(show_file_job, row.path, self.inspector, on_event=self._on_shown, on_failed=self._on_show_failed)
-
-    def _on_shown(self, shown: Shown) -> None:
-        self._shown = shown
-        self._show(shown.inspection)
-
-    def _show(self, inspection) -> None:
-        """Put the shown file's inspection (as judged now) on screen."""
-        if self.viewer.image is not self._shown.image:
-            self.viewer.show_image(self._shown.image, inspection)
-        else:
-            self.viewer.set_inspection(inspection)
-        self.detail.setText(
-            f"{inspection.verdict.value}  ·  p(anomaly) {inspection.p_anomaly:.4f}  ·  threshold {inspection.threshold:.4f}"
-            f"  ·  {len(inspection.boxes)} box(es)"
-        )
-
-    def _on_show_failed(self, message: str) -> None:
-        """The file could not be read again: say so in the viewer."""
-        self._shown = None
-        self.viewer.clear()
-        self.viewer.set_placeholder(message)
-        self.detail.setText(message)
+        """Show one file with heatmap and boxes (inspected again in a worker), or its error."""
+        self.preview.show_row(row, self.inspector)
 
     # -- helpers -------------------------------------------------------------------------------
 

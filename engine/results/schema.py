@@ -1,0 +1,97 @@
+"""The results log's schema: its columns, its upgrades from older versions, and a row as read back."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime
+
+from engine.thresholds import Thresholds
+from engine.types import Box, ModelRef, Verdict
+
+SCHEMA_VERSION = 2
+
+COLUMNS = (
+    "time", "run_id", "source", "item", "model_path", "model_hash",
+    "threshold", "verdict", "p_anomaly", "boxes", "error",
+    "regions", "box_threshold", "min_area",
+)  # fmt: skip
+INSERT = f"INSERT INTO results ({', '.join(COLUMNS)}) VALUES ({', '.join(':' + c for c in COLUMNS)})"
+SELECT = "SELECT id, " + ", ".join(COLUMNS) + ", frame_path FROM results"
+SCHEMA = (
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    """CREATE TABLE IF NOT EXISTS results (
+        id INTEGER PRIMARY KEY,
+        time REAL NOT NULL,
+        run_id TEXT NOT NULL,
+        source TEXT NOT NULL,
+        item TEXT NOT NULL,
+        model_path TEXT,
+        model_hash TEXT,
+        threshold REAL,
+        verdict TEXT NOT NULL,
+        p_anomaly REAL,
+        boxes TEXT NOT NULL DEFAULT '[]',
+        error TEXT,
+        frame_path TEXT,
+        regions TEXT,
+        box_threshold REAL,
+        min_area REAL
+    )""",
+    "CREATE INDEX IF NOT EXISTS results_run_item ON results (run_id, item)",
+    "CREATE INDEX IF NOT EXISTS results_time ON results (time)",
+)
+# Schema upgrades, applied in order to an older log when it is opened (rows are kept as they are).
+MIGRATIONS = {
+    # 2: every hot region (the boxes of an ANOMALY at any decision threshold) and the box rule they were found by
+    2: (
+        "ALTER TABLE results ADD COLUMN regions TEXT",
+        "ALTER TABLE results ADD COLUMN box_threshold REAL",
+        "ALTER TABLE results ADD COLUMN min_area REAL",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ResultRow:
+    """One logged inspection or error, as read back from the database."""
+
+    id: int
+    time: float  # seconds since the epoch
+    run_id: str
+    source: str
+    item: str  # file path or frame index
+    model_path: str | None
+    model_hash: str | None  # the full sha256 of the model file (16 hex digits in rows written before 2026-11-30)
+    threshold: float | None
+    verdict: Verdict
+    p_anomaly: float | None
+    boxes: tuple[Box, ...]
+    error: str | None
+    frame_path: str | None  # absolute path of the saved anomaly frame
+    regions: tuple[Box, ...] | None = None  # every hot region at box_threshold (None in rows of older logs)
+    box_threshold: float | None = None
+    min_area: float | None = None
+
+    @property
+    def time_iso(self) -> str:
+        """Local time with UTC offset, to the millisecond."""
+        return datetime.fromtimestamp(self.time).astimezone().isoformat(timespec="milliseconds")
+
+    @property
+    def model(self) -> ModelRef:
+        return ModelRef(self.model_path or "", self.model_hash or "")
+
+    @property
+    def thresholds(self) -> Thresholds | None:
+        """The thresholds this verdict was given at (None for an error, or a row of an older log)."""
+        if self.threshold is None or self.box_threshold is None or self.min_area is None:
+            return None
+        return Thresholds(self.threshold, self.box_threshold, self.min_area)
+
+
+def boxes_json(boxes) -> str:
+    return json.dumps([box.as_list() for box in boxes])
+
+
+def parse_boxes(text: str | None) -> tuple[Box, ...] | None:
+    return None if text is None else tuple(Box.from_list(b) for b in json.loads(text))
