@@ -162,20 +162,30 @@ def cmd_train(args) -> int:
     return EXIT_OK
 
 
-def cmd_eval(args) -> int:
-    from engine.jobs.evaluate import EvalDone, EvalStarted, LoadProgress, evaluate_job
+def _reading_images(events):
+    """The job's events, less the image-loading progress, which is drawn as a progress bar."""
+    from engine.jobs.evaluate import LoadProgress
 
     bar = None
+    for event in events:
+        if not isinstance(event, LoadProgress):
+            yield event
+            continue
+        bar = bar or progress_bar(event.total, "reading images")
+        bar.update(event.done - bar.n)
+        if event.done >= event.total:
+            bar.close()
+
+
+def cmd_eval(args) -> int:
+    from engine.jobs.evaluate import EvalDone, EvalStarted, evaluate_job
+
     done = None
-    for event in evaluate_job(args.model, args.data, runtime=_runtime(args), layout=args.layout, good_dir=args.good_dir,
-                              every_image=args.all, stop=threading.Event()):  # fmt: skip
+    for event in _reading_images(evaluate_job(args.model, args.data, runtime=_runtime(args), layout=args.layout,
+                                              good_dir=args.good_dir, every_image=args.all, stop=threading.Event())):  # fmt: skip
         if isinstance(event, EvalStarted):
             print(f"model: {event.meta.describe()}\nevaluating on {event.how}, {event.runtime}")
-            bar = progress_bar(event.n, "reading images")
-        elif isinstance(event, LoadProgress):
-            bar.update(event.done - bar.n)
         elif isinstance(event, EvalDone):
-            bar.close()
             done = event
     for e in done.errors:
         _say(f"unreadable: {e}")
@@ -259,20 +269,15 @@ def cmd_predict(args) -> int:
 
 def cmd_calibrate(args) -> int:
     from engine.jobs.calibrate import CalibrationDone, CalibrationStarted, calibrate_job
-    from engine.jobs.evaluate import LoadProgress
 
     target = None if args.threshold is not None else (args.target or "no-miss")
-    bar = None
-    for event in calibrate_job(args.model, args.data, target=target, threshold=args.threshold, runtime=_runtime(args),
-                               layout=args.layout, good_dir=args.good_dir, every_image=args.all, dry_run=args.dry_run,
-                               stop=threading.Event()):  # fmt: skip
+    for event in _reading_images(calibrate_job(
+        args.model, args.data, target=target, threshold=args.threshold, runtime=_runtime(args), layout=args.layout,
+        good_dir=args.good_dir, every_image=args.all, dry_run=args.dry_run, stop=threading.Event(),
+    )):  # fmt: skip
         if isinstance(event, CalibrationStarted):
             print(f"calibrating on {event.how}")
-            bar = progress_bar(event.n, "reading images")
-        elif isinstance(event, LoadProgress):
-            bar.update(event.done - bar.n)
         elif isinstance(event, CalibrationDone):
-            bar.close()
             for note in event.notes:
                 print(f"note: {note}")
             print(f"{event.calibration}\n  scored in         {event.precision} (the precision the line runs at this threshold)")
