@@ -91,17 +91,15 @@ class Inspector:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_file(
-        cls, path: str | os.PathLike, *, device: str | torch.device = "auto", precision: str = "auto", compile: bool = False
-    ) -> Inspector:
-        """Load a model file and run it as the precision policy chooses for device and precision."""
-        return cls(load_model(path), device=device, precision=precision, compile=compile)
-
-    @classmethod
-    def open(cls, path: str | os.PathLike, options: RuntimeOptions) -> Inspector:
+    def open(cls, path: str | os.PathLike, options: RuntimeOptions, *, compile: bool = False) -> Inspector:
         """Load a model file and run it under a station's or command's runtime options."""
         loaded = load_model(path)
-        return cls(loaded, choose_runtime(loaded, options))
+        return cls(loaded, choose_runtime(loaded, options), compile=compile)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike, *, device: str = "auto", precision: str = "auto", compile: bool = False) -> Inspector:
+        """Inspector.open with the device and precision named one by one."""
+        return cls.open(path, RuntimeOptions(device, precision), compile=compile)
 
     @property
     def meta(self) -> ModelMeta:

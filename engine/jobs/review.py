@@ -193,6 +193,14 @@ def review_job(
     fresh = inspector.inspect_files(
         todo, batch_size=batch_size, keep_images=keep_images or save_frames, stop=stop, thresholds=thresholds
     )
+    try:
+        yield from _rows(listed, reused, fresh, run_id, label, results, model, save_frames, on_image, t0, stop, final_flush_s)
+    finally:
+        fresh.close()  # its decode threads end now, also when the review is stopped
+
+
+def _rows(listed, reused, fresh, run_id, label, results, model, save_frames, on_image, t0, stop, final_flush_s):
+    """The review's rows in input order, reused or inspected now (and logged), in chunks; then ReviewDone."""
     counts: Counter = Counter()
     chunk: list[ReviewRow] = []
     last = time.monotonic()

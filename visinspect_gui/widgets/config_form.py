@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QPushButton,
     QSpinBox,
+    QVBoxLayout,
     QWidget,
 )
 
@@ -49,11 +50,13 @@ class WeightsChooser(QWidget):
         self.browse = QPushButton("…")
         self.browse.setFixedWidth(32)
         self.browse.clicked.connect(self._on_browse_clicked)
-        row = QHBoxLayout(self)
-        row.setContentsMargins(0, 0, 0, 0)
-        row.addWidget(self.kind)
+        column = QVBoxLayout(self)
+        column.setContentsMargins(0, 0, 0, 0)
+        column.addWidget(self.kind)
+        row = QHBoxLayout()
         row.addWidget(self.file_edit, 1)
         row.addWidget(self.browse)
+        column.addLayout(row)
         self.kind.currentIndexChanged.connect(self._sync)
         self._sync()
 
