@@ -185,9 +185,10 @@ def test_gui_stays_responsive_while_inspecting(loaded_window, line_folder, qtbot
     timer.timeout.connect(tick)
     w.source_panel.start_button.click()
     qtbot.waitUntil(lambda: w.live.counters.inspected >= 1, timeout=30_000)
-    last[0] = clock.elapsed()
+    last[0] = started = clock.elapsed()
     timer.start()
-    qtbot.waitUntil(lambda: w.live.counters.inspected >= 25, timeout=60_000)
+    # At least half a second and 25 inspections: on a fast machine 25 come in under 0.2 s (too few ticks to judge).
+    qtbot.waitUntil(lambda: w.live.counters.inspected >= 25 and clock.elapsed() - started >= 500, timeout=60_000)
     timer.stop()
     w.station.stop()
     assert len(gaps) > 20
