@@ -57,10 +57,6 @@ class InspectorSlot:
         """Use this inspector from the next frame on."""
         self.current = inspector
 
-    @property
-    def thresholds(self):
-        return self.current.thresholds
-
     def inspect(self, images):
         """Inspect with whichever model is current (called on the live worker's thread)."""
         return self.current.inspect(images)
