@@ -162,17 +162,20 @@ class Latest:
 
     def __init__(self) -> None:
         self.worker: Worker | None = None
+        self._finished: Worker | None = None  # the newest worker whose finished signal the GUI thread has seen
 
     def start(self, fn: Callable[..., Iterator[Any]], *args, on_event: Slot = None, on_failed: Slot = None,
               on_cancelled: Slot = None, on_finished: Slot = None, **kwargs) -> Worker:  # fmt: skip
         """Stop the previous worker (if any) and start fn; only this one's signals reach the callbacks."""
         self.stop()
         worker = self.worker = Worker(fn, *args, **kwargs)
+        worker.finished.connect(lambda: setattr(self, "_finished", worker))
         _connect(worker, on_event, on_failed, on_cancelled, on_finished, guard=lambda: self.worker is worker)
         return worker.start()
 
     def busy(self) -> bool:
-        return self.worker is not None and self.worker.is_running()
+        """True until the newest worker's results have all reached the GUI thread (its finished signal comes last)."""
+        return self.worker is not None and self._finished is not self.worker
 
     def stop(self) -> None:
         if self.worker is not None:
