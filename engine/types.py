@@ -98,10 +98,6 @@ class ModelRef:
         """The short form shown to people: the first 16 hex digits of the sha256."""
         return self.sha256[:16]
 
-    @property
-    def name(self) -> str:
-        return self.path.replace("\\", "/").rsplit("/", 1)[-1]
-
 
 IN_MEMORY = ModelRef("<in memory>")
 

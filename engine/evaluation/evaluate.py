@@ -25,7 +25,6 @@ class SampleChoice:
 
     samples: tuple[Sample, ...]
     how: str
-    held_out: bool  # True when none of them was used to train the model
 
 
 def _same_root(meta: ModelMeta, index: DatasetIndex) -> bool:
@@ -45,11 +44,11 @@ def evaluation_samples(meta: ModelMeta, index: DatasetIndex, *, every_image: boo
     """
     name = Path(index.root).name
     if every_image:
-        return SampleChoice(index.samples, f"every image of {name} ({len(index.samples)})", not _same_root(meta, index))
+        return SampleChoice(index.samples, f"every image of {name} ({len(index.samples)})")
     recorded = meta.dataset.get("held_out") or []
     by_rel = {str(s.path.relative_to(index.root)): s for s in index.samples}
     if recorded and all(r in by_rel for r in recorded):
-        return SampleChoice(tuple(by_rel[r] for r in recorded), f"the model's {len(recorded)} held-out images", True)
+        return SampleChoice(tuple(by_rel[r] for r in recorded), f"the model's {len(recorded)} held-out images")
     if _same_root(meta, index) and "split_seed" in meta.dataset:
         split = split_dataset(
             index, test_fraction=float(meta.dataset.get("test_fraction", 0.2)), seed=int(meta.dataset["split_seed"])
@@ -58,8 +57,8 @@ def evaluation_samples(meta: ModelMeta, index: DatasetIndex, *, every_image: boo
             f"a {split.test_fraction:.0%} split of {name} with the model's seed {split.seed} "
             "(the dataset changed since training: some of these images may have been trained on)"
         )
-        return SampleChoice(split.test, how, False)
-    return SampleChoice(index.samples, f"every image of {name} ({len(index.samples)}; not the model's training dataset)", True)
+        return SampleChoice(split.test, how)
+    return SampleChoice(index.samples, f"every image of {name} ({len(index.samples)}; not the model's training dataset)")
 
 
 def evaluate_loaded(

@@ -14,6 +14,7 @@ import functools
 import hashlib
 import os
 import threading
+import weakref
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
@@ -23,7 +24,7 @@ import torch
 from torch import nn
 
 from engine.inference.device import describe_device, resolve_device
-from engine.inference.localize import normalize_heatmap, upsample
+from engine.inference.localize import full_heatmap
 from engine.modelfile import LoadedModel
 from engine.types import PRECISIONS, RuntimeOptions
 
@@ -33,6 +34,9 @@ INT8_CHECK_KEY = "int8_check"  # in ModelMeta.training: int8_check()'s record fr
 _INT8_CACHE: OrderedDict = OrderedDict()
 _INT8_CACHE_SIZE = 2
 _INT8_CACHE_LOCK = threading.Lock()
+# A model only in memory (just trained, the benchmark's) has no file hash: its int8 stack is kept with
+# the model object itself, so the training's int8 check and choosing its runtime quantize it once.
+_IN_MEMORY_INT8: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 @dataclass(frozen=True, eq=False)
@@ -143,9 +147,15 @@ def _quantize(loaded: LoadedModel, device: torch.device, calibration: Sequence[n
         )
     batch = loaded.meta.preprocessing().batch(list(calibration))
     model = loaded.model
-    if not loaded.sha256:  # a model in memory (training): nothing identifies it for the cache
-        return quantize_features(model, batch)
-    key = (loaded.sha256, hashlib.sha256(batch.numpy().tobytes()).hexdigest())
+    digest = hashlib.sha256(batch.numpy().tobytes()).hexdigest()
+    if not loaded.sha256:
+        with _INT8_CACHE_LOCK:
+            kept = _IN_MEMORY_INT8.setdefault(model, {})
+            if digest in kept:
+                return kept[digest]
+        quantized = kept[digest] = quantize_features(model, batch)
+        return quantized
+    key = (loaded.sha256, digest)
     with _INT8_CACHE_LOCK:
         if key in _INT8_CACHE:
             _INT8_CACHE.move_to_end(key)
@@ -190,10 +200,6 @@ def _try_int8(loaded: LoadedModel, device: torch.device, calibration, threshold:
     return quantized.features, f"int8: on the held-out images checked at training {held_out.describe()}; its calibration images agree on this CPU too"
 
 
-def _full_heatmap(cam: np.ndarray, size: int) -> np.ndarray:
-    return normalize_heatmap(upsample(cam, size, size))
-
-
 def int8_scores(model: nn.Module, quantized, chunks: Iterable[tuple[torch.Tensor, torch.Tensor | None]]):
     """fp32 and int8 anomaly probabilities and per-image heatmap correlations, over (batch, fp32 features or None) chunks."""
     from engine.inference.agreement import correlation
@@ -205,7 +211,7 @@ def int8_scores(model: nn.Module, quantized, chunks: Iterable[tuple[torch.Tensor
             outs = []
             for feats in (model.forward_features(batch) if fp32 is None else fp32, quantized.features(batch)):
                 p = torch.softmax(model.forward_head(feats).float(), dim=1)[:, 1].numpy()
-                outs.append((p, [_full_heatmap(c, size) for c in model.cam(feats).float().numpy()]))
+                outs.append((p, [full_heatmap(c, size, size) for c in model.cam(feats).float().numpy()]))
             (pr, hr), (pl, hl) = outs
             p_ref += pr.tolist()
             p_low += pl.tolist()
@@ -222,7 +228,10 @@ def int8_check(loaded: LoadedModel, images: Sequence[np.ndarray]) -> dict | None
 
     if quantized_engine() is None or loaded.calibration is None or len(loaded.calibration) < MIN_CALIBRATION_IMAGES:
         return None
-    cpu = replace(loaded, model=copy.deepcopy(loaded.model).cpu().float().eval(), sha256="")
+    weights = next(loaded.model.parameters())
+    on_cpu = weights.device.type == "cpu" and weights.dtype == torch.float32
+    # On the CPU in fp32 the model itself is checked, so choosing its runtime later reuses the int8 stack made here.
+    cpu = replace(loaded, model=loaded.model.eval() if on_cpu else copy.deepcopy(loaded.model).cpu().float().eval(), sha256="")
     preprocess = loaded.meta.preprocessing()
     chunks = ((preprocess.batch(list(images[i : i + 8])), None) for i in range(0, len(images), 8))
     p_ref, p_low, corrs = int8_scores(cpu.model, _quantize(cpu, torch.device("cpu"), loaded.calibration), chunks)

@@ -81,7 +81,7 @@ def calibrate_job(
     chosen = choose_runtime(loaded, runtime)
     yield CalibrationStarted(len(choice.samples), choice.how, chosen.precision)
     data: LoadedSamples | None = None
-    for item in load_chosen(choice, Inspector(loaded, chosen), stop=stop):
+    for item in load_chosen(choice, meta.preprocessing(), stop=stop):
         if isinstance(item, LoadedSamples):
             data = item
         else:

@@ -15,6 +15,7 @@ import numpy as np
 
 from engine.data.images import LoadedSamples, load_samples
 from engine.data.layouts import DatasetIndex, load_dataset
+from engine.data.preprocess import Preprocess
 from engine.errors import VisInspectError
 from engine.evaluation.evaluate import SampleChoice, evaluate_loaded, evaluation_samples
 from engine.evaluation.metrics import EvalReport
@@ -69,14 +70,14 @@ def dataset_for(meta: ModelMeta, data_dir: str | os.PathLike, *, layout: str | N
     )
 
 
-def load_chosen(choice: SampleChoice, inspector: Inspector, *, stop: threading.Event) -> Iterator[LoadProgress | LoadedSamples]:
+def load_chosen(choice: SampleChoice, preprocess: Preprocess, *, stop: threading.Event) -> Iterator[LoadProgress | LoadedSamples]:
     """Decode the chosen images in chunks, yielding progress, then the LoadedSamples (none readable: VisInspectError)."""
     samples = choice.samples
     parts: list[LoadedSamples] = []
     for start in range(0, len(samples), LOAD_CHUNK):
-        parts.append(load_samples(samples[start : start + LOAD_CHUNK], inspector.preprocess, with_masks=True, stop=stop))
+        parts.append(load_samples(samples[start : start + LOAD_CHUNK], preprocess, with_masks=True, stop=stop))
         yield LoadProgress(min(start + LOAD_CHUNK, len(samples)), len(samples))
-    size = inspector.preprocess.size
+    size = preprocess.size
     data = LoadedSamples(
         images=np.concatenate([p.images for p in parts]) if parts else np.zeros((0, size, size, 3), np.uint8),
         samples=tuple(s for p in parts for s in p.samples),
@@ -107,7 +108,7 @@ def evaluate_job(
         len(choice.samples), choice.how, meta, inspector.runtime.describe(), inspector.precision_name, inspector.precision_note
     )
     data = None
-    for item in load_chosen(choice, inspector, stop=stop):
+    for item in load_chosen(choice, inspector.preprocess, stop=stop):
         if isinstance(item, LoadedSamples):
             data = item
         else:

@@ -194,48 +194,43 @@ def review_job(
         todo, batch_size=batch_size, keep_images=keep_images or save_frames, stop=stop, thresholds=thresholds
     )
     try:
-        yield from _rows(listed, reused, fresh, run_id, label, results, model, save_frames, on_image, t0, stop, final_flush_s)
+        counts: Counter = Counter()
+        chunk: list[ReviewRow] = []
+        last = time.monotonic()
+        warned = False
+        n_inspected = 0
+        for i, (path, problem) in enumerate(listed):
+            if stop.is_set():
+                return
+            if i in reused:
+                row = reused[i]
+            elif problem is not None:
+                row = ReviewRow(path, None, (), None, problem, model, time.time())
+                if results is not None:
+                    results.log_error(run_id=run_id, source=label, item=path, model=model, message=problem)
+            else:
+                result = next(fresh, None)
+                if result is None:  # stopped while inspecting
+                    return
+                n_inspected += 1
+                row = _logged(result, run_id, label, results, model, save_frames)
+                if on_image is not None and result.image is not None and result.inspection is not None:
+                    on_image(result.path, result.image, result.inspection)
+            counts[row.verdict] += 1
+            chunk.append(row)
+            if results is not None and results.last_error and not warned:
+                warned = True  # once per run: rows wait in memory and are written when the database frees up
+                yield LogTrouble(results.last_error)
+            now = time.monotonic()
+            if now - last >= CHUNK_SECONDS or len(chunk) >= CHUNK_ROWS:
+                yield ReviewChunk(tuple(chunk), i + 1, len(listed))
+                chunk, last = [], now
+        if chunk or not listed:
+            yield ReviewChunk(tuple(chunk), len(listed), len(listed))
+        lost = _flush(results, final_flush_s) if results is not None else 0
+        yield ReviewDone(dict(counts), n_inspected, len(reused), time.perf_counter() - t0, lost)
     finally:
         fresh.close()  # its decode threads end now, also when the review is stopped
-
-
-def _rows(listed, reused, fresh, run_id, label, results, model, save_frames, on_image, t0, stop, final_flush_s):
-    """The review's rows in input order, reused or inspected now (and logged), in chunks; then ReviewDone."""
-    counts: Counter = Counter()
-    chunk: list[ReviewRow] = []
-    last = time.monotonic()
-    warned = False
-    n_inspected = 0
-    for i, (path, problem) in enumerate(listed):
-        if stop.is_set():
-            return
-        if i in reused:
-            row = reused[i]
-        elif problem is not None:
-            row = ReviewRow(path, None, (), None, problem, model, time.time())
-            if results is not None:
-                results.log_error(run_id=run_id, source=label, item=path, model=model, message=problem)
-        else:
-            result = next(fresh, None)
-            if result is None:  # stopped while inspecting
-                return
-            n_inspected += 1
-            row = _logged(result, run_id, label, results, model, save_frames)
-            if on_image is not None and result.image is not None and result.inspection is not None:
-                on_image(result.path, result.image, result.inspection)
-        counts[row.verdict] += 1
-        chunk.append(row)
-        if results is not None and results.last_error and not warned:
-            warned = True  # once per run: rows wait in memory and are written when the database frees up
-            yield LogTrouble(results.last_error)
-        now = time.monotonic()
-        if now - last >= CHUNK_SECONDS or len(chunk) >= CHUNK_ROWS:
-            yield ReviewChunk(tuple(chunk), i + 1, len(listed))
-            chunk, last = [], now
-    if chunk or not listed:
-        yield ReviewChunk(tuple(chunk), len(listed), len(listed))
-    lost = _flush(results, final_flush_s) if results is not None else 0
-    yield ReviewDone(dict(counts), n_inspected, len(reused), time.perf_counter() - t0, lost)
 
 
 def _logged(result, run_id: str, source: str, results: ResultsLog | None, model: ModelRef, save_frames: bool) -> ReviewRow:

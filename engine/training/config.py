@@ -3,7 +3,7 @@ and the station's Train form are both built from it."""
 from __future__ import annotations
 
 import argparse
-from dataclasses import MISSING, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from engine.types import BACKBONE_NAMES, DEVICE_HELP, TRAINABLE_CHOICES, check_image_size
@@ -92,9 +92,3 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     """The TrainConfig the parsed flags describe."""
     values = {f.name: getattr(args, f.name) for f in config_fields(where="cli")}
     return TrainConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
-
-
-def default_of(name: str) -> Any:
-    """A field's default (the founding recipe's value)."""
-    f = next(f for f in fields(TrainConfig) if f.name == name)
-    return f.default if f.default is not MISSING else f.default_factory()

@@ -151,21 +151,20 @@ def test_images_folder_is_used_and_masks_are_skipped(tmp_path):
 def test_fast_heatmap_matches_the_reference_normalisation():
     import numpy as np
 
-    from engine.inference.inspector import _full_heatmap
-    from engine.inference.localize import heatmap_to_boxes, normalize_heatmap, upsample
+    from engine.inference.localize import full_heatmap, heatmap_to_boxes, normalize_heatmap, upsample
 
     rng = np.random.default_rng(0)
     for _ in range(40):
         h, w = rng.integers(2, 16, 2)
         height, width = rng.integers(20, 400, 2)
         cam = (rng.normal(size=(h, w)) * rng.uniform(1e-3, 1e3)).astype(np.float32)
-        fast, ref = _full_heatmap(cam, height, width), normalize_heatmap(upsample(cam, height, width))
+        fast, ref = full_heatmap(cam, height, width), normalize_heatmap(upsample(cam, height, width))
         assert fast.dtype == np.float32 and fast.shape == ref.shape
         assert np.abs(fast - ref).max() < 1e-6
         boxes = [(b.x0, b.y0, b.x1, b.y1) for b in heatmap_to_boxes(fast)]
         assert boxes == [(b.x0, b.y0, b.x1, b.y1) for b in heatmap_to_boxes(ref)]
     for cam in (np.zeros((4, 4), np.float32), np.full((3, 3), np.nan, np.float32), np.array([[0, np.inf], [1, 2]], np.float32)):
-        assert np.array_equal(_full_heatmap(cam, 10, 12), normalize_heatmap(upsample(cam, 10, 12)))
+        assert np.array_equal(full_heatmap(cam, 10, 12), normalize_heatmap(upsample(cam, 10, 12)))
 
 
 def test_overlapped_file_runs_give_the_same_results_in_order(tmp_path):

@@ -215,7 +215,9 @@ def test_the_train_gallery_is_judged_as_the_report_was(folders_model):
     predicted = {s.path: s.predicted for s in report.scores}
     gallery = [e for e in events if type(e).__name__ == "GalleryEntry"]
     assert gallery and all(int(e.inspection.is_anomaly) == predicted[e.path] for e in gallery)
-    assert isinstance(_last(events, ModelSaved), ModelSaved)
+    saved = _last(events, ModelSaved)
+    assert events.index(saved) < events.index(gallery[0])  # the gallery is drawn from the saved file, after saving
+    assert read_meta(saved.path).metrics["accuracy"] == _last(events, TrainResult).report.accuracy
 
 
 # -- 8. calibrate says what it stored, where, and what was there --------------------------------------

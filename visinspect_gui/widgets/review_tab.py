@@ -39,6 +39,7 @@ from engine.jobs.review import (
     review_job,
 )
 from engine.results import ResultsLog
+from engine.thresholds import Thresholds
 from engine.types import JobOutcome, Verdict
 from visinspect_gui.widgets.common import elide_middle, glyph_icon
 from visinspect_gui.widgets.file_preview import FilePreview
@@ -269,7 +270,8 @@ class ReviewTab(QWidget):
         self._update_summary()
         if self.review_decision is not None:
             base = self.review_decision
-            changed = sum(r.verdict is not r.at(base).verdict for r in self.model.rows)
+            as_reviewed = Thresholds(decision=base)
+            changed = sum(r.p_anomaly is not None and as_reviewed.verdict(r.p_anomaly) is not r.verdict for r in self.model.rows)
             self.progress_label.setText(
                 f"Judged at threshold {threshold:.4f}: {changed:,} verdict(s) differ from the review at {base:.4f}"
             )
