@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+from enum import Enum
 
 import numpy as np
 from PySide6.QtCore import QObject, Signal
@@ -20,6 +21,21 @@ from engine.types import RuntimeOptions
 from visinspect_gui.workers import Worker
 
 log = logging.getLogger(__name__)
+
+
+class RunState(str, Enum):
+    """Where the live run is: none, opening its source, inspecting, or paused between steps."""
+
+    IDLE = "idle"
+    STARTING = "starting"
+    RUNNING = "running"
+    PAUSED = "paused"
+
+
+def _key(spec: SourceSpec) -> str:
+    """What identifies a source for going on where it stopped: the same folder, video or list of images."""
+    return "\n".join(map(str, spec)) if isinstance(spec, list) else str(spec)
+
 
 def _load_inspector(path: str, runtime: RuntimeOptions, *, stop):
     """Worker body: load a model file and warm it up with one blank image, so the first frame is not slow."""
@@ -41,7 +57,8 @@ class Station(QObject):
     result_ready = Signal(object)  # LiveResult
     source_event = Signal(object)  # SourceEvent
     failed = Signal(str)  # the live run stopped on an error, in one sentence
-    state_changed = Signal(str)  # "idle", "starting", "running", "paused"
+    state_changed = Signal(object)  # RunState
+    model_switched = Signal(str, str)  # a live run goes on with a newly loaded model: (new run id, model name)
 
     def __init__(self, results: ResultsLog, *, runtime: RuntimeOptions = RuntimeOptions(), parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -54,8 +71,12 @@ class Station(QObject):
         self._loader: Worker | None = None
         self._gate: FrameGate | None = None
         self._slot: InspectorSlot | None = None
-        self._state = "idle"
+        self._state = RunState.IDLE
         self._end_reason = "ended"
+        self._position: tuple[str, int] | None = None  # (source key, next frame) of the file source last stopped
+        self._next_frame = 0
+        self._is_live_source = True
+        self._spec_key = ""
         self.stream_options: dict = {}  # passed to stream_frames (tests shorten the reconnect backoff)
 
     # -- model ---------------------------------------------------------------------------------
@@ -80,10 +101,13 @@ class Station(QObject):
         if self.sender() is not self._loader:
             return  # a superseded load
         self.inspector = inspector
-        if self._slot is not None:
-            self._slot.set(inspector)
-        log.info("model loaded: %s on %s", inspector.path, inspector.device_name)
+        log.info("model loaded: %s (sha256 %s) on %s", inspector.path, inspector.ref.id, inspector.device_name)
         self.model_loaded.emit(inspector)
+        if self._slot is not None:
+            self.run_id = new_run_id("live")
+            self._slot.set(inspector, self.run_id)
+            log.info("live run continues as %s with model %s", self.run_id, inspector.path)
+            self.model_switched.emit(self.run_id, os.path.basename(str(inspector.path)))
 
     def set_threshold(self, value: float) -> None:
         """New decision threshold: later frames use it (the live loop reads it per frame)."""
@@ -98,8 +122,8 @@ class Station(QObject):
     # -- live run ------------------------------------------------------------------------------
 
     @property
-    def state(self) -> str:
-        """idle, starting, running or paused."""
+    def state(self) -> RunState:
+        """Where the live run is."""
         return self._state
 
     @property
@@ -123,20 +147,31 @@ class Station(QObject):
         self.run_id = new_run_id("live")
         self.source_description = describe_spec(spec)
         self._end_reason = "ended"
-        self._slot = InspectorSlot(self.inspector)
+        self._slot = InspectorSlot(self.inspector, self.run_id)
+        start_at = self.resume_position(spec)
+        self._next_frame, self._position, self._spec_key = start_at, None, _key(spec)
         worker = Worker(
-            live_job, spec, self._slot, self.results, self.run_id, loop=loop, gate=self._gate, max_fps=max_fps,
-            stream_options=dict(self.stream_options),
+            live_job, spec, self._slot, self.results, loop=loop, start_at=start_at, gate=self._gate,
+            max_fps=max_fps, stream_options=dict(self.stream_options),
         )
         worker.event_ready.connect(self._on_live_event)
         worker.failed.connect(self._on_live_failed)
         worker.cancelled.connect(self._on_live_cancelled)
         worker.finished.connect(self._on_live_finished)
         self._live = worker
-        self._set_state("starting")
-        log.info("live run %s on %s", self.run_id, self.source_description)
+        self._set_state(RunState.STARTING)
+        where = f" from frame {start_at + 1}" if start_at else ""
+        log.info("live run %s on %s%s with model %s", self.run_id, self.source_description, where, self.inspector.path)
         worker.start()
         return True
+
+    def resume_position(self, spec: SourceSpec) -> int:
+        """The frame a run on spec starts from: where a stopped run on the same file source left off, else 0."""
+        return self._position[1] if self._position is not None and self._position[0] == _key(spec) else 0
+
+    def rewind(self) -> None:
+        """Forget where the last file source stopped: the next start reads it from its first frame."""
+        self._position = None
 
     def step(self, spec: SourceSpec | None = None, **options) -> None:
         """Inspect one more frame and pause; starts a paused run when none is going."""
@@ -146,23 +181,29 @@ class Station(QObject):
             return
         if self._gate is not None:
             self._gate.step()
-            self._set_state("paused")
+            self._set_state(RunState.PAUSED)
 
     def resume(self) -> None:
         """Let a paused run go on at full pace."""
         if self._gate is not None and self._live is not None:
             self._gate.resume()
-            self._set_state("running")
+            self._set_state(RunState.RUNNING)
 
     def stop(self) -> None:
-        """End the live run; returns at once, run_finished follows when the source is released."""
+        """End the live run; returns at once, run_finished follows when the source is released.
+
+        A file source (folder, images, video) remembers where it stopped: Start or Step goes on from there.
+        """
         if self._live is not None:
             self._end_reason = "stopped"
+            if not self._is_live_source and self._next_frame:
+                self._position = (self._spec_key, self._next_frame)
+            log.info("live run %s stopped after frame %d", self.run_id, self._next_frame)
             self._live.stop()
             self._live = None
             self._gate = None
             self._slot = None
-            self._set_state("idle")
+            self._set_state(RunState.IDLE)
             self.run_finished.emit("stopped")
 
     def _on_live_event(self, item) -> None:
@@ -171,9 +212,11 @@ class Station(QObject):
             return  # late results of a run that was stopped
         if isinstance(item, RunOpened):
             self.source_description = item.description
-            self._set_state("paused" if self._gate is not None and self._gate.paused else "running")
+            self._is_live_source = item.is_live
+            self._set_state(RunState.PAUSED if self._gate is not None and self._gate.paused else RunState.RUNNING)
             self.run_started.emit(item.description)
         elif isinstance(item, LiveResult):
+            self._next_frame = item.frame.index + 1
             self.result_ready.emit(item)
         elif isinstance(item, SourceEvent):
             self.source_event.emit(item)
@@ -182,6 +225,7 @@ class Station(QObject):
         """The run stopped on an error: pass on its one sentence."""
         if self.sender() is self._live:
             self._end_reason = "failed"
+            log.warning("live run %s failed: %s", self.run_id, message)
             self.failed.emit(message)
 
     def _on_live_cancelled(self) -> None:
@@ -196,10 +240,11 @@ class Station(QObject):
         self._live = None
         self._gate = None
         self._slot = None
-        self._set_state("idle")
+        self._set_state(RunState.IDLE)
+        log.info("live run %s %s after frame %d", self.run_id, self._end_reason, self._next_frame)
         self.run_finished.emit(self._end_reason)
 
-    def _set_state(self, state: str) -> None:
+    def _set_state(self, state: RunState) -> None:
         """Change state and announce it only when it changed."""
         if state != self._state:
             self._state = state

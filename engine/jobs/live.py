@@ -36,26 +36,42 @@ def describe_spec(spec: SourceSpec) -> str:
     return getattr(spec, "description", type(spec).__name__)
 
 
-def make_source(spec: SourceSpec, *, loop: bool) -> FrameSource:
-    """The FrameSource a spec names (unopened); SourceError says what is accepted."""
+def make_source(spec: SourceSpec, *, loop: bool, start_at: int = 0) -> FrameSource:
+    """The FrameSource a spec names (unopened), from frame start_at where it can seek; SourceError says what is accepted."""
     if isinstance(spec, list):
         if not spec:
             raise SourceError("no image files chosen")
-        return ImageFilesSource(spec, loop=loop)
-    if isinstance(spec, str):
-        return open_source(spec, loop=loop)
-    return spec
+        source = ImageFilesSource(spec, loop=loop)
+    elif isinstance(spec, str):
+        source = open_source(spec, loop=loop)
+    else:
+        source = spec
+    if start_at and hasattr(source, "start_at"):
+        source.start_at = start_at
+    return source
 
 
 class InspectorSlot:
-    """The model a live run uses, swappable while it runs: a newly loaded model takes over from the next frame."""
+    """The model a live run uses and the log run its results go to, swappable while the run goes on.
 
-    def __init__(self, inspector) -> None:
+    A newly loaded model takes over from the next frame, under a new run id: one run, one model.
+    """
+
+    def __init__(self, inspector, run_id: str = "") -> None:
+        self.current = inspector
+        self.run_id = run_id
+        self._runs = {inspector.ref.sha256: run_id}
+
+    def set(self, inspector, run_id: str | None = None) -> None:
+        """Use this inspector (and log under run_id, when given) from the next frame on."""
+        if run_id:
+            self._runs[inspector.ref.sha256] = run_id
+            self.run_id = run_id
         self.current = inspector
 
-    def set(self, inspector) -> None:
-        """Use this inspector from the next frame on."""
-        self.current = inspector
+    def run_of(self, inspection) -> str:
+        """The run id the model that gave this inspection logs under (a frame judged just before a swap keeps its run)."""
+        return self._runs.get(inspection.model.sha256, self.run_id)
 
     def inspect(self, images):
         """Inspect with whichever model is current (called on the live worker's thread)."""
@@ -66,16 +82,19 @@ def live_job(
     spec: SourceSpec,
     slot: InspectorSlot,
     results: ResultsLog | None,
-    run_id: str,
     *,
     loop: bool = False,
+    start_at: int = 0,
     gate: FrameGate | None = None,
     max_fps: float | None = None,
     stream_options: dict | None = None,
     stop: threading.Event,
 ) -> Iterator[RunOpened | LiveResult | SourceEvent]:
-    """Open the source, inspect frames live, log every verdict (anomaly frames saved) and unreadable file; yield them."""
-    source = make_source(spec, loop=loop)
+    """Open the source, inspect frames live, log every verdict (anomaly frames saved) and unreadable file; yield them.
+
+    Rows go to the slot's run id as it is when each frame is judged; start_at skips a file source's first frames.
+    """
+    source = make_source(spec, loop=loop, start_at=start_at)
     opened = False
     for item in live_inspect(source, slot, stop=stop, gate=gate, max_fps=max_fps, **(stream_options or {})):
         if not opened:
@@ -84,12 +103,12 @@ def live_job(
         if results is not None and isinstance(item, LiveResult):
             frame = item.frame
             results.log_inspection(
-                run_id=run_id, source=source.description, item=frame.path or frame.index, inspection=item.inspection,
+                run_id=slot.run_of(item.inspection), source=source.description, item=frame.path or frame.index, inspection=item.inspection,
                 image=frame.image,
             )  # fmt: skip
         elif results is not None and isinstance(item, SourceEvent) and item.kind == "file_error":
             results.log_error(
-                run_id=run_id, source=source.description, item=item.path or item.index or "", model=slot.current.ref,
+                run_id=slot.run_id, source=source.description, item=item.path or item.index or "", model=slot.current.ref,
                 message=item.message,
             )  # fmt: skip
         yield item

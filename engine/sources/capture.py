@@ -45,6 +45,7 @@ class VideoSource(FrameSource):
         self._cap: cv2.VideoCapture | None = None
         self._index = 0
         self._frames_this_pass = 0
+        self.start_at = 0  # the frame index open() seeks to: a stopped run goes on where it stopped
         self.description = f"video {self.path}"
 
     def _open_capture(self) -> None:
@@ -58,10 +59,14 @@ class VideoSource(FrameSource):
         self._frames_this_pass = 0
 
     def open(self) -> None:
-        """Open the file from its first frame; raises SourceError if it is missing or undecodable."""
+        """Open the file at frame start_at (the first when 0); raises SourceError if it is missing or undecodable."""
         self.close()
         self._index = 0
         self._open_capture()
+        frames = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        start = self.start_at % frames if self.start_at and frames and self._loop else self.start_at
+        if 0 < start < frames and self._cap.set(cv2.CAP_PROP_POS_FRAMES, start):
+            self._index = self.start_at
 
     def read(self) -> Frame | None:
         """The next frame as RGB, None at the end (unless looping over a video that gave frames)."""

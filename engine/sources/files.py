@@ -25,6 +25,7 @@ class ImageFilesSource(FrameSource):
         self._pos = 0
         self._index = 0
         self._frames_this_pass = 0
+        self.start_at = 0  # the frame index open() starts from: a stopped run goes on where it stopped
         self.description = self._describe()
 
     def _describe(self) -> str:
@@ -38,9 +39,10 @@ class ImageFilesSource(FrameSource):
         return list(self._paths)
 
     def open(self) -> None:
-        """Start again from the first file."""
-        self._pos = 0
-        self._index = 0
+        """Start from frame start_at (0: the first file); past the end, a looping source wraps around."""
+        start = self.start_at if self._loop or self.start_at < len(self._paths) else 0
+        self._pos = start % len(self._paths) if self._paths else 0
+        self._index = start
         self._frames_this_pass = 0
 
     def read(self) -> Frame | None:
