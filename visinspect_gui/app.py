@@ -131,7 +131,7 @@ def setup_application(argv: list[str] | None = None) -> QApplication:
     """The QApplication with name, icon, Fusion style, dark palette and the station's style sheet."""
     app = QApplication.instance() or QApplication([sys.argv[0] if sys.argv else "visinspect", *(argv or [])])
     app.setApplicationName(APP_NAME)
-    app.setApplicationDisplayName("VisInspect Station")
+    app.setApplicationDisplayName(APP_NAME)
     app.setOrganizationName(APP_NAME)
     app.setApplicationVersion(__version__)
     app.setDesktopFileName("visinspect")
@@ -165,7 +165,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the station until its window closes; returns the exit code."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
     log_path = setup_logging()
-    log.info("VisInspect %s station starting (%s)", __version__, " ".join(argv or []))
+    log.info("VisInspect %s station starting: %s", __version__, " ".join(sys.argv[1:] if argv is None else argv) or "no arguments")
     app = setup_application()
     crash = CrashHandler(log_path)
     crash.install()

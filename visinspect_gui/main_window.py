@@ -6,19 +6,23 @@ import logging
 import os
 from pathlib import Path
 
-from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QHBoxLayout, QMainWindow, QScrollArea, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtGui import QGuiApplication
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QMainWindow, QScrollArea, QVBoxLayout, QWidget
 
 from engine import paths
 from engine.modelfile import MODEL_SUFFIX
-from engine.results import ResultsLog
+from engine.results import ChangeKind, ResultsLog
 from engine.types import RuntimeOptions
+from visinspect_gui.access import AccessControl, Mode
+from visinspect_gui.menus import build_menus
+from visinspect_gui.run_feedback import RunFeedback
 from visinspect_gui.settings import StationSettings
 from visinspect_gui.station import Station
 from visinspect_gui.widgets.demo_panel import DemoPanel
 from visinspect_gui.widgets.eval_tab import EvalTab
 from visinspect_gui.widgets.history_tab import HistoryTab
 from visinspect_gui.widgets.live_tab import LiveTab
+from visinspect_gui.widgets.main_tabs import MainTabs
 from visinspect_gui.widgets.message_bar import MessageBar
 from visinspect_gui.widgets.model_panel import ModelPanel
 from visinspect_gui.widgets.review_tab import ReviewTab
@@ -28,10 +32,8 @@ from visinspect_gui.widgets.train_tab import TrainTab
 from visinspect_gui.workers import Worker
 
 log = logging.getLogger(__name__)
-EVENT_LEVELS = {
-    "lost": "error", "recovered": "info", "stalled": "warning", "file_error": "warning",
-    "resolution_changed": "info", "empty_frame": "warning", "ended": "info",
-}  # fmt: skip
+TITLE = "Inspection Station"  # the window system adds the application name: "Inspection Station — VisInspect"
+PREFERRED_SIZE = (1480, 920)
 
 
 class MainWindow(QMainWindow):
@@ -49,10 +51,13 @@ class MainWindow(QMainWindow):
         auto_load: bool = False,
     ) -> None:
         super().__init__()
-        self.setWindowTitle("VisInspect — Inspection Station")
+        self.setWindowTitle(TITLE)
         self.setAcceptDrops(True)
         self.data_dir = Path(data_dir) if data_dir is not None else paths.data_dir()
+        self.log_folder = self.data_dir / "logs"
         self.results = ResultsLog(results_path if results_path is not None else self.data_dir / "results.sqlite3")
+        self.settings = StationSettings(self.data_dir)
+        self.access = AccessControl(self.settings, self.results, parent=self)
         runtime = RuntimeOptions(device, precision)  # chosen once: every model and every tab runs so
         self.station = Station(self.results, runtime=runtime, parent=self)
         self.auto_demo = auto_demo
@@ -73,14 +78,17 @@ class MainWindow(QMainWindow):
         self.train = TrainTab(runtime=runtime)
         self.evaluate = EvalTab(runtime=runtime)
         self.status = StationStatusBar()
+        self.mode_label = QLabel()
+        self.mode_label.setObjectName("ModeField")
+        self.status.addPermanentWidget(self.mode_label)
         self.setStatusBar(self.status)
         self._compose()
-        self._make_menus()
+        self.menu_actions = build_menus(self)
         self._wire()
         self.model_panel.refresh()
-        self.settings = StationSettings(self.data_dir)
         self._restore_settings()
-        self.resize(1480, 920)
+        self._apply_mode(self.access.mode)
+        self.fit_to_screen()
 
     # -- layout --------------------------------------------------------------------------------
 
@@ -99,13 +107,9 @@ class MainWindow(QMainWindow):
         scroll.setWidget(sidebar)
         scroll.setWidgetResizable(True)
         scroll.setFixedWidth(350)
-        self.tabs = QTabWidget()
-        self.tabs.setObjectName("MainTabs")
-        self.tabs.addTab(self.live, "Live")
-        self.tabs.addTab(self.review, "Review")
-        self.tabs.addTab(self.history, "History")
-        self.tabs.addTab(self.train, "Train")
-        self.tabs.addTab(self.evaluate, "Evaluate")
+        self.tabs = MainTabs()
+        for page, title in ((self.live, "Live"), (self.review, "Review"), (self.history, "History"), (self.train, "Train"), (self.evaluate, "Evaluate")):
+            self.tabs.add_page(page, title)
         main = QWidget()
         main_layout = QVBoxLayout(main)
         main_layout.setContentsMargins(4, 10, 10, 6)
@@ -120,32 +124,14 @@ class MainWindow(QMainWindow):
         layout.addWidget(main, 1)
         self.setCentralWidget(central)
 
-    def _make_menus(self) -> None:
-        """Menus and keyboard shortcuts for what the panels' buttons do (F5 start, Shift+F5 stop, F10 step)."""
-        def action(menu, text, slot, shortcut=None):
-            """Add a menu entry with an optional shortcut."""
-            act = QAction(text, self)
-            if shortcut:
-                act.setShortcut(QKeySequence(shortcut))
-            act.triggered.connect(slot)
-            menu.addAction(act)
-            return act
-
-        file_menu = self.menuBar().addMenu("&File")
-        action(file_menu, "Open model file…", self.model_panel._on_open_clicked, "Ctrl+M")
-        action(file_menu, "Open folder…", self.source_panel._on_folder_clicked, "Ctrl+O")
-        action(file_menu, "Open video…", self.source_panel._on_video_clicked)
-        file_menu.addSeparator()
-        action(file_menu, "Quit", self.close, "Ctrl+Q")
-        station = self.menuBar().addMenu("&Station")
-        self.start_action = action(station, "Start", self._on_start_requested, "F5")
-        self.stop_action = action(station, "Stop", self.station.stop, "Shift+F5")
-        self.step_action = action(station, "Step one frame", self._on_step_requested, "F10")
-        station.addSeparator()
-        action(station, "Reset counters", self.live.counters.reset)
-        action(station, "Fit image to view", self.live.viewer.fit, "Ctrl+0")
-        help_menu = self.menuBar().addMenu("&Help")
-        action(help_menu, "Build demo model", self.demo_panel.start)
+    def fit_to_screen(self) -> None:
+        """Open at the preferred size or, on a smaller screen, inside its available area (the window never grows itself)."""
+        screen = self.screen() or QGuiApplication.primaryScreen()
+        area = screen.availableGeometry() if screen is not None else None
+        width, height = PREFERRED_SIZE
+        if area is not None:
+            width, height = min(width, area.width() - 16), min(height, area.height() - 40)  # room for the frame
+        self.resize(width, height)
 
     def _wire(self) -> None:
         """Connect panel requests to the Station and Station events back to the panels."""
@@ -160,17 +146,22 @@ class MainWindow(QMainWindow):
         mp.box_threshold_changed.connect(self._on_box_threshold_changed)
         mp.overlay_changed.connect(self._on_overlay_changed)
         st.model_loaded.connect(self._on_model_loaded)
-        st.model_failed.connect(lambda text: self.show_message(text, "error"))
-        st.result_ready.connect(self._on_result_ready)
-        st.source_event.connect(self._on_source_event)
-        st.state_changed.connect(self._on_state_changed)
-        st.run_started.connect(self._on_run_started)
-        st.run_finished.connect(self._on_run_finished)
-        st.failed.connect(lambda text: self.show_message(text, "error"))
+        st.model_failed.connect(self._on_model_failed)
+        st.model_switched.connect(self._on_model_switched)
+        fb = self.feedback = RunFeedback(self)
+        st.result_ready.connect(fb.on_result_ready)
+        st.source_event.connect(fb.on_source_event)
+        st.state_changed.connect(fb.on_state_changed)
+        st.run_started.connect(fb.on_run_started)
+        st.run_finished.connect(fb.on_run_finished)
+        st.failed.connect(fb.on_run_failed)
+        self.access.mode_changed.connect(self._apply_mode)
+        self.access.refused.connect(lambda text: self.show_message(text, "warning"))
         self.demo_panel.demo_ready.connect(self._on_demo_ready)
         self.demo_panel.failed.connect(lambda text: self.show_message(f"The demo could not be built: {text}", "error"))
         self.review.failed.connect(lambda text: self.show_message(text, "warning"))
         self.review.review_finished.connect(self._on_review_finished)
+        self.review.csv_exported.connect(lambda rows, path: log.info("review exported: %d rows to %s", rows, path))
         self.history.failed.connect(lambda text: self.show_message(text, "warning"))
         self.tabs.currentChanged.connect(self._on_tab_changed)
         self.train.model_saved.connect(self._on_model_saved)
@@ -209,18 +200,25 @@ class MainWindow(QMainWindow):
     # -- slots ---------------------------------------------------------------------------------
 
     def _on_start_requested(self) -> None:
-        """Start (or resume) the live run on the source panel's source."""
+        """Start (or resume) the live run on the source panel's source; it is remembered once it has opened."""
         sp = self.source_panel
-        if self.station.start(sp.spec(), loop=sp.loop, max_fps=sp.max_fps):
-            self.settings.save_source(sp.spec(), loop=sp.loop, max_fps=sp.max_fps)
+        self.feedback.starting = (sp.spec(), sp.loop, sp.max_fps)
+        self.station.start(sp.spec(), loop=sp.loop, max_fps=sp.max_fps)
 
     def _on_step_requested(self) -> None:
-        """Inspect one frame and pause, starting a paused run when idle."""
+        """Inspect one frame and pause, starting a paused run when idle (a stopped file source goes on where it was)."""
         sp = self.source_panel
+        self.feedback.starting = (sp.spec(), sp.loop, sp.max_fps)
         self.station.step(sp.spec(), loop=sp.loop, max_fps=sp.max_fps)
 
-    def _on_review_finished(self, _state: str) -> None:
-        """Remember the reviewed folder; say if results could not be saved."""
+    def _on_start_over(self) -> None:
+        """The next Start reads the file source from its first frame."""
+        self.station.rewind()
+        self.show_message("The next Start reads the source from its first frame.", "info")
+
+    def _on_review_finished(self, outcome: str) -> None:
+        """Remember the reviewed folder and log how the review ended; say if results could not be saved."""
+        log.info("review of %s %s", self.review.folder, outcome)
         if self.review.folder:
             self.settings.save_review_folder(self.review.folder)
         self._check_results_log()
@@ -236,25 +234,33 @@ class MainWindow(QMainWindow):
             self.review.set_folder(folder)
 
     def _on_models_found(self, count: int) -> None:
-        """First scan: load the newest model (auto_load), or offer and maybe start the demo when there is none."""
+        """First scan: load the model last in use, else the newest (auto_load); offer the demo when there is none."""
         first, self._scanned_once = not self._scanned_once, True
-        if first and count and self.auto_load and self.station.inspector is None and not self.station.is_loading:
-            self.open_model(self.model_panel.models()[0])
-        if count == 0 and self.station.inspector is None and not self._autostart:
+        idle = self.station.inspector is None and not self.station.is_loading
+        if first and self.auto_load and idle and (count or self.settings.last_model()):
+            self.open_model(self.settings.last_model() or self.model_panel.models()[0])
+        if count == 0 and self.station.inspector is None and not self.station.is_loading and not self._autostart:
             self.demo_panel.show()
             if first and self.auto_demo:
                 self.demo_panel.start()
 
     def _on_model_loaded(self, inspector) -> None:
         """Show the new model everywhere, say plainly if it lacks ImageNet weights, start if asked to."""
+        self.access.flush()
+        previous = self.model_panel.loaded_path
         self.model_panel.set_model(inspector)
         self.live.set_model(inspector)
         self.review.set_inspector(inspector)
         self.history.set_inspector(inspector)
-        self.status.set_model(f"{inspector.meta.product} ({Path(inspector.path).name})")
+        name = Path(inspector.path).name
+        self.setWindowTitle(f"{inspector.meta.product} · {name} — {TITLE}")
+        self.status.set_model(f"{inspector.meta.product} ({name})")
         self.status.set_device(f"{inspector.device_name} · {inspector.precision_name}", inspector.precision_note)
         note = "" if inspector.meta.pretrained else " It was trained without ImageNet weights (random init)."
-        self.show_message(f"Model {Path(inspector.path).name} loaded.{note}", "info")
+        self.show_message(f"Model {name} loaded.{note}", "info")
+        self.settings.save_model(str(inspector.path))
+        if previous != str(inspector.path):
+            self.access.record(ChangeKind.MODEL, previous or "", str(inspector.path))
         if not self.demo_panel.is_running:
             self.demo_panel.hide()
         if self._autostart:
@@ -263,6 +269,15 @@ class MainWindow(QMainWindow):
         if self._autoreview:
             self._autoreview = False
             self.review.start()
+
+    def _on_model_failed(self, text: str) -> None:
+        """A model file could not be loaded: the model in use (if any) stays, and the message says so."""
+        kept = f" {Path(self.station.inspector.path).name} stays in use." if self.station.inspector is not None else ""
+        self.show_message(f"{text}{kept}", "error")
+
+    def _on_model_switched(self, run_id: str, name: str) -> None:
+        """A live run goes on with another model: no verdict is current until it judges a frame."""
+        self.show_message(f"{name} judges the live view from the next frame (run {run_id}); counters start again.", "info")
 
     def _on_model_saved(self, _path: str) -> None:
         """A new product model: list it in the model panel and the Evaluate tab."""
@@ -278,75 +293,33 @@ class MainWindow(QMainWindow):
         """A calibrated threshold was stored: reload that model if it is the one on the line."""
         inspector = self.station.inspector
         if inspector is not None and Path(inspector.path).resolve() == Path(path).resolve():
+            self.access.record(ChangeKind.THRESHOLD, f"{inspector.meta.threshold:.4f} in {Path(path).name}", f"{threshold:.4f} stored")
             self.open_model(path)
-        self.show_message(f"Threshold {threshold:.3f} stored in {Path(path).name}.", "info")
+        self.show_message(f"Threshold {threshold:.4f} stored in {Path(path).name}.", "info")
 
     def _on_threshold_changed(self, value: float) -> None:
         """Apply the decision threshold to later frames; re-judge the frame on screen and the reviewed files."""
+        inspector = self.station.inspector
+        if inspector is not None and inspector.thresholds.decision != value:
+            self.access.record_settled(ChangeKind.THRESHOLD, f"{inspector.thresholds.decision:.4f}", f"{value:.4f}")
         self.station.set_threshold(value)
         self.live.counters.set_threshold(value)
-        self.live.rejudge(self.station.inspector)
+        self.live.rejudge(inspector)
         self.review.rejudge(value)
 
     def _on_box_threshold_changed(self, value: float) -> None:
         """Apply the box threshold to later frames and redraw the boxes on screen."""
+        inspector = self.station.inspector
+        if inspector is not None and inspector.thresholds.box != value:
+            self.access.record_settled(ChangeKind.BOX_THRESHOLD, f"{inspector.thresholds.box:.2f}", f"{value:.2f}")
         self.station.set_box_threshold(value)
-        self.live.rejudge(self.station.inspector)
+        self.live.rejudge(inspector)
 
     def _on_overlay_changed(self) -> None:
         """Redraw both viewers with the heatmap switch, opacity and colour map chosen."""
         mp = self.model_panel
         self.live.viewer.set_overlay(heatmap_on=mp.heatmap_on, opacity=mp.heatmap_opacity, colormap=mp.colormap)
         self.review.set_overlay(heatmap_on=mp.heatmap_on, opacity=mp.heatmap_opacity, colormap=mp.colormap)
-
-    def _on_result_ready(self, result) -> None:
-        """Show a live result; check the results log now and then for write problems."""
-        self.live.add_result(result)
-        self.status.set_dropped(result.dropped_total)
-        if result.inspected_total % 10 == 1:
-            self._check_results_log()
-
-    def _on_source_event(self, event) -> None:
-        """Tell the operator what the source did (lost, recovered, stalled, bad file, ended)."""
-        level = EVENT_LEVELS.get(event.kind, "info")
-        if event.kind == "lost":
-            self.status.set_source_state("Camera lost — retrying", "error")
-            self.show_message(f"Camera lost — retrying: {event.message}", level)
-        elif event.kind == "recovered":
-            self._on_run_started(self.station.source_description)
-            self.show_message(f"Camera recovered: {event.message}", level)
-        elif event.kind == "ended":
-            self.status.set_source_state("Source ended")
-            self.show_message(event.message, level)
-        elif event.kind == "stalled":
-            self.show_message(f"Camera stalled: {event.message}", level)
-        elif event.kind == "file_error":
-            self.show_message(f"Skipped an unreadable file: {event.message}", level)
-        else:
-            self.show_message(event.message, level)
-
-    def _on_state_changed(self, state: str) -> None:
-        """Keep the buttons and the status bar in step with the live run's state."""
-        self.source_panel.set_state(state)
-        if state == "paused":
-            self.status.set_source_state(f"Paused: {self.station.source_description}")
-        elif state == "starting":
-            self.status.set_source_state("Opening source…")
-        elif state == "idle" and self.status.source_state.text().startswith(("Running", "Paused", "Opening")):
-            self.status.set_source_state("Stopped")
-
-    def _on_run_started(self, description: str) -> None:
-        """The source is open: say whether the run is going or paused on it."""
-        paused = self.station.state == "paused"
-        self.status.set_source_state(f"{'Paused' if paused else 'Running'}: {description}")
-
-    def _on_run_finished(self, reason: str) -> None:
-        """The run ended: surface log problems and refresh History if it is on screen."""
-        self._check_results_log()
-        if reason == "failed":
-            self.status.set_source_state("Stopped on an error", "error")
-        if self.tabs.currentWidget() is self.history:
-            self.history.refresh()
 
     def _on_demo_ready(self, ready) -> None:
         """Load the demo model and replay its line folder in a loop, so the station shows itself working."""
@@ -355,6 +328,22 @@ class MainWindow(QMainWindow):
         self._autostart = True
         self.open_model(ready.model_path)
         self.model_panel.refresh()
+
+    def _apply_mode(self, mode: Mode) -> None:
+        """Operator mode: verdict, counters, History and Start / Stop / Step; engineer mode: everything."""
+        engineer = mode is Mode.ENGINEER
+        self.model_panel.setVisible(engineer)
+        self.source_panel.set_choosing_allowed(engineer)
+        for page in (self.review, self.train, self.evaluate):
+            self.tabs.set_page_visible(page, engineer)
+        for act in self.menu_actions.engineer_only:
+            act.setEnabled(engineer)
+        self.menu_actions.unlock.setVisible(not engineer)
+        self.menu_actions.lock.setVisible(engineer)
+        self.mode_label.setText("Engineer mode" if engineer else "Operator mode")
+        self.mode_label.setToolTip("Station → Operator mode locks model, thresholds and training" if engineer else "Station → Engineer mode… (PIN) unlocks model, thresholds, training and settings")
+        if not engineer and self.demo_panel.isVisible() and not self.demo_panel.is_running:
+            self.demo_panel.hide()
 
     def _on_tab_changed(self, _index: int) -> None:
         """History is re-queried whenever it is brought to the front."""
@@ -378,8 +367,10 @@ class MainWindow(QMainWindow):
         self.handle_dropped(dropped)
 
     def handle_dropped(self, dropped: list[str]) -> None:
-        """Act on dropped paths: load a model, set the review folder, or choose the live source."""
-        if len(dropped) == 1 and dropped[0].endswith(MODEL_SUFFIX):
+        """Act on dropped paths: load a model, set the review folder, or choose the live source (engineer mode)."""
+        if self.access.mode is not Mode.ENGINEER:
+            self.show_message("Changing the model or the source needs engineer mode (Station → Engineer mode…).", "warning")
+        elif len(dropped) == 1 and dropped[0].endswith(MODEL_SUFFIX):
             self.open_model(dropped[0])
         elif self.tabs.currentWidget() is self.review and len(dropped) == 1 and Path(dropped[0]).is_dir():
             self.review.set_folder(dropped[0])
@@ -398,6 +389,7 @@ class MainWindow(QMainWindow):
         if self._closed:
             return
         self._closed = True
+        self.access.shutdown()
         self.station.shutdown()
         for panel in (self.review, self.history, self.model_panel, self.demo_panel, self.train, self.evaluate):
             panel.shutdown()

@@ -26,7 +26,7 @@ def _write(path: str, values: dict, *, stop) -> Iterator[None]:
 
 
 class StationSettings:
-    """The operator's last choices, so a station launched from its shortcut is ready on the same camera or folder."""
+    """The last choices (source, review folder, model in use) and the engineer PIN hash, between launches."""
 
     def __init__(self, data_dir: str | os.PathLike) -> None:
         self.path = Path(data_dir) / "station.ini"
@@ -60,6 +60,24 @@ class StationSettings:
         """The folder last reviewed, if it still exists."""
         folder = self._value("review/folder", None)
         return folder if isinstance(folder, str) and Path(folder).is_dir() else None
+
+    def save_model(self, path: str) -> None:
+        """Remember the model in use, so the next launch loads it rather than the newest file."""
+        self._save({"model/path": str(path)})
+
+    def last_model(self) -> str | None:
+        """The model last in use, if its file still exists."""
+        path = self._value("model/path", None)
+        return path if isinstance(path, str) and Path(path).is_file() else None
+
+    def save_pin_hash(self, value: str) -> None:
+        """Store the engineer PIN's hash (never the PIN)."""
+        self._save({"access/pin_hash": value})
+
+    def pin_hash(self) -> str | None:
+        """The engineer PIN's hash, or None when no PIN is set (the station then has no operator lock)."""
+        value = self._value("access/pin_hash", None)
+        return value if isinstance(value, str) and value else None
 
     def _value(self, key: str, default):
         return self._written[key] if key in self._written else self._qs.value(key, default)

@@ -69,7 +69,7 @@ def test_unexpected_errors_are_logged_and_shown_as_one_sentence(window, private_
     except KeyError:
         crash.handle(*sys.exc_info())
     qtbot.waitUntil(lambda: window.messages.isVisible(), timeout=2000)
-    text = window.messages.text.text()
+    text = window.messages.message
     assert window.messages.level == "error"
     assert "Traceback" not in text and "\n" not in text and "keeps running" in text
     assert "KeyError" in log_path.read_text(encoding="utf-8") and "Traceback" in log_path.read_text(encoding="utf-8")
@@ -85,7 +85,7 @@ def test_errors_from_other_threads_reach_the_window(window, private_folders, qtb
     t = threading.Thread(target=lambda: 1 / 0)
     t.start()
     t.join()
-    qtbot.waitUntil(lambda: "ZeroDivisionError" in window.messages.text.text(), timeout=2000)
+    qtbot.waitUntil(lambda: "ZeroDivisionError" in window.messages.message, timeout=2000)
 
 
 def test_a_bad_model_file_is_one_plain_sentence_and_the_station_goes_on(loaded_window, tmp_path, qtbot):
@@ -94,7 +94,7 @@ def test_a_bad_model_file_is_one_plain_sentence_and_the_station_goes_on(loaded_w
     bad.write_bytes(b"this is not a model")
     with qtbot.waitSignal(w.station.model_failed, timeout=10_000):
         w.open_model(bad)
-    text = w.messages.text.text()
+    text = w.messages.message
     assert w.messages.level == "error" and "broken.safetensors" in text and "Traceback" not in text
     assert w.station.inspector is not None  # the previous model stays loaded
 

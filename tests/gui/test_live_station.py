@@ -26,7 +26,7 @@ def test_start_without_a_model_says_so_in_one_sentence(window, line_folder):
     window.source_panel.set_source(str(line_folder))
     window.source_panel.start_button.click()
     assert window.messages.isVisible() and window.messages.level == "error"
-    assert "No model is loaded" in window.messages.text.text()
+    assert "No model is loaded" in window.messages.message
     assert window.station.state == "idle"
 
 
@@ -51,7 +51,7 @@ def test_folder_run_shows_verdicts_heatmap_and_boxes(loaded_window, line_folder,
     assert viewer.composite.shape == last.shape and not np.array_equal(viewer.composite, last)
     assert viewer.boxes_drawn >= 1
     assert w.status.dropped.text() == "Dropped: 0"  # files are never dropped
-    assert "ended" in w.messages.text.text() or w.status.source_state.text() == "Source ended"
+    assert "ended" in w.messages.message or w.status.source_state.text() == "Source ended"
 
 
 def test_heatmap_switch_and_opacity_redraw_the_frame(loaded_window, line_folder, run_to_end):
@@ -128,7 +128,7 @@ def test_lost_camera_is_reported_retried_and_stop_releases_it(loaded_window, fak
     camera = fake_camera_class(frames_before_loss=3)  # then stays down
     with qtbot.waitSignal(w.station.source_event, timeout=30_000, check_params_cb=lambda e: e.kind == "lost"):
         w.station.start(camera)
-    assert w.messages.level == "error" and w.messages.text.text().startswith("Camera lost — retrying")
+    assert w.messages.level == "error" and w.messages.message.startswith("Camera lost — retrying")
     assert w.status.source_state.text() == "Camera lost — retrying"
     qtbot.waitUntil(lambda: camera.failed_opens >= 2, timeout=5000)  # it keeps trying
     assert w.station.state in ("running", "starting")
@@ -147,7 +147,7 @@ def test_camera_that_comes_back_is_reported_recovered(loaded_window, fake_camera
     camera = fake_camera_class(frames_before_loss=2, down_opens=2)
     with qtbot.waitSignal(w.station.source_event, timeout=30_000, check_params_cb=lambda e: e.kind == "recovered"):
         w.station.start(camera)
-    assert w.messages.level == "info" and w.messages.text.text().startswith("Camera recovered")
+    assert w.messages.level == "info" and w.messages.message.startswith("Camera recovered")
     assert w.status.source_state.text().startswith("Running")
     count = w.live.counters.inspected
     qtbot.waitUntil(lambda: w.live.counters.inspected > count + 1, timeout=30_000)  # frames flow again

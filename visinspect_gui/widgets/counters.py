@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections import deque
 
 import numpy as np
@@ -53,6 +54,10 @@ class CountersPanel(Card):
         for col, w in enumerate((self._inspected, self._good, self._anomaly, self._yield)):
             grid.addWidget(w, 0, col)
         self.body.addLayout(grid)
+        self.scope = QLabel("Counting starts with the first verdict")
+        self.scope.setObjectName("CounterScope")
+        self.scope.setWordWrap(True)
+        self.body.addWidget(self.scope)
 
         self.plot = pg.PlotWidget(background=None)
         self.plot.setObjectName("ScorePlot")
@@ -123,6 +128,11 @@ class CountersPanel(Card):
         if latency_ms is not None:
             self._latency_text = f"{latency_ms:.0f} ms"
         self._dirty = True
+
+    def set_scope(self, judged_by: str, source: str) -> None:
+        """Say what the numbers count: since when, with which model and threshold, from which source."""
+        self.scope.setText(f"Since {time.strftime('%H:%M:%S')} · {judged_by}")
+        self.scope.setToolTip(f"Source: {source}\nA new model, threshold or source starts the count again; History keeps every run.")
 
     def set_threshold(self, value: float) -> None:
         """Move the dashed threshold line on the timeline."""

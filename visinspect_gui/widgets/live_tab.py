@@ -21,6 +21,11 @@ def item_label(result: LiveResult) -> str:
     return Path(frame.path).name if frame.path else f"frame {frame.index}"
 
 
+def model_name(inspection: Inspection) -> str:
+    """The file name of the model that judged an inspection."""
+    return Path(inspection.model.path).name if inspection.model.path else "model in memory"
+
+
 class LiveTab(QWidget):
     """Shows live results; draws at most once per event-loop turn however fast results arrive."""
 
@@ -44,6 +49,11 @@ class LiveTab(QWidget):
         column.setSpacing(8)
         self.banner = VerdictBanner()
         column.addWidget(self.banner)
+        self.context = QLabel("")
+        self.context.setObjectName("VerdictContext")
+        self.context.setWordWrap(True)
+        self.context.setToolTip("The model, threshold and source that produced the verdict and the counters shown")
+        column.addWidget(self.context)
         self.model_notice = QLabel("⚠  Model trained without ImageNet weights")
         self.model_notice.setObjectName("ModelNotice")
         self.model_notice.setToolTip(NO_IMAGENET_NOTE)
@@ -60,10 +70,18 @@ class LiveTab(QWidget):
         self.shown: Inspection | None = None  # its inspection as shown (re-judged after a threshold change)
         self._pending: LiveResult | None = None
         self.frames_drawn = 0  # results actually drawn; fewer than received when they come faster than drawing
+        self.source = ""  # the source the results come from, as the station describes it
+        self._counting: tuple | None = None  # (model sha256, decision threshold, source) the counters count for
 
     def add_result(self, result: LiveResult) -> None:
-        """Count a result now; draw the newest one when the event loop is next free."""
+        """Count a result now (counters start again when model, threshold or source differ); draw it when free."""
         insp = result.inspection
+        key = (insp.model.sha256, insp.thresholds.decision, self.source)
+        if key != self._counting:
+            self._counting = key
+            self.counters.reset()
+            self.counters.set_threshold(insp.thresholds.decision)
+            self.counters.set_scope(f"{model_name(insp)} · threshold {insp.thresholds.decision:.4f}", self.source)
         self.counters.add(insp.verdict, insp.p_anomaly, fps=result.fps, latency_ms=result.latency_ms)
         if self._pending is None:
             QTimer.singleShot(0, self._draw_pending)
@@ -77,8 +95,39 @@ class LiveTab(QWidget):
         self.result = result
         self.shown = result.inspection
         self.viewer.show_image(result.frame.image, result.inspection)
-        self.banner.show_inspection(result.inspection, latency_ms=result.latency_ms, item=item_label(result))
+        self._show_verdict()
         self.frames_drawn += 1
+
+    def _show_verdict(self) -> None:
+        """The banner and, beside it, the model, threshold and source that produced the verdict."""
+        insp, result = self.shown, self.result
+        self.banner.show_inspection(insp, latency_ms=result.latency_ms, item=item_label(result))
+        self.context.setText(f"Judged by {model_name(insp)} at threshold {insp.threshold:.4f}\nSource: {self.source}")
+        self.context.setToolTip(f"{insp.model.path}\nsha256 {insp.model.sha256}")
+
+    def show_no_verdict(self, title: str, reason: str, *, keep_image: bool = True) -> None:
+        """No current verdict (model switched, source failed or stopped): a neutral banner with the reason.
+
+        The last frame stays without its heatmap and boxes (they were that verdict's) unless keep_image is False.
+        """
+        self._pending = None
+        self.result = self.shown = None
+        self.banner.show_idle(title, reason)
+        self.context.setText("")
+        if keep_image:
+            self.viewer.set_inspection(None)
+        else:
+            self.viewer.clear()
+
+    def mark_last(self, note: str) -> None:
+        """Say beside the verdict that it is the last of a run that has ended (not a part on the line now)."""
+        if self.result is not None:
+            self.flush()
+            self.context.setText(f"{self.context.text()}\n{note}")
+
+    def set_source(self, description: str) -> None:
+        """The source later results come from (named beside the verdict and the counters)."""
+        self.source = description
 
     def flush(self) -> None:
         """Draw anything waiting now (tests, screenshots)."""
@@ -89,11 +138,17 @@ class LiveTab(QWidget):
         """Re-apply the inspector's current thresholds to the frame on screen, without running the model."""
         if self.result is None or inspector is None:
             return
+        if self.result.inspection.model.sha256 != inspector.ref.sha256:
+            return  # the frame on screen was judged by another model: it is not re-judged as if by this one
         self.shown = self.result.inspection.at(inspector.thresholds)
         self.viewer.set_inspection(self.shown)
-        self.banner.show_inspection(self.shown, latency_ms=self.result.latency_ms, item=item_label(self.result))
+        self._show_verdict()
 
     def set_model(self, inspector) -> None:
-        """Note plainly when the model was trained without ImageNet weights."""
+        """A model was loaded: no verdict is current until it judges a frame; note a model without ImageNet weights."""
         self.model_notice.setVisible(not inspector.meta.pretrained)
         self.counters.set_threshold(inspector.threshold)
+        if self.result is not None and self.result.inspection.model.sha256 != inspector.ref.sha256:
+            self.show_no_verdict("MODEL CHANGED", f"{Path(inspector.path).name} judges from the next frame")
+        elif self.result is None:
+            self.banner.show_idle("READY", f"{Path(inspector.path).name} loaded — choose a source and press Start")

@@ -78,6 +78,8 @@ class ModelPanel(Card):
         self._model_threshold = 0.5
         self._threshold = 0.5
         self._loadable: list[str] = []
+        self._listed: list = []  # the last scan's listings
+        self.loaded = None  # (path, describe line) of the model in use, listed even when outside the weights folder
 
         self.list = QListWidget()
         self.list.setObjectName("ModelList")
@@ -179,6 +181,11 @@ class ModelPanel(Card):
         """The cv2 colour map the heatmap is drawn with."""
         return self.colormap_combo.currentData()
 
+    @property
+    def loaded_path(self) -> str | None:
+        """The file of the model in use, or None before one is loaded."""
+        return self.loaded[0] if self.loaded is not None else None
+
     def models(self) -> list[str]:
         """Paths of the loadable model files listed, newest first."""
         return list(self._loadable)
@@ -195,15 +202,8 @@ class ModelPanel(Card):
         self.set_controls_enabled(True)
         self.set_threshold(self._model_threshold)
         self.box_threshold.set_value(inspector.thresholds.box, quiet=True)
-        for i in range(self.list.count()):
-            item = self.list.item(i)
-            path = item.data(Qt.ItemDataRole.UserRole)
-            same = path is not None and Path(path) == Path(inspector.path)
-            font = item.font()
-            font.setBold(same)
-            item.setFont(font)
-            if same:
-                self.list.setCurrentItem(item)
+        self.loaded = (str(inspector.path), meta.describe())
+        self._show_listings()
 
     def set_threshold(self, value: float) -> None:
         """Move the decision threshold to exactly value and announce it."""
@@ -225,30 +225,38 @@ class ModelPanel(Card):
 
     def _on_models_found(self, listings: list) -> None:
         """List the scanned models (newest first) and keep the loaded one marked."""
-        found = [(str(m.path), m.meta.describe() if m.meta else None, m.error) for m in listings]
-        current = {self.list.item(i).data(Qt.ItemDataRole.UserRole) for i in range(self.list.count()) if self.list.item(i).font().bold()}
+        self._listed = [(str(m.path), m.meta.describe() if m.meta else None, m.error) for m in listings]
+        self._loadable = [path for path, _line, error in self._listed if error is None]
+        self._show_listings()
+        self.models_found.emit(len(self._loadable))
+
+    def _show_listings(self) -> None:
+        """The weights folder's models, plus the one in use when it was opened from elsewhere; the one in use in bold."""
+        found = list(self._listed)
+        loaded = self.loaded[0] if self.loaded is not None else None
+        if loaded is not None and not any(Path(path) == Path(loaded) for path, _l, _e in found):
+            found.insert(0, (loaded, f"{self.loaded[1]}\nopened from {Path(loaded).parent}", None))
         self.list.clear()
-        self._loadable = [path for path, _line, error in found if error is None]
         for path, line, error in found:
             name = Path(path).name
             item = QListWidgetItem(name if error else f"{name}\n{line}")
             item.setData(Qt.ItemDataRole.UserRole, path)
-            item.setToolTip(error or line)
+            item.setToolTip(error or f"{path}\n{line}")
             if error:
                 item.setForeground(Qt.GlobalColor.gray)
                 item.setFlags(item.flags() & ~Qt.ItemFlag.ItemIsEnabled)
-            if path in current:
+            self.list.addItem(item)
+            if loaded is not None and Path(path) == Path(loaded):
                 font = item.font()
                 font.setBold(True)
                 item.setFont(font)
-            self.list.addItem(item)
+                self.list.setCurrentItem(item)
         if not found:
             placeholder = QListWidgetItem("No models in the weights folder")
             placeholder.setFlags(Qt.ItemFlag.NoItemFlags)
             self.list.addItem(placeholder)
         elif self.list.currentItem() is None:
             self.list.setCurrentRow(0)
-        self.models_found.emit(sum(1 for f in found if f[2] is None))
 
     def shutdown(self) -> None:
         """Stop the scanning worker (window close)."""

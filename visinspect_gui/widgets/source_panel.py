@@ -85,6 +85,8 @@ class SourcePanel(Card):
         options.addWidget(QLabel("Rate"))
         options.addWidget(self.rate_combo)
         self.body.addLayout(options)
+        self.choosers = (self.edit, self.camera_button, self.video_button, self.folder_button, self.images_button, self.loop_box, self.rate_combo)
+        self._option_labels = [options.itemAt(i).widget() for i in range(options.count()) if isinstance(options.itemAt(i).widget(), QLabel)]
 
         controls = QHBoxLayout()
         controls.setSpacing(6)
@@ -176,8 +178,20 @@ class SourcePanel(Card):
         self.start_button.setText("Resume" if state == "paused" else "Start")
         self.stop_button.setEnabled(state != "idle")
         self.step_button.setEnabled(state in ("idle", "running", "paused"))
-        for w in (self.edit, self.camera_button, self.video_button, self.folder_button, self.images_button, self.loop_box, self.rate_combo):
+        for w in self.choosers:
             w.setEnabled(state == "idle")
+
+    def set_choosing_allowed(self, allowed: bool) -> None:
+        """Operator mode shows the source and Start / Stop / Step only; engineer mode lets the source be changed."""
+        for w in (*self.choosers, *self._option_labels):
+            w.setVisible(allowed)
+
+    def _dialog_dir(self) -> str:
+        """Where file dialogs open: beside the current source, else the home folder (never the program's folder)."""
+        spec = self._spec[0] if isinstance(self._spec, list) and self._spec else self._spec
+        if isinstance(spec, str) and camera_spec(spec) is None and Path(spec).exists():
+            return str(Path(spec) if Path(spec).is_dir() else Path(spec).parent)
+        return str(Path.home())
 
     # -- slots ---------------------------------------------------------------------------------
 
@@ -201,19 +215,19 @@ class SourcePanel(Card):
     def _on_video_clicked(self) -> None:
         """Pick a video file."""
         pattern = " ".join(f"*{s}" for s in VIDEO_SUFFIXES)
-        path, _ = QFileDialog.getOpenFileName(self, "Open video", "", f"Videos ({pattern});;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(self, "Open video", self._dialog_dir(), f"Videos ({pattern});;All files (*)")
         if path:
             self.set_source(path)
 
     def _on_folder_clicked(self) -> None:
         """Pick a folder of images."""
-        path = QFileDialog.getExistingDirectory(self, "Open folder of images")
+        path = QFileDialog.getExistingDirectory(self, "Open folder of images", self._dialog_dir())
         if path:
             self.set_source(path)
 
     def _on_images_clicked(self) -> None:
         """Pick one or more image files."""
         pattern = " ".join(f"*{s}" for s in IMAGE_SUFFIXES)
-        paths, _ = QFileDialog.getOpenFileNames(self, "Open images", "", f"Images ({pattern});;All files (*)")
+        paths, _ = QFileDialog.getOpenFileNames(self, "Open images", self._dialog_dir(), f"Images ({pattern});;All files (*)")
         if paths:
             self.set_source(paths if len(paths) > 1 else paths[0])

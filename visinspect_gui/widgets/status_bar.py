@@ -44,8 +44,9 @@ class StationStatusBar(QStatusBar):
         self.model.setText(f"Model: {elide_middle(name, 40) if name else 'none'}")
 
     def set_source_state(self, text: str, level: str = "info") -> None:
-        """Show the source state, coloured warning/error when the source is in trouble."""
-        self.source_state.setText(text)
+        """Show the source state (elided: a long path must not widen the window), coloured when in trouble."""
+        self.source_state.setText(elide_middle(text, 56))
+        self.source_state.setToolTip(text)
         set_prop(self.source_state, "level", level)
 
     def set_dropped(self, count: int) -> None:
