@@ -19,6 +19,7 @@ from engine.errors import VisInspectError
 from engine.inference.device import decode_workers, share_cpu_with_torch
 from engine.inference.localize import full_heatmap
 from engine.inference.runtime import Runtime, choose_runtime
+from engine.inference.trace_gate import GATE
 from engine.modelfile import LoadedModel, ModelMeta, load_model
 from engine.thresholds import Thresholds
 from engine.types import Inspection, ModelRef, RuntimeOptions, Timings
@@ -165,7 +166,8 @@ class Inspector:
     def _run_model(self, resized: np.ndarray) -> tuple[ModelOutput, float]:
         """Normalise and run a resized uint8 batch; the output and the milliseconds it took."""
         t0 = time.perf_counter()
-        out = self.forward(self.preprocess.normalize(self._to_device(resized)))
+        with GATE.model_call():
+            out = self.forward(self.preprocess.normalize(self._to_device(resized)))
         return out, (time.perf_counter() - t0) * 1000
 
     def _judge_batch(

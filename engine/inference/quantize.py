@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from engine.errors import VisInspectError
+from engine.inference.trace_gate import GATE
 
 MIN_CALIBRATION_IMAGES = 4
 
@@ -71,7 +72,8 @@ def quantize_features(model: nn.Module, calibration: torch.Tensor, *, batch_size
     calibration = calibration.float().cpu()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao deprecation notices: the module docstring says why we accept them
-        prepared = prepare_fx(features, get_default_qconfig_mapping(engine), example_inputs=(calibration[:1],))
-        with torch.inference_mode():
+        with GATE.tracing():
+            prepared = prepare_fx(features, get_default_qconfig_mapping(engine), example_inputs=(calibration[:1],))
+        with torch.inference_mode(), GATE.model_call():
             fp32 = torch.cat([prepared(calibration[i : i + batch_size]) for i in range(0, len(calibration), batch_size)])
         return Quantized(convert_fx(prepared), calibration, fp32)

@@ -203,9 +203,10 @@ def _try_int8(loaded: LoadedModel, device: torch.device, calibration, threshold:
 def int8_scores(model: nn.Module, quantized, chunks: Iterable[tuple[torch.Tensor, torch.Tensor | None]]):
     """fp32 and int8 anomaly probabilities and per-image heatmap correlations, over (batch, fp32 features or None) chunks."""
     from engine.inference.agreement import correlation
+    from engine.inference.trace_gate import GATE
 
     p_ref, p_low, corrs = [], [], []
-    with torch.inference_mode():
+    with torch.inference_mode(), GATE.model_call():
         for batch, fp32 in chunks:
             size = batch.shape[-1]
             outs = []
