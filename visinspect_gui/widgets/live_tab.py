@@ -121,8 +121,8 @@ class LiveTab(QWidget):
 
     def mark_last(self, note: str) -> None:
         """Say beside the verdict that it is the last of a run that has ended (not a part on the line now)."""
+        self.flush()
         if self.result is not None:
-            self.flush()
             self.context.setText(f"{self.context.text()}\n{note}")
 
     def set_source(self, description: str) -> None:
