@@ -155,8 +155,12 @@ def ensure_qt_libs(install: bool) -> int:
     if not missing:
         return 0
     packages = packages_for(missing)
-    print(f"Qt cannot open a window: this machine lacks {', '.join(missing)} (needed by PySide6's xcb platform plugin).\n"
-          f"Install them with:\n  {how_to_install(packages)}", file=sys.stderr)  # fmt: skip
+    lacks = f"Qt cannot open a window: this machine lacks {', '.join(missing)} (needed by PySide6's xcb platform plugin)."
+    if tried:
+        print(f"{lacks}\napt-get install {' '.join(sorted(tried))} did not provide them: install the packages that ship "
+              f"these files (apt-file search NAME finds them).", file=sys.stderr)  # fmt: skip
+    else:
+        print(f"{lacks}\nInstall them with:\n  {how_to_install(packages)}", file=sys.stderr)
     return 1
 
 
