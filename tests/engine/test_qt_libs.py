@@ -54,7 +54,7 @@ def test_fresh_debian_ldd_output_gives_the_missing_packages():
     ("libxcb-cursor.so.0", "libxcb-cursor0"), ("libxcb-render-util.so.0", "libxcb-render-util0"),
     ("libxkbcommon-x11.so.0", "libxkbcommon-x11-0"), ("libX11-xcb.so.1", "libx11-xcb1"),
     ("libEGL.so.1", "libegl1"), ("libdbus-1.so.3", "libdbus-1-3"), ("libglib-2.0.so.0", "libglib2.0-0"),
-    ("libSM.so.6", "libsm6"), ("libz.so.1", "zlib1g"), ("libgcc_s.so.1", "libgcc-s1"),
+    ("libSM.so.6", "libsm6"), ("libz.so.1", "zlib1g"), ("libgcc_s.so.1", "libgcc-s1"), ("libdl.so.2", "libc6"),
     # not in the table: Debian's naming rule (a hyphen before the version when the name ends in a digit)
     ("libxcb-xinput.so.0", "libxcb-xinput0"), ("libXrandr.so.2", "libxrandr2"), ("libpng16.so.16", "libpng16-16"),
     ("libwayland-cursor.so.0.22.0", "libwayland-cursor0"), ("libQt6Gui.so.6", "libqt6gui6"),
