@@ -18,12 +18,15 @@ import subprocess
 import sys
 from pathlib import Path
 
-# What the platform plugin loads: the plugin itself and the Qt libraries it pulls in (ldd follows them all).
+# What a window on X11 loads: the platform plugin, the Qt libraries it pulls in (ldd follows them all) and its
+# OpenGL integrations (without them Qt warns and draws without GL).
 QT_FILES = (
     "Qt/plugins/platforms/libqxcb.so",
     "Qt/lib/libQt6XcbQpa.so.6",
     "Qt/lib/libQt6Gui.so.6",
     "Qt/lib/libQt6Widgets.so.6",
+    "Qt/plugins/xcbglintegrations/libqxcb-glx-integration.so",
+    "Qt/plugins/xcbglintegrations/libqxcb-egl-integration.so",
 )
 
 # Debian 12 package of each soname Qt is known to need; any other follows Debian's naming rule (debian_package).
