@@ -8,7 +8,8 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml
+# The stamp is written only once Qt's system libraries check out, so a failed check is run again next time.
+$(STAMP): pyproject.toml scripts/qt_libs.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[gui,dev]"
@@ -18,7 +19,9 @@ $(STAMP): pyproject.toml
 run: $(STAMP)
 	$(VENV)/bin/visinspect gui
 
+# Also Xvfb, for the test that opens a real X11 window (installed as root; without it that test is skipped).
 test: $(STAMP)
+	@sh scripts/ensure-qt-libs.sh $(PY) --xvfb
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q
 
 bench: $(STAMP)

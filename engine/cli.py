@@ -356,7 +356,7 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point; any failure is one line on stderr and exit status 2 (1: some inputs failed)."""
-    from engine.errors import VisInspectError
+    from engine.errors import EXPECTED_ERRORS
 
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["gui"]:  # the station parses its own options (argparse REMAINDER drops leading --flags)
@@ -372,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("visinspect: interrupted", file=sys.stderr)
         return 130
-    except (VisInspectError, ValueError, OSError) as exc:  # the CLI boundary: one line, no traceback
+    except EXPECTED_ERRORS as exc:  # the CLI boundary: one line, no traceback
         if args.debug:
             raise
         print(f"visinspect: error: {exc}", file=sys.stderr)

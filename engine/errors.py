@@ -27,3 +27,8 @@ class SourceError(VisInspectError):
 
 class Cancelled(VisInspectError):
     """Long work was stopped on request."""
+
+
+# What the CLI and the GUI's workers report as one line, never as a traceback: the engine's own errors, bad values
+# and the operating system's refusals (missing file, full disk, no network). Anything else is a bug and logged in full.
+EXPECTED_ERRORS: tuple[type[Exception], ...] = (VisInspectError, ValueError, OSError)

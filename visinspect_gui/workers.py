@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal
 
-from engine.errors import Cancelled, VisInspectError
+from engine.errors import EXPECTED_ERRORS, Cancelled, VisInspectError
 from engine.types import JobOutcome
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class _Runner(QObject):
                 self.cancelled.emit()
         except Cancelled:
             self.cancelled.emit()
-        except (VisInspectError, ValueError, OSError) as exc:  # expected trouble (bad input, missing file): one line
+        except EXPECTED_ERRORS as exc:  # expected trouble (bad input, missing file, camera absent): one line
             log.warning("job stopped: %s", plain_message(exc))
             self.failed.emit(plain_message(exc))
         except Exception as exc:  # noqa: BLE001 - the thread boundary: every failure becomes one sentence

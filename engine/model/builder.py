@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import urllib.error
 from dataclasses import dataclass
@@ -102,7 +103,7 @@ def _imagenet_state(backbone: str) -> tuple[dict[str, torch.Tensor], BackboneOri
     hub_file = Path(torch.hub.get_dir()) / "checkpoints" / fname
     try:
         state = enum.get_state_dict(progress=True, check_hash=True)
-    except (urllib.error.URLError, OSError, RuntimeError) as exc:
+    except (urllib.error.URLError, http.client.HTTPException, OSError, RuntimeError) as exc:  # a cut download too
         raise BackboneWeightsError(
             f"ImageNet weights for {backbone} could not be downloaded ({type(exc).__name__}). "
             f"On an offline station copy {fname} (from {enum.url}) to {local} or {hub_file}, "

@@ -17,12 +17,35 @@ from engine.types import Frame
 
 _CREDENTIALS = re.compile(r"//[^/@]*@")
 
+# OpenCV logs its own lines to stderr when a device is absent ("[ WARN:0@0.06] global cap_v4l.cpp:914 open
+# VIDEOIO(V4L2:/dev/video7): can't open camera by index", an obsensor "[ERROR:...] Camera index out of range"):
+# the source already says why in one line of ours. OPENCV_LOG_LEVEL, when set, still wins (for debugging).
+if "OPENCV_LOG_LEVEL" not in os.environ:
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
-def _capture(target: int | str, timeout_s: float) -> cv2.VideoCapture:
-    """A VideoCapture whose open and read give up after timeout_s where the backend supports it."""
+
+def _capture(target: int | str, timeout_s: float, what: str) -> cv2.VideoCapture:
+    """A VideoCapture of `what` whose open and read give up after timeout_s where the backend supports it."""
     ms = int(timeout_s * 1000)
     params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, ms, cv2.CAP_PROP_READ_TIMEOUT_MSEC, ms]
-    return cv2.VideoCapture(target, cv2.CAP_ANY, params)
+    try:
+        return cv2.VideoCapture(target, cv2.CAP_ANY, params)
+    except cv2.error as exc:  # some backends raise instead of returning a closed capture
+        raise SourceError(f"{what} could not be opened ({_reason(exc)})") from None
+
+
+def _reason(exc: BaseException) -> str:
+    """The last line of an OpenCV error (its first names OpenCV's source file)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return lines[-1] if lines else type(exc).__name__
+
+
+def _grab(cap: cv2.VideoCapture, what: str) -> tuple[bool, np.ndarray | None]:
+    """cap.read(), with a backend's cv2.error turned into the SourceError a failed read is."""
+    try:
+        return cap.read()
+    except cv2.error as exc:
+        raise SourceError(f"{what} stopped delivering frames ({_reason(exc)})") from None
 
 
 def _release(cap: cv2.VideoCapture | None) -> None:
@@ -51,7 +74,7 @@ class VideoSource(FrameSource):
     def _open_capture(self) -> None:
         if not self.path.is_file():
             raise SourceError(f"video {self.path}: file not found")
-        cap = _capture(str(self.path), timeout_s=10.0)
+        cap = _capture(str(self.path), 10.0, self.description)
         if not cap.isOpened():
             cap.release()
             raise SourceError(f"video {self.path} could not be opened (corrupt file or unsupported format)")
@@ -72,12 +95,12 @@ class VideoSource(FrameSource):
         """The next frame as RGB, None at the end (unless looping over a video that gave frames)."""
         if self._cap is None:
             raise SourceError(f"video {self.path} is not open")
-        ok, image = self._cap.read()
+        ok, image = _grab(self._cap, self.description)
         if (not ok or image is None or image.size == 0) and self._loop and self._frames_this_pass:
             # Reopening rewinds reliably for every codec, unlike seeking to frame 0.
             self.close()
             self._open_capture()
-            ok, image = self._cap.read()
+            ok, image = _grab(self._cap, self.description)
         if not ok or image is None or image.size == 0:
             return None
         self._frames_this_pass += 1
@@ -122,7 +145,7 @@ class CameraSource(FrameSource):
     def open(self) -> None:
         """Connect to the camera or stream, asking for width x height when given."""
         self.close()
-        cap = _capture(self.target, self._timeout_s)
+        cap = _capture(self.target, self._timeout_s, f"camera {self.label}")
         if not cap.isOpened():
             cap.release()
             raise SourceError(f"camera {self.label} could not be opened")
@@ -136,7 +159,7 @@ class CameraSource(FrameSource):
         """The next frame as RGB; a failed or empty grab is a SourceError (a camera has no end)."""
         if self._cap is None:
             raise SourceError(f"camera {self.label} is not open")
-        ok, image = self._cap.read()
+        ok, image = _grab(self._cap, f"camera {self.label}")
         if not ok or image is None or image.size == 0:
             raise SourceError(f"camera {self.label} stopped delivering frames")
         frame = _to_frame(image, self._index, str(self.label))
