@@ -29,8 +29,7 @@ def main(screenshot: str) -> int:
         print(f"not on X11: Qt platform is {app.platformName()}")
         return 1
     window = build_window(parse_args(["--no-demo"]))
-    window.resize(1000, 640)
-    window.show()
+    window.show()  # at the size it chooses for this screen
     if not QTest.qWaitForWindowExposed(window, 20_000):
         print("the window was never exposed")
         return 1

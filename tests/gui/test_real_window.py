@@ -44,7 +44,7 @@ def xvfb_display():
 
 
 def test_station_opens_a_real_x11_window(xvfb_display, tmp_path):
-    """The real station on Qt's xcb plugin: exits 0, its window is mapped on screen and drawn (not a blank screen)."""
+    """The real station on Qt's xcb plugin: exits 0, its window is mapped, fits the screen and is drawn (not blank)."""
     home = tmp_path / "home"
     runtime = tmp_path / "runtime"
     for folder in (home, runtime):
@@ -65,6 +65,7 @@ def test_station_opens_a_real_x11_window(xvfb_display, tmp_path):
     win_id, x, y = int(exposed[1]), int(exposed[2]), int(exposed[3])
     width, height = (int(v) for v in exposed[4].split("x"))
     assert width > 200 and height > 200 and 0 <= x < WIDTH and 0 <= y < HEIGHT, report
+    assert x + width <= WIDTH and y + height <= HEIGHT, f"the window does not fit the {WIDTH}x{HEIGHT} screen\n{report}"
     xdotool = next((line.split()[1:] for line in done.stdout.splitlines() if line.startswith("xdotool")), None)
     if xdotool is not None:  # the X server itself lists the window as mapped
         assert str(win_id) in xdotool, report
