@@ -37,7 +37,7 @@ def main(screenshot: str) -> int:
     frame = window.frameGeometry()
     print(f"exposed {int(window.winId())} {frame.x()} {frame.y()} {frame.width()}x{frame.height()}", flush=True)
     if shutil.which("xdotool"):  # the X server's own list of mapped windows with that title
-        found = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "VisInspect"], capture_output=True, text=True)
+        found = subprocess.run(["xdotool", "search", "--onlyvisible", "--name", "Inspection Station"], capture_output=True, text=True)
         print(f"xdotool {' '.join(found.stdout.split())}", flush=True)
     # The whole root window as the X server has it: the station appears there only if it was mapped and drawn.
     if not app.primaryScreen().grabWindow(0).save(screenshot):
