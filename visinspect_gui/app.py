@@ -16,6 +16,7 @@ from PySide6.QtGui import QColor, QIcon, QPalette
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from engine import __version__, paths
+from engine.errors import EXPECTED_ERRORS
 from engine.types import PRECISION_HELP, PRECISIONS
 from visinspect_gui.workers import plain_message
 
@@ -89,7 +90,10 @@ class CrashHandler:
         if issubclass(exc_type, KeyboardInterrupt):
             QApplication.quit()
             return
-        log.critical("unexpected error:\n%s", "".join(traceback.format_exception(exc_type, exc, tb)))
+        if issubclass(exc_type, EXPECTED_ERRORS):  # bad input or a missing file that escaped a slot: one line
+            log.warning("error: %s", plain_message(exc))
+        else:
+            log.critical("unexpected error:\n%s", "".join(traceback.format_exception(exc_type, exc, tb)))
         sentence = f"Something went wrong ({plain_message(exc)}). The station keeps running; details are in {self.log_path}."
         self.last_sentence = sentence
         self.bridge.error.emit(sentence)

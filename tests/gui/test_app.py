@@ -75,6 +75,20 @@ def test_unexpected_errors_are_logged_and_shown_as_one_sentence(window, private_
     assert "KeyError" in log_path.read_text(encoding="utf-8") and "Traceback" in log_path.read_text(encoding="utf-8")
 
 
+def test_an_expected_error_that_escapes_a_slot_is_one_log_line(window, private_folders, qtbot, monkeypatch):
+    monkeypatch.setattr(logging.getLogger(), "handlers", list(logging.getLogger().handlers))
+    log_path = station_app.setup_logging(private_folders[0])
+    crash = station_app.CrashHandler(log_path)
+    crash.window = window
+    try:
+        raise FileNotFoundError(2, "No such file or directory", "/line/part-7.png")
+    except OSError:
+        crash.handle(*sys.exc_info())
+    qtbot.waitUntil(lambda: window.messages.isVisible(), timeout=2000)
+    logged = log_path.read_text(encoding="utf-8")
+    assert "/line/part-7.png" in logged and "Traceback" not in logged
+
+
 def test_errors_from_other_threads_reach_the_window(window, private_folders, qtbot, monkeypatch):
     monkeypatch.setattr(logging.getLogger(), "handlers", list(logging.getLogger().handlers))
     crash = station_app.CrashHandler(station_app.setup_logging(private_folders[0]))
