@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from pathlib import Path
 
 from PySide6.QtGui import QGuiApplication
@@ -380,7 +381,8 @@ class MainWindow(QMainWindow):
             self.show_message("Nothing usable was dropped: drop a folder, a video, images or a model file.", "warning")
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt override
-        """Stop every worker, release the source and close the results log before the window goes."""
+        """Hide at once, then stop every worker (a model batch in flight ends first), release the source, close the log."""
+        self.hide()
         self.shutdown()
         super().closeEvent(event)
 
@@ -394,6 +396,7 @@ class MainWindow(QMainWindow):
         for panel in (self.review, self.history, self.model_panel, self.demo_panel, self.train, self.evaluate):
             panel.shutdown()
         self.settings.wait()
+        started = time.perf_counter()
         Worker.stop_all()
         self.results.close()
-        log.info("station closed")
+        log.info("station closed (workers stopped and results log closed in %.1f s)", time.perf_counter() - started)

@@ -108,3 +108,18 @@ def test_a_model_opened_from_elsewhere_is_listed_in_the_model_panel(loaded_windo
     assert any(model_file.name in t and "opened from" in t for t in texts)
     assert not any("No models in the weights folder" in t for t in texts)
     assert any(i.font().bold() for i in items)
+
+
+def test_closing_hides_the_window_before_waiting_for_a_model_batch(loaded_window, line_folder, qtbot, monkeypatch):
+    from visinspect_gui.workers import Worker
+
+    w = loaded_window
+    w.source_panel.set_source(str(line_folder), loop=True)
+    w.source_panel.start_button.click()
+    qtbot.waitUntil(lambda: w.live.counters.inspected >= 1, timeout=30_000)
+    seen = []
+    stop_all = Worker.stop_all
+    monkeypatch.setattr(Worker, "stop_all", staticmethod(lambda *a, **k: (seen.append(w.isVisible()), stop_all(*a, **k))))
+    w.close()
+    assert seen == [False]  # the operator sees the window go at once; the workers end behind it
+    assert not Worker.running()
