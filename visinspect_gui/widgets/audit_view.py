@@ -68,13 +68,15 @@ class ChangesView(QWidget):
         self.table.setModel(self.model)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)  # long paths elide in the middle, keeping the file name
         self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.table.verticalHeader().hide()
         self.table.verticalHeader().setDefaultSectionSize(24)
         header = self.table.horizontalHeader()
+        self.table.ensurePolished()  # the style sheet's font, not the default one
         fm = self.table.fontMetrics()
         header.resizeSection(0, fm.horizontalAdvance("2026-11-30 23:59:59") + 16)
-        header.resizeSection(1, fm.horizontalAdvance("engineer") + 24)
+        header.resizeSection(1, fm.horizontalAdvance("engineer (someone)") + 16)
         header.resizeSection(2, fm.horizontalAdvance("Box threshold") + 24)
         header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)
         self.summary = QLabel("")

@@ -173,7 +173,7 @@ class ResultsModel(LazyRowsModel):
         col = index.column()
         if role == Qt.ItemDataRole.DisplayRole:
             return (
-                datetime.fromtimestamp(row.time).strftime("%Y-%m-%d %H:%M:%S"),
+                datetime.fromtimestamp(row.time).strftime("%m-%d %H:%M:%S"),  # the year: in the tooltip
                 f"{row.verdict.value} · {len(row.boxes)}" if row.verdict is Verdict.ANOMALY else row.verdict.value,
                 "" if row.p_anomaly is None else f"{row.p_anomaly:.4f}",
                 source_label(row.source),
@@ -185,7 +185,7 @@ class ResultsModel(LazyRowsModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             boxes = f"{len(row.boxes)} box(es)\n" if row.verdict is Verdict.ANOMALY else ""
             return (
-                f"{boxes}{row.item}\nsource {row.source}\nrun {row.run_id}\nmodel {row.model_path or '–'}"
+                f"{row.time_iso}\n{boxes}{row.item}\nsource {row.source}\nrun {row.run_id}\nmodel {row.model_path or '–'}"
                 + (f"\n{row.error}" if row.error else "")
             )
         if role == Qt.ItemDataRole.TextAlignmentRole and col == 2:

@@ -32,13 +32,12 @@ from visinspect_gui.workers import Latest, call, start_worker
 _WAYS = {  # how the summary says the order: (descending, ascending)
     SortKey.TIME: ("newest first", "oldest first"),
     SortKey.P_ANOMALY: ("highest first", "lowest first"),
-    SortKey.BOXES: ("most first", "fewest first"),
 }
 
 
 def _size_columns(table: QTableView) -> None:
-    """Time, Verdict and p as wide as their header (bold, with its sort arrow) or their widest value; Source, Item
-    and Error share the rest (elided in the middle, in full as tooltips), so no horizontal scroll bar is needed."""
+    """Time, Verdict and p as wide as their header (bold, with its sort arrow) or their widest value, Source and Error
+    narrow (elided in the middle, in full as tooltips), Item the rest: no horizontal scroll bar at ~650 px."""
     header = table.horizontalHeader()
     table.ensurePolished()  # the style sheet's fonts, not the default ones
     header.ensurePolished()
@@ -47,13 +46,13 @@ def _size_columns(table: QTableView) -> None:
     bold.setBold(True)
     label_fm = QFontMetrics(bold)
     arrow = table.style().pixelMetric(QStyle.PixelMetric.PM_HeaderMarkSize)
-    widest = {0: "2026-11-30 23:59:59", 1: "ANOMALY · 00", 2: "0.0000"}
+    narrowest = label_fm.horizontalAdvance("Source") + 2 * 8 + arrow  # the style sheet pads 8 px either side
+    widest = {0: "11-30 23:59:59", 1: "ANOMALY · 00", 2: "0.0000", 3: "review · line_b", 5: ""}
     for col, sample in widest.items():
-        label = label_fm.horizontalAdvance(COLUMNS[col]) + 16 + arrow + 8  # the style sheet pads 8 px either side
-        header.resizeSection(col, max(label, fm.horizontalAdvance(sample) + 14))
-    for col in (3, 4, 5):
-        header.setSectionResizeMode(col, QHeaderView.ResizeMode.Stretch)
-    header.setMinimumSectionSize(label_fm.horizontalAdvance("Source") + 16 + arrow)
+        label = label_fm.horizontalAdvance(COLUMNS[col]) + 2 * 8 + 4 + arrow
+        header.resizeSection(col, max(label, narrowest, fm.horizontalAdvance(sample) + 14))
+    header.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
+    header.setMinimumSectionSize(narrowest)
 
 
 class HistoryTab(QWidget):
@@ -110,6 +109,7 @@ class HistoryTab(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)  # long paths elide in the middle, keeping the file name
         self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.table.verticalHeader().hide()
         self.table.verticalHeader().setDefaultSectionSize(24)
@@ -128,7 +128,7 @@ class HistoryTab(QWidget):
         split.addWidget(right)
         split.setStretchFactor(0, 5)
         split.setStretchFactor(1, 2)
-        split.setSizes([670, 230])
+        split.setSizes([700, 200])
         page_layout.addWidget(split, 1)
         self.summary = QLabel("")
         self.summary.setObjectName("Summary")
