@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
-import re
-import secrets
 import sqlite3
 import threading
 import time
@@ -21,49 +18,22 @@ import numpy as np
 
 from engine import paths
 from engine.csvfile import storable_text
-from engine.errors import VisInspectError
-from engine.results.filters import ALL, ResultFilter
-from engine.results.schema import (
-    COLUMNS,
-    INSERT,
-    MIGRATIONS,
-    SCHEMA,
-    SCHEMA_VERSION,
-    SELECT,
-    ResultRow,
-    boxes_json,
-    parse_boxes,
-)
+from engine.results.audit import INSERT_CHANGE, SELECT_CHANGES, AuditEntry, ChangeKind, ChangeWriter, audit_entry
+from engine.results.filters import ALL, NEWEST_FIRST, OLDEST_FIRST, ResultFilter, ResultOrder
+from engine.results.migrations import prepare_schema
+from engine.results.runs import RUNS_SQL, SOURCES_SQL, RunSummary, new_run_id, resumable_run_id, run_summary
+from engine.results.schema import COLUMNS, INSERT, SELECT, ResultRow, ResultsLogError, boxes_json, parse_boxes
 from engine.types import Inspection, ModelRef, Verdict
 
 MAX_PENDING_IMAGES = 100  # unsaved anomaly frames kept in memory while the database is unavailable
 JPEG_QUALITY = 90
 RETRY_BUSY_S = 0.05  # how long a write waits on a lock while earlier rows are already waiting
-_RUN_KIND = re.compile(r"^[A-Za-z0-9_]+$")
-
-
-class ResultsLogError(VisInspectError):
-    """The results database cannot be opened or used (not a database, newer schema, already closed)."""
+__all__ = ["ResultRow", "ResultsLog", "ResultsLogError", "default_results_path", "new_run_id", "resumable_run_id"]
 
 
 def default_results_path() -> Path:
     """Where results live unless told otherwise: the data folder the station and the CLI share."""
     return paths.data_dir() / "results.sqlite3"
-
-
-def new_run_id(kind: str) -> str:
-    """A unique, sortable id for one run, e.g. review-20261125-171300-ab12."""
-    if not _RUN_KIND.match(kind):
-        raise ValueError(f"run kind must be letters, digits or '_' (e.g. 'review', 'live'), not {kind!r}")
-    return f"{kind}-{datetime.now():%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
-
-
-def resumable_run_id(kind: str, parts: list[str] | tuple[str, ...]) -> str:
-    """The same id whenever a run of this kind has the same parts (model, inputs), so a killed run can be resumed."""
-    if not _RUN_KIND.match(kind):
-        raise ValueError(f"run kind must be letters, digits or '_' (e.g. 'review', 'live'), not {kind!r}")
-    key = "\n".join(parts)
-    return f"{kind}-" + hashlib.sha1(storable_text(key).encode()).hexdigest()[:12]
 
 
 @dataclass
@@ -130,7 +100,7 @@ class ResultsLog:
             conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
-            self._create_schema(conn)
+            prepare_schema(conn, self.path)
         except sqlite3.Error as exc:
             if conn is not None:
                 conn.close()
@@ -139,45 +109,7 @@ class ResultsLog:
             conn.close()
             raise
         self._conn: sqlite3.Connection | None = conn
-
-    def _create_schema(self, conn: sqlite3.Connection) -> None:
-        if self._schema_ready(conn):
-            return  # an up-to-date log opens without a write lock, so a busy database still opens
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in SCHEMA:
-                conn.execute(statement)
-            row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-            if row is None:
-                conn.execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
-            else:
-                version = self._check_version(row[0])
-                for upgrade in range(version + 1, SCHEMA_VERSION + 1):
-                    for statement in MIGRATIONS[upgrade]:
-                        conn.execute(statement)
-                conn.execute("UPDATE meta SET value = ? WHERE key = 'schema_version'", (str(SCHEMA_VERSION),))
-            conn.execute("COMMIT")
-        finally:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-
-    def _check_version(self, value: str) -> int:
-        """The log's schema version; ResultsLogError when it is newer than this VisInspect understands."""
-        version = int(value)
-        if version > SCHEMA_VERSION:
-            raise ResultsLogError(
-                f"results database {self.path} has schema version {version}, newer than the "
-                f"{SCHEMA_VERSION} this VisInspect understands; use a newer VisInspect or another file"
-            )
-        return version
-
-    def _schema_ready(self, conn: sqlite3.Connection) -> bool:
-        """True when the tables exist at this schema version (reads only; WAL readers never wait)."""
-        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type IN ('table', 'index')")}
-        if not {"meta", "results", "results_run_item", "results_time"} <= tables:
-            return False
-        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
-        return row is not None and self._check_version(row[0]) == SCHEMA_VERSION
+        self._changes = ChangeWriter(self._insert_changes)
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -210,10 +142,30 @@ class ResultsLog:
         self._write(_Pending(values, None))
 
     def flush(self) -> bool:
-        """Try again to write rows that are waiting; True when none are left."""
+        """Try again to write rows and changes that are waiting; True when none are left."""
         with self._lock:
             self._check_open()
-            return self._flush_locked()
+            rows_written = self._flush_locked()
+        return self._changes.flush() and rows_written
+
+    def record_change(self, what: ChangeKind | str, old: str, new: str, *, who: str) -> None:
+        """Add a change of model, threshold, recipe or mode to the audit trail; written in a thread of its own."""
+        kind = ChangeKind.parse(what)
+        self._check_open()
+        values = {"time": time.time(), "who": storable_text(who), "what": kind.value}
+        self._changes.submit(values | {"old": storable_text(old), "new": storable_text(new)})
+
+    def _insert_changes(self, batch: list[dict]) -> None:
+        with self._lock:
+            self._check_open()
+            try:
+                self._conn.execute("BEGIN IMMEDIATE")
+                self._conn.executemany(INSERT_CHANGE, batch)
+                self._conn.execute("COMMIT")
+            finally:
+                if self._conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        self._conn.execute("ROLLBACK")
 
     def _write(self, entry: _Pending) -> None:
         with self._lock:
@@ -319,10 +271,12 @@ class ResultsLog:
             min_area=min_area,
         )
 
-    def query(self, where: ResultFilter = ALL, *, limit: int | None = 1000, offset: int = 0) -> list[ResultRow]:
-        """Written rows matching the filter, newest first; `limit` rows from `offset` (for paging)."""
+    def query(
+        self, where: ResultFilter = ALL, *, order: ResultOrder = NEWEST_FIRST, limit: int | None = 1000, offset: int = 0
+    ) -> list[ResultRow]:
+        """Written rows matching the filter, sorted (newest first unless told); `limit` rows from `offset` (paging)."""
         clause, params = where.where()
-        sql = f"{SELECT}{clause} ORDER BY time DESC, id DESC"
+        sql = f"{SELECT}{clause}{order.sql()}"
         if limit is not None:
             if limit < 1:
                 raise ValueError(f"limit must be 1 or more, or None for all rows, not {limit}")
@@ -339,6 +293,28 @@ class ResultsLog:
         with self._lock:
             self._check_open()
             return self._conn.execute(f"SELECT count(*) FROM results{clause}", params).fetchone()[0]
+
+    def _read(self, sql: str, params: tuple | list = ()) -> list[tuple]:
+        with self._lock:
+            self._check_open()
+            return self._conn.execute(sql, params).fetchall()
+
+    def last_id(self) -> int:
+        """The id of the newest written row (0 for an empty log): a listing through it does not shift as rows arrive."""
+        return self._read("SELECT coalesce(max(id), 0) FROM results")[0][0]
+
+    def runs(self, limit: int | None = 500) -> list[RunSummary]:
+        """The newest `limit` runs (None: all), newest first, each with its time span, source and counts."""
+        return [run_summary(r) for r in self._read(RUNS_SQL + " LIMIT ?", (-1 if limit is None else limit,))]
+
+    def sources(self) -> list[str]:
+        """Every distinct source in the log, most recently used first."""
+        return [r[0] for r in self._read(SOURCES_SQL)]
+
+    def changes(self, limit: int = 500, offset: int = 0) -> list[AuditEntry]:
+        """Recorded changes, newest first, `limit` from `offset`; changes still being written are waited for."""
+        self._changes.wait(self._timeout * 2)
+        return [audit_entry(r) for r in self._read(SELECT_CHANGES, (limit, max(0, int(offset))))]
 
     def finished_rows(self, run_id: str) -> dict[str, ResultRow]:
         """The newest row of each item of a run (an ERROR is a result too), so a resumed run does not repeat it.
@@ -362,7 +338,7 @@ class ResultsLog:
         self.flush()
         reader = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
         try:
-            for raw in reader.execute(f"{SELECT}{clause} ORDER BY time ASC, id ASC", params):
+            for raw in reader.execute(f"{SELECT}{clause}{OLDEST_FIRST.sql()}", params):
                 yield self._row(raw)
         finally:
             reader.close()
@@ -376,11 +352,16 @@ class ResultsLog:
     def close(self) -> None:
         """Make a last attempt to write waiting rows, then close the database; safe to call twice.
 
-        Rows that still cannot be written are lost, and last_error says how many.
+        Rows and changes that still cannot be written are lost, and last_error says how many.
         """
+        if self._conn is None:
+            return
+        lost_changes = self._changes.close()  # before taking the lock: the change writer needs it
         with self._lock:
             if self._conn is None:
                 return
+            if lost_changes:
+                self.last_error = f"{lost_changes} change(s) lost on close: {self._changes.last_error}"
             if not self._flush_locked():
                 self.last_error = f"{len(self._pending)} result(s) lost on close: {self.last_error}"
             self._conn.close()

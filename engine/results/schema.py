@@ -5,10 +5,16 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
+from engine.errors import VisInspectError
 from engine.thresholds import Thresholds
 from engine.types import Box, ModelRef, Verdict
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+
+
+class ResultsLogError(VisInspectError):
+    """The results database cannot be opened or used (not a database, newer schema, already closed)."""
+
 
 COLUMNS = (
     "time", "run_id", "source", "item", "model_path", "model_hash",
@@ -17,6 +23,15 @@ COLUMNS = (
 )  # fmt: skip
 INSERT = f"INSERT INTO results ({', '.join(COLUMNS)}) VALUES ({', '.join(':' + c for c in COLUMNS)})"
 SELECT = "SELECT id, " + ", ".join(COLUMNS) + ", frame_path FROM results"
+# The audit trail: every change of model, threshold, recipe or mode, with who made it and the values either side.
+CHANGES_TABLE = """CREATE TABLE IF NOT EXISTS changes (
+    id INTEGER PRIMARY KEY,
+    time REAL NOT NULL,
+    who TEXT NOT NULL,
+    what TEXT NOT NULL,
+    old TEXT NOT NULL,
+    new TEXT NOT NULL
+)"""
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS results (
@@ -39,7 +54,9 @@ SCHEMA = (
     )""",
     "CREATE INDEX IF NOT EXISTS results_run_item ON results (run_id, item)",
     "CREATE INDEX IF NOT EXISTS results_time ON results (time)",
+    CHANGES_TABLE,
 )
+TABLES = {"meta", "results", "results_run_item", "results_time", "changes"}  # tables and indexes of this version
 # Schema upgrades, applied in order to an older log when it is opened (rows are kept as they are).
 MIGRATIONS = {
     # 2: every hot region (the boxes of an ANOMALY at any decision threshold) and the box rule they were found by
@@ -48,6 +65,8 @@ MIGRATIONS = {
         "ALTER TABLE results ADD COLUMN box_threshold REAL",
         "ALTER TABLE results ADD COLUMN min_area REAL",
     ),
+    # 3: the audit trail of changes
+    3: (CHANGES_TABLE,),
 }
 
 

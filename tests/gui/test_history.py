@@ -45,16 +45,21 @@ def test_results_are_logged_and_survive_reopening(make_window, model_file, line_
     assert again.history.viewer.image.shape == (128, 128, 3)
     assert again.history.viewer.boxes_drawn >= 1
 
+    qtbot.waitUntil(lambda: again.history.run_combo.count() == 2, timeout=10_000)  # all runs, and this one
     with qtbot.waitSignal(again.history.loaded, timeout=10_000):
-        again.history.source_edit.setText("no such source")
-        again.history.refresh_button.click()
-    assert again.history.model.rowCount() == 0
+        again.history.run_combo.setCurrentIndex(again.history.run_combo.findData(run_id))
+    assert again.history.model.rowCount() == 3
 
     with qtbot.waitSignal(again.history.loaded, timeout=10_000):
-        again.history.source_edit.clear()
         again.history.use_dates.setChecked(True)  # the last seven days, today included
     assert again.history.model.rowCount() == 3
 
+    with qtbot.waitSignal(again.history.loaded, timeout=10_000):
+        again.history.until_edit.setDateTime(again.history.since_edit.dateTime())  # a minute a week ago
+    assert again.history.model.rowCount() == 0
+
+    with qtbot.waitSignal(again.history.loaded, timeout=10_000):
+        again.history.use_dates.setChecked(False)
     out = private_folders[0] / "history.csv"
     with qtbot.waitSignal(again.history.exported, timeout=10_000) as exported:
         again.history.export_csv(str(out))

@@ -1,152 +1,121 @@
-"""The History tab: past results from the results log, filtered by verdict, dates and source, exportable as CSV."""
+"""The History tab: the whole results log, loaded a page at a time as it scrolls, sorted and filtered by the
+database (verdict, date and time, exact source, run), exportable as CSV; and the audit trail of changes."""
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
-from pathlib import Path
-
-from PySide6.QtCore import QDate, QModelIndex, Qt, Signal
+from PySide6.QtCore import QModelIndex, Qt, Signal
+from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import (
     QAbstractItemView,
-    QCheckBox,
-    QComboBox,
-    QDateEdit,
     QFileDialog,
     QHBoxLayout,
     QHeaderView,
     QLabel,
-    QLineEdit,
     QPushButton,
     QSplitter,
+    QStyle,
     QTableView,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from engine.results import ResultFilter, ResultRow, ResultsLog, export_csv
+from engine.results import ResultFilter, ResultRow, ResultsLog, SortKey, export_csv
 from engine.results.frames import LoggedFrame, logged_frame
-from engine.types import Verdict
-from visinspect_gui.widgets.common import ListTableModel, hint
-from visinspect_gui.widgets.review_model import VERDICT_COLOURS
+from visinspect_gui.widgets.audit_view import ChangesView
+from visinspect_gui.widgets.common import hint
+from visinspect_gui.widgets.history_filters import HistoryFilters
+from visinspect_gui.widgets.history_model import COLUMNS, SORT_KEYS, ResultsModel
 from visinspect_gui.widgets.viewer import ImageViewer
 from visinspect_gui.workers import Latest, call, start_worker
 
-COLUMNS = ("Time", "Verdict", "p(anomaly)", "Boxes", "Source", "Item", "Error")
-QUERY_LIMIT = 5000
+_WAYS = {  # how the summary says the order: (descending, ascending)
+    SortKey.TIME: ("newest first", "oldest first"),
+    SortKey.P_ANOMALY: ("highest first", "lowest first"),
+}
 
 
-def query_log(results: ResultsLog, where: ResultFilter) -> tuple[list[ResultRow], int]:
-    """(rows newest first, total matching) from the results log."""
-    rows = results.query(where, limit=QUERY_LIMIT)
-    return rows, results.count(where) if len(rows) >= QUERY_LIMIT else len(rows)
-
-
-class HistoryModel(ListTableModel):
-    """Rows of the results log, as queried."""
-
-    columns = COLUMNS
-    rows: list[ResultRow]
-
-    def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole):
-        if not index.isValid():
-            return None
-        row, col = self.rows[index.row()], index.column()
-        if role == Qt.ItemDataRole.DisplayRole:
-            return (
-                datetime.fromtimestamp(row.time).strftime("%Y-%m-%d %H:%M:%S"),
-                row.verdict.value,
-                "" if row.p_anomaly is None else f"{row.p_anomaly:.4f}",
-                "" if row.verdict is Verdict.ERROR else str(len(row.boxes)),
-                row.source,
-                Path(row.item).name if ("/" in row.item or "\\" in row.item) else row.item,
-                row.error or "",
-            )[col]
-        if role == Qt.ItemDataRole.ForegroundRole and col == 1:
-            return VERDICT_COLOURS.get(row.verdict)
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return f"{row.item}\nrun {row.run_id}\nmodel {row.model_path or '–'}" + (f"\n{row.error}" if row.error else "")
-        if role == Qt.ItemDataRole.TextAlignmentRole and col in (2, 3):
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        return None
-
-    def set_rows(self, rows: list[ResultRow]) -> None:
-        """Replace the rows shown."""
-        self.beginResetModel()
-        self.rows = list(rows)
-        self.endResetModel()
+def _size_columns(table: QTableView) -> None:
+    """Time, Verdict and p as wide as their header (bold, with its sort arrow) or their widest value, Source and Error
+    narrow (elided in the middle, in full as tooltips), Item the rest: no horizontal scroll bar at ~650 px."""
+    header = table.horizontalHeader()
+    table.ensurePolished()  # the style sheet's fonts, not the default ones
+    header.ensurePolished()
+    fm = table.fontMetrics()
+    bold = header.font()
+    bold.setBold(True)
+    label_fm = QFontMetrics(bold)
+    arrow = table.style().pixelMetric(QStyle.PixelMetric.PM_HeaderMarkSize)
+    narrowest = label_fm.horizontalAdvance("Source") + 2 * 8 + arrow  # the style sheet pads 8 px either side
+    widest = {0: "11-30 23:59:59", 1: "ANOMALY · 00", 2: "0.0000", 3: "review · line_b", 5: ""}
+    for col, sample in widest.items():
+        label = label_fm.horizontalAdvance(COLUMNS[col]) + 2 * 8 + 4 + arrow
+        header.resizeSection(col, max(label, narrowest, fm.horizontalAdvance(sample) + 14))
+    header.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
+    header.setMinimumSectionSize(narrowest)
 
 
 class HistoryTab(QWidget):
-    """Queries run in a worker; the newest QUERY_LIMIT matching rows are listed."""
+    """Results (queries, sorting and paging in workers) and Changes, as two views of the results log."""
 
     failed = Signal(str)
-    loaded = Signal(int)  # rows listed
+    loaded = Signal(int)  # rows listed so far
     exported = Signal(int, str)  # rows written, CSV path
 
     def __init__(self, results: ResultsLog, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.results = results
         self.inspector = None
-        self._query = Latest()
         self._frame = Latest()
         self._frame_row: ResultRow | None = None
-        self.total = 0
 
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        layout.setSpacing(8)
+        self.views = QTabWidget()
+        self.views.setDocumentMode(True)
+        layout.addWidget(self.views)
+
+        page = QWidget()
+        page_layout = QVBoxLayout(page)
+        page_layout.setContentsMargins(0, 6, 0, 0)
+        page_layout.setSpacing(8)
         bar = QHBoxLayout()
-        self.verdict_combo = QComboBox()
-        self.verdict_combo.addItem("All verdicts", None)
-        for verdict in Verdict:
-            self.verdict_combo.addItem(verdict.value, verdict)
-        self.use_dates = QCheckBox("From")
-        self.since_edit = QDateEdit(QDate.currentDate().addDays(-7))
-        self.until_edit = QDateEdit(QDate.currentDate())
-        for edit in (self.since_edit, self.until_edit):
-            edit.setCalendarPopup(True)
-            edit.setDisplayFormat("yyyy-MM-dd")
-            edit.setEnabled(False)
-        self.use_dates.toggled.connect(self.since_edit.setEnabled)
-        self.use_dates.toggled.connect(self.until_edit.setEnabled)
-        self.source_edit = QLineEdit()
-        self.source_edit.setPlaceholderText("Source contains…")
-        self.source_edit.setClearButtonEnabled(True)
-        self.source_edit.returnPressed.connect(self.refresh)
+        self.filter_bar = HistoryFilters(results)
+        self.filter_bar.changed.connect(self._query)
+        self.filter_bar.failed.connect(self.failed.emit)
+        self.verdict_combo, self.use_dates = self.filter_bar.verdict_combo, self.filter_bar.use_dates
+        self.since_edit, self.until_edit = self.filter_bar.since_edit, self.filter_bar.until_edit
+        self.source_combo, self.run_combo = self.filter_bar.source_combo, self.filter_bar.run_combo
         self.refresh_button = QPushButton("⟳  Refresh")
         self.refresh_button.clicked.connect(self.refresh)
         self.export_button = QPushButton("Export CSV…")
-        self.export_button.setToolTip("Save every result matching the filters as a CSV file")
+        self.export_button.setToolTip("Save every result matching the filters as a CSV file, oldest first "
+                                      "(all of them, not only the rows listed)")  # fmt: skip
         self.export_button.clicked.connect(self._on_export_clicked)
-        bar.addWidget(self.verdict_combo)
-        bar.addWidget(self.use_dates)
-        bar.addWidget(self.since_edit)
-        bar.addWidget(QLabel("to"))
-        bar.addWidget(self.until_edit)
-        bar.addWidget(self.source_edit, 1)
-        bar.addWidget(self.refresh_button)
-        bar.addWidget(self.export_button)
-        layout.addLayout(bar)
-        self.verdict_combo.currentIndexChanged.connect(lambda _i: self.refresh())
-        self.use_dates.toggled.connect(lambda _on: self.refresh())
-        self.since_edit.dateChanged.connect(lambda _d: self.refresh())
-        self.until_edit.dateChanged.connect(lambda _d: self.refresh())
+        buttons = QVBoxLayout()
+        buttons.addWidget(self.refresh_button)
+        buttons.addWidget(self.export_button)
+        bar.addWidget(self.filter_bar, 1)
+        bar.addLayout(buttons)
+        page_layout.addLayout(bar)
 
         split = QSplitter(Qt.Orientation.Horizontal)
-        self.model = HistoryModel(self)
+        self.model = ResultsModel(results, self)
+        self.model.page_loaded.connect(self._on_rows)
+        self.model.failed.connect(self._on_query_failed)
         self.table = QTableView()
         self.table.setObjectName("HistoryTable")
         self.table.setModel(self.model)
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)  # long paths elide in the middle, keeping the file name
+        self.table.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.table.verticalHeader().hide()
         self.table.verticalHeader().setDefaultSectionSize(24)
-        header = self.table.horizontalHeader()
-        for col, width in ((0, 150), (1, 86), (2, 96), (3, 60), (5, 120), (6, 140)):
-            header.resizeSection(col, width)
-        header.setSectionResizeMode(4, QHeaderView.ResizeMode.Stretch)
-        header.setMinimumSectionSize(50)
+        self.table.horizontalHeader().setSortIndicator(0, Qt.SortOrder.DescendingOrder)
+        self.table.setSortingEnabled(True)  # the model sorts in SQL; the view only passes the clicks on
+        _size_columns(self.table)
         self.table.selectionModel().currentRowChanged.connect(self._on_row_selected)
         split.addWidget(self.table)
         right = QWidget()
@@ -157,55 +126,76 @@ class HistoryTab(QWidget):
         right_layout.addWidget(self.viewer, 1)
         right_layout.addWidget(self.detail)
         split.addWidget(right)
-        split.setStretchFactor(0, 3)
+        split.setStretchFactor(0, 5)
         split.setStretchFactor(1, 2)
-        split.setSizes([760, 480])
-        layout.addWidget(split, 1)
+        split.setSizes([700, 200])
+        page_layout.addWidget(split, 1)
         self.summary = QLabel("")
         self.summary.setObjectName("Summary")
-        layout.addWidget(self.summary)
+        self.summary.setWordWrap(True)
+        page_layout.addWidget(self.summary)
+        self.views.addTab(page, "Results")
+
+        self.changes = ChangesView(results)
+        self.changes.model.failed.connect(self.failed.emit)
+        self.views.addTab(self.changes, "Changes")
+        self.views.setTabToolTip(1, "Every change of model, threshold, recipe or mode: when, who, old and new")
 
     def filters(self) -> ResultFilter:
-        """The query filter the controls describe (dates: whole days, until inclusive)."""
-        since = until = None
-        if self.use_dates.isChecked():
-            since = datetime.combine(self.since_edit.date().toPython(), time.min)
-            until = datetime.combine(self.until_edit.date().toPython(), time.min) + timedelta(days=1)
-        return ResultFilter(self.verdict_combo.currentData(), since, until, self.source_edit.text().strip() or None)
+        """The query filter the controls describe."""
+        return self.filter_bar.filter()
 
     def set_inspector(self, inspector) -> None:
         """The loaded model, used to recompute heatmaps of the frames it judged."""
         self.inspector = inspector
 
     def refresh(self) -> None:
-        """Query the log again with the current filters (in a worker)."""
+        """Query the log again with the current filters, and its sources, runs and changes (all in workers)."""
+        self.filter_bar.reload_choices()
+        self.changes.refresh()
+        self._query()
+
+    def _query(self) -> None:
         self.summary.setText("Loading…")
-        self._query.start(call, query_log, self.results, self.filters(), on_event=self._on_rows, on_failed=self.failed.emit)
+        self.model.query(self.filters())
 
     def export_csv(self, path: str) -> None:
         """Write every matching result (not only those listed) to CSV in a worker; exported follows."""
-        self.summary.setText("Exporting…")
+        self.summary.setText("Exporting every result matching the filters…")
         start_worker(call, export_csv, self.results, str(path), self.filters(),
                      on_event=lambda n, p=str(path): self._on_exported(n, p), on_failed=self.failed.emit)  # fmt: skip
 
     def _on_exported(self, count: int, path: str) -> None:
-        """Say where the CSV went and announce it."""
-        self.summary.setText(f"Exported {count:,} result(s) to {path}")
+        """Say what went where and announce it."""
+        self.summary.setText(f"Exported all {count:,} result(s) matching the filters (not only those listed), "
+                             f"oldest first, to {path}")  # fmt: skip
         self.exported.emit(count, path)
 
     def shutdown(self) -> None:
         """Stop this tab's workers (window close)."""
-        self._query.stop()
+        self.model.stop()
+        self.changes.model.stop()
+        self.filter_bar.stop()
         self._frame.stop()
 
-    def _on_rows(self, payload) -> None:
-        """Show the newest query's rows (an older query's answer is ignored)."""
-        rows, total = payload
-        self.total = total
-        self.model.set_rows(rows)
-        shown = f"newest {len(rows):,} of {total:,}" if total > len(rows) else f"{total:,}"
-        self.summary.setText(f"{shown} result(s) in {self.results.path}")
-        self.loaded.emit(len(rows))
+    def _on_rows(self, listed: int) -> None:
+        """Say how many rows match, how many are listed, and in what order."""
+        total = self.model.total or 0
+        order = self.model.order
+        name = COLUMNS[SORT_KEYS.index(order.key)]
+        way = _WAYS.get(order.key, ("Z to A", "A to Z"))[0 if order.descending else 1]
+        more = "; scroll down to load more" if not self.model.complete else ""
+        if total == 0:
+            self.summary.setText(f"No results match the filters in {self.results.path}")
+        elif listed < total:
+            self.summary.setText(f"Rows 1–{listed:,} of {total:,} listed, by {name} {way}{more}")
+        else:
+            self.summary.setText(f"All {total:,} matching result(s) listed, by {name} {way}")
+        self.loaded.emit(listed)
+
+    def _on_query_failed(self, message: str) -> None:
+        self.summary.setText(f"The results log could not be read: {message}")
+        self.failed.emit(message)
 
     def _on_row_selected(self, current: QModelIndex, _previous: QModelIndex) -> None:
         """Show the row's details and, for anomalies, load its saved frame in a worker."""
