@@ -120,6 +120,19 @@ class PruneReport:
 
 
 @dataclass(frozen=True)
+class FrameStatus:
+    """What the station shows about its frames folder: the usage, the policy, and the last automatic prune."""
+
+    usage: FrameUsage
+    policy: RetentionPolicy
+    last_prune: PruneReport | None
+
+    @property
+    def over_limit(self) -> bool:
+        return self.usage.bytes > self.policy.max_bytes
+
+
+@dataclass(frozen=True)
 class _Frame:
     path: Path
     day: str
@@ -253,6 +266,11 @@ class FrameStore:
         """The running total (the folder is walked once, the first time)."""
         with self._lock:
             return self._usage_locked()
+
+    def status(self) -> FrameStatus:
+        """Usage, policy and last prune read together (may walk the folder the first time: call it off the GUI thread)."""
+        with self._lock:
+            return FrameStatus(self._usage_locked(), self._policy_locked(), self.last_prune)
 
     def added(self, size: int, *, now: float | None = None) -> PruneReport | None:
         """Count a frame just saved; prune when over the size limit or when the oldest frame is too old.
