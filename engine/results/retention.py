@@ -1,8 +1,9 @@
 """Keep the saved anomaly frames within a size and an age, oldest removed first, with a running total of their size.
 
-Frames live in frames/YYYY-MM-DD/<row id>.jpg beside the results log. The folder is scanned once, each saved frame
-adds its size to the total, and a prune runs only when the total is over the limit or the oldest frame is too old;
-a prune for size goes down to LOW_WATER of the limit, so it runs once per tenth of the limit, not after every frame.
+Frames live in frames/YYYY-MM-DD/<row id>.jpg beside the results log. The folder is walked once, each saved frame
+adds its size to the total, and a prune runs only when the total is over the limit or the oldest frame is too old.
+A prune lists only the oldest date folders it needs, goes down to LOW_WATER of the size limit (so it does not run
+after every frame), and removes at most MAX_REMOVALS_PER_STEP files per saved frame (the writer never stalls).
 The policy in effect and how far frames were removed are kept in frames/retention.json, so a frame missing for that
 reason reads back as "removed by the retention policy" rather than as an unreadable file, and the CLI prunes with
 the station's policy.
@@ -17,6 +18,7 @@ import os
 import re
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -26,9 +28,9 @@ from engine.errors import ImageReadError, VisInspectError
 GB = 1_000_000_000
 DEFAULT_MAX_BYTES = 2 * GB
 DEFAULT_MAX_AGE_DAYS = 30.0
-LOW_WATER = 0.9  # a prune for size stops at 90 % of the limit
+LOW_WATER = 0.98  # a prune for size stops at 98 % of the limit
+MAX_REMOVALS_PER_STEP = 200  # files one saved frame's prune step may remove; the rest go at the next frames
 MIN_PRUNE_INTERVAL_S = 10.0  # after a prune that could not remove every file, the next waits this long
-RESCAN_S = 600.0  # the running total is checked against a walk of the folder this often
 RECORD_NAME = "retention.json"
 _DAY = re.compile(r"^\d{4}-\d\d-\d\d$")
 _DAY_S = 86_400.0
@@ -113,6 +115,7 @@ class PruneReport:
     by_age: int
     by_size: int
     problems: tuple[str, ...] = ()
+    complete: bool = True  # False: a step stopped at its removal limit and the next saved frame goes on
 
     def describe(self) -> str:
         text = f"removed {self.removed_files:,} frame(s) ({self.by_age:,} by age, {self.by_size:,} by size), freed {format_bytes(self.freed_bytes)}"
@@ -132,19 +135,6 @@ class FrameStatus:
         return self.usage.bytes > self.policy.max_bytes
 
 
-@dataclass(frozen=True)
-class _Frame:
-    path: Path
-    day: str
-    row_id: int
-    size: int
-    mtime: float
-
-    @property
-    def key(self) -> tuple[str, int]:
-        return (self.day, self.row_id)
-
-
 def _row_id(name: str) -> int | None:
     stem, dot, ext = name.rpartition(".")
     return int(stem) if dot and ext.lower() == "jpg" and stem.isdigit() else None
@@ -159,18 +149,15 @@ def _days(folder: Path) -> list[Path]:
         return []
 
 
-def _frames_in(day: Path) -> list[_Frame]:
-    """The frames of one date folder, by row id."""
+def _names_in(day: Path) -> list[tuple[int, Path]]:
+    """The frames of one date folder as (row id, path), oldest first; listed without reading each file's size."""
     found = []
     with contextlib.suppress(FileNotFoundError), os.scandir(day) as entries:
         for e in entries:
             row_id = _row_id(e.name)
-            if row_id is None or not e.is_file(follow_symlinks=False):
-                continue
-            with contextlib.suppress(FileNotFoundError):
-                st = e.stat(follow_symlinks=False)
-                found.append(_Frame(Path(e.path), day.name, row_id, st.st_size, st.st_mtime))
-    return sorted(found, key=lambda f: f.row_id)
+            if row_id is not None and e.is_file(follow_symlinks=False):
+                found.append((row_id, Path(e.path)))
+    return sorted(found)
 
 
 def scan_frames(folder: str | os.PathLike) -> FrameUsage:
@@ -178,9 +165,11 @@ def scan_frames(folder: str | os.PathLike) -> FrameUsage:
     files = total = 0
     oldest = None
     for day in _days(Path(folder)):
-        for f in _frames_in(day):
-            files, total = files + 1, total + f.size
-            oldest = f.mtime if oldest is None else oldest
+        for _row, path in _names_in(day):
+            with contextlib.suppress(FileNotFoundError):
+                st = path.stat()
+                files, total = files + 1, total + st.st_size
+                oldest = st.st_mtime if oldest is None else oldest
     return FrameUsage(files, total, None if oldest is None else datetime.fromtimestamp(oldest))
 
 
@@ -235,7 +224,8 @@ def _pruned_through(record: dict) -> tuple[str, int] | None:
 class FrameStore:
     """The frames folder of one results log: its running size, and pruning by the policy (thread-safe).
 
-    With no policy given, the one recorded in the folder (the station's) applies, else the default.
+    With no policy given, the one recorded in the folder (the station's) applies, else the default. Frames written
+    or removed by another program meanwhile are counted at the next walk (the next launch, or `visinspect frames`).
     """
 
     def __init__(self, folder: str | os.PathLike, policy: RetentionPolicy | None = None) -> None:
@@ -244,7 +234,8 @@ class FrameStore:
         self._remember = False  # write the policy to the record at the next chance (off the caller's thread)
         self._usage: FrameUsage | None = None
         self._last_prune = -math.inf
-        self._scanned_at = -math.inf
+        self._unfinished = False
+        self._cursor: tuple[Path, deque[tuple[int, Path]]] | None = None  # the oldest folder's listing, still to go
         self._lock = threading.Lock()
         self.last_prune: PruneReport | None = None
 
@@ -255,7 +246,7 @@ class FrameStore:
             return self._policy_locked()
 
     def set_policy(self, policy: RetentionPolicy, *, remember: bool = True) -> None:
-        """Use this policy from now on; remember: also record it in the folder (written at the next scan or prune)."""
+        """Use this policy from now on; remember: also record it in the folder (written at the next walk or prune)."""
         if not isinstance(policy, RetentionPolicy):
             raise TypeError(f"policy must be a RetentionPolicy, not {type(policy).__name__}")
         with self._lock:
@@ -273,23 +264,20 @@ class FrameStore:
             return FrameStatus(self._usage_locked(), self._policy_locked(), self.last_prune)
 
     def added(self, size: int, *, now: float | None = None) -> PruneReport | None:
-        """Count a frame just saved; prune when over the size limit or when the oldest frame is too old.
-
-        The folder is walked again every RESCAN_S, so frames written or removed by another program are counted too.
-        """
+        """Count a frame just saved; take a prune step when over the size limit or when the oldest frame is too old."""
         now = time.time() if now is None else now
         with self._lock:
-            if self._usage is None or now - self._scanned_at >= RESCAN_S:
-                self._usage = None
-                self._usage_locked(now)  # the walk counts the new frame already
+            if self._usage is None:
+                self._usage_locked()  # the walk counts the new frame already
             else:
                 u = self._usage
                 self._usage = FrameUsage(u.files + 1, u.bytes + size, u.oldest or datetime.fromtimestamp(now))
             policy, u = self._policy_locked(), self._usage
             too_old = u.oldest is not None and u.oldest.timestamp() < now - policy.max_age_days * _DAY_S
+            due = self._unfinished or u.bytes > policy.max_bytes or too_old
             failing = self.last_prune is not None and self.last_prune.problems
-            if (u.bytes > policy.max_bytes or too_old) and (not failing or now - self._last_prune >= MIN_PRUNE_INTERVAL_S):
-                return self._prune_locked(policy, now, LOW_WATER)
+            if due and (not failing or now - self._last_prune >= MIN_PRUNE_INTERVAL_S):
+                return self._prune_locked(policy, now, LOW_WATER, MAX_REMOVALS_PER_STEP)
         return None
 
     def prune(self, policy: RetentionPolicy | None = None, *, now: float | None = None, low_water: float = LOW_WATER) -> PruneReport:
@@ -298,7 +286,7 @@ class FrameStore:
         policy: a one-off policy (the store's own is not changed); default: the store's.
         """
         with self._lock:
-            return self._prune_locked(policy or self._policy_locked(), time.time() if now is None else now, low_water)
+            return self._prune_locked(policy or self._policy_locked(), time.time() if now is None else now, low_water, None)
 
     # -- under the lock --------------------------------------------------------------------------
 
@@ -307,12 +295,17 @@ class FrameStore:
             self._policy = recorded_policy(self.folder) or RetentionPolicy()
         return self._policy
 
-    def _usage_locked(self, now: float | None = None) -> FrameUsage:
+    def _usage_locked(self) -> FrameUsage:
         if self._usage is None:
             self._usage = scan_frames(self.folder)
-            self._scanned_at = time.time() if now is None else now
             self._save_policy_locked()
         return self._usage
+
+    def _listing(self, day: Path) -> deque[tuple[int, Path]]:
+        """The frames of the oldest folder still to consider: listed once, then worked through over several steps."""
+        if self._cursor is None or self._cursor[0] != day:
+            self._cursor = (day, deque(_names_in(day)))
+        return self._cursor[1]
 
     def _save_policy_locked(self) -> None:
         if self._remember and self._policy is not None:
@@ -322,39 +315,64 @@ class FrameStore:
                     _write_record(self.folder, {**record, "policy": self._policy.as_dict()})
             self._remember = False
 
-    def _prune_locked(self, policy: RetentionPolicy, now: float, low_water: float) -> PruneReport:
-        self._last_prune = self._scanned_at = now
+    def _prune_locked(self, policy: RetentionPolicy, now: float, low_water: float, limit: int | None) -> PruneReport:
+        """Remove oldest first, listing only the date folders needed, from the running total; at most limit files."""
+        usage = self._usage_locked()
+        self._last_prune = now
         self._save_policy_locked()
         cutoff = now - policy.max_age_days * _DAY_S
         cutoff_day = datetime.fromtimestamp(cutoff).strftime("%Y-%m-%d")
-        frames = [f for day in _days(self.folder) for f in _frames_in(day)]  # oldest first
-        total = sum(f.size for f in frames)
-        target = policy.max_bytes * low_water if total > policy.max_bytes else policy.max_bytes
+        files, total = usage.files, usage.bytes
+        over = total > policy.max_bytes or self._unfinished
+        target = policy.max_bytes * low_water if over else policy.max_bytes
         by_age = by_size = freed = 0
         problems: list[str] = []
-        failed: list[_Frame] = []
         removed_through: tuple[str, int] | None = None
-        stop = len(frames)
-        for i, f in enumerate(frames):
-            old = f.day < cutoff_day or (f.day == cutoff_day and f.mtime < cutoff)
-            if not old and total - freed <= target:
-                stop = i
-                break
-            try:
-                f.path.unlink()
-            except FileNotFoundError:
-                pass  # already gone: it no longer takes any room either
-            except OSError as exc:
-                problems.append(f"{f.path}: {exc.strerror or exc}")
-                failed.append(f)
+        stuck: float | None = None  # the oldest frame that could not be removed
+        kept: float | None = None  # the first frame kept
+        complete = True
+        failed: set[Path] = set()
+        days = iter(_days(self.folder))
+        day = next(days, None)
+        relisted = self._cursor is None or self._cursor[0] != day  # a listing made now needs no second look
+        while day is not None:
+            names = self._listing(day)
+            if not names:
+                if not relisted:  # frames saved into the folder since it was listed come next
+                    self._cursor, relisted = (day, deque(n for n in _names_in(day) if n[1] not in failed)), True
+                    continue
+                self._cursor = None
+                with contextlib.suppress(OSError):
+                    day.rmdir()  # only when emptied
+                day, relisted = next(days, None), True
                 continue
-            freed += f.size
+            row_id, path = names[0]
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                names.popleft()
+                continue
+            old = day.name < cutoff_day or (day.name == cutoff_day and st.st_mtime < cutoff)
+            if not old and total <= target:
+                kept = st.st_mtime
+                break  # everything from here on is newer and within the size limit
+            if limit is not None and by_age + by_size >= limit:
+                complete, kept = False, st.st_mtime
+                break
+            names.popleft()
+            try:
+                path.unlink()
+            except FileNotFoundError:
+                pass  # removed meanwhile: it takes no room either
+            except OSError as exc:
+                problems.append(f"{path}: {exc.strerror or exc}")
+                failed.add(path)
+                stuck = st.st_mtime if stuck is None else stuck
+                continue
+            files, total, freed = files - 1, total - st.st_size, freed + st.st_size
             by_age, by_size = by_age + old, by_size + (not old)
-            removed_through = f.key
-        remaining = failed + frames[stop:]  # still oldest first
-        for day in {f.path.parent for f in frames[:stop]}:
-            with contextlib.suppress(OSError):
-                day.rmdir()  # only when empty
+            removed_through = (day.name, row_id)
+        oldest = stuck if stuck is not None else kept
         if removed_through is not None:
             record = _read_record(self.folder)
             removed_through = max(removed_through, _pruned_through(record) or removed_through)
@@ -362,8 +380,8 @@ class FrameStore:
                 _write_record(self.folder, {**record, "pruned_through": list(removed_through), "policy_applied": policy.as_dict()})
             except OSError as exc:
                 problems.append(f"{self.folder / RECORD_NAME}: {exc.strerror or exc}")
-        oldest = remaining[0].mtime if remaining else None
-        self._usage = FrameUsage(len(remaining), sum(f.size for f in remaining), None if oldest is None else datetime.fromtimestamp(oldest))
-        report = PruneReport(by_age + by_size, freed, by_age, by_size, tuple(problems))
+        self._usage = FrameUsage(max(0, files), max(0, total), None if oldest is None else datetime.fromtimestamp(oldest))
+        self._unfinished = not complete
+        report = PruneReport(by_age + by_size, freed, by_age, by_size, tuple(problems), complete)
         self.last_prune = report
         return report

@@ -46,24 +46,23 @@ def _left(folder: Path) -> list[str]:
 
 def test_prune_by_size_removes_the_oldest_first_and_stops_under_the_limit(tmp_path):
     frames = tmp_path / "frames"
-    # Ten frames of 1000 bytes over two days; row 9 sorts before row 10 (numbers, not names).
-    for i in range(1, 6):
-        _put(frames, "2026-11-28", i + 4, 1000)  # rows 5..9
-    for i in range(10, 15):
-        _put(frames, "2026-11-29", i, 1000)
-    store = FrameStore(frames, RetentionPolicy(max_bytes=6500, max_age_days=30))
+    for row_id in (5, 6, 7, 8):
+        _put(frames, "2026-11-28", row_id, 1000)
+    for row_id in range(9, 15):  # row 9 is older than row 10 (numbers, not names)
+        _put(frames, "2026-11-29", row_id, 1000)
+    store = FrameStore(frames, RetentionPolicy(max_bytes=5100, max_age_days=30))
     report = store.prune(now=NOW)
 
-    # Over the limit: down to 90 % of it (5850 bytes: 5 frames kept), the five oldest removed.
-    assert (report.removed_files, report.freed_bytes, report.by_size, report.by_age) == (5, 5000, 5, 0)
-    assert _left(frames) == [f"2026-11-29/{i}.jpg" for i in range(10, 15)]
+    # Over the limit: down to LOW_WATER of it (4998 bytes: 4 frames kept), the six oldest removed.
+    assert (report.removed_files, report.freed_bytes, report.by_size, report.by_age) == (6, 6000, 6, 0)
+    assert _left(frames) == [f"2026-11-29/{i}.jpg" for i in range(11, 15)]
     assert not (frames / "2026-11-28").exists()  # the emptied date folder went too
     assert store.usage() == scan_frames(frames)
-    assert store.usage().bytes == 5000 <= 6500
+    assert store.usage().bytes == 4000 <= 5100
 
     # Under the limit: nothing more is removed.
     assert store.prune(now=NOW).removed_files == 0
-    assert len(_left(frames)) == 5
+    assert len(_left(frames)) == 4
 
 
 def test_prune_by_age_removes_every_frame_older_than_the_limit_and_nothing_newer(tmp_path):
@@ -217,4 +216,24 @@ def test_a_frame_that_cannot_be_removed_is_reported_and_the_rest_still_go(tmp_pa
     report = store.prune(now=NOW)
     assert report.removed_files == 2 and "Permission denied" in report.problems[0]
     assert _left(frames) == ["2026-11-28/1.jpg", "2026-11-29/4.jpg"]
+    assert store.usage() == scan_frames(frames)
+
+
+def test_a_saved_frame_removes_at_most_a_step_of_frames_and_the_next_ones_go_on(tmp_path, monkeypatch):
+    import engine.results.retention as retention
+
+    monkeypatch.setattr(retention, "MAX_REMOVALS_PER_STEP", 3)
+    frames = tmp_path / "frames"
+    for row_id in range(1, 9):
+        _put(frames, "2026-09-01", row_id, 100)  # eight frames far older than 30 days
+    store = FrameStore(frames, RetentionPolicy(max_bytes=10**9, max_age_days=30))
+    store.usage()
+    steps = []
+    for row_id in (9, 10, 11, 12):  # each saved frame takes one step
+        _put(frames, "2026-11-30", row_id, 100, mtime=NOW)
+        steps.append(store.added(100, now=NOW + row_id))
+    assert [s.removed_files for s in steps[:3]] == [3, 3, 2]
+    assert [s.complete for s in steps[:3]] == [False, False, True]
+    assert steps[3] is None  # nothing due any more
+    assert _left(frames) == sorted(f"2026-11-30/{i}.jpg" for i in (9, 10, 11, 12))
     assert store.usage() == scan_frames(frames)
