@@ -56,15 +56,6 @@ class StationSettings:
             return None
         return spec, loop, None if max_fps is None else float(max_fps)
 
-    def save_review_folder(self, folder: str) -> None:
-        """Remember the folder last reviewed."""
-        self._save({"review/folder": folder})
-
-    def last_review_folder(self) -> str | None:
-        """The folder last reviewed, if it still exists."""
-        folder = self._value("review/folder", None)
-        return folder if isinstance(folder, str) and Path(folder).is_dir() else None
-
     def save_retention_policy(self, policy: RetentionPolicy) -> None:
         """Remember how much of the saved anomaly frames to keep ([frames] max_gb and max_days in the file)."""
         self._save({"frames/max_gb": json.dumps(policy.max_gb), "frames/max_days": json.dumps(policy.max_age_days)})
@@ -80,6 +71,15 @@ class StationSettings:
         except (TypeError, ValueError, RetentionError) as exc:
             log.warning("station settings %s: %s; using the default frames retention policy", self.path, exc)
             return RetentionPolicy()
+
+    def save_review_folder(self, folder: str) -> None:
+        """Remember the folder last reviewed."""
+        self._save({"review/folder": folder})
+
+    def last_review_folder(self) -> str | None:
+        """The folder last reviewed, if it still exists."""
+        folder = self._value("review/folder", None)
+        return folder if isinstance(folder, str) and Path(folder).is_dir() else None
 
     def _value(self, key: str, default):
         return self._written[key] if key in self._written else self._qs.value(key, default)
