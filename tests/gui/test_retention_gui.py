@@ -16,6 +16,7 @@ from engine.types import Box, Inspection, ModelRef, Verdict
 from visinspect_gui.settings import StationSettings
 from visinspect_gui.widgets.history_tab import HistoryTab
 from visinspect_gui.widgets.status_bar import StationStatusBar
+from visinspect_gui.workers import Worker
 
 MODEL = ModelRef("/models/m.safetensors", "ab" * 32)
 
@@ -85,8 +86,7 @@ def test_history_says_a_frame_was_removed_by_the_retention_policy(tmp_path, qtbo
         assert tab.viewer.image.shape == (96, 96, 3)
     finally:
         tab.shutdown()
-        tab._frame.wait()
-        tab._query.wait()
+        assert Worker.stop_all()
         log.close()
 
 
