@@ -40,6 +40,10 @@ class RetentionError(VisInspectError):
     """A retention policy value is out of range."""
 
 
+class FramesFolderError(VisInspectError):
+    """The frames folder cannot be listed (permissions, a failing disk)."""
+
+
 class FrameRemovedError(ImageReadError):
     """A logged frame is gone because the retention policy removed it; its result row is still in the log."""
 
@@ -261,23 +265,30 @@ class FrameStore:
     def status(self) -> FrameStatus:
         """Usage, policy and last prune read together (may walk the folder the first time: call it off the GUI thread)."""
         with self._lock:
-            return FrameStatus(self._usage_locked(), self._policy_locked(), self.last_prune)
+            try:
+                return FrameStatus(self._usage_locked(), self._policy_locked(), self.last_prune)
+            except OSError as exc:
+                raise FramesFolderError(f"frames folder {self.folder} cannot be read ({exc.strerror or exc})") from None
 
     def added(self, size: int, *, now: float | None = None) -> PruneReport | None:
         """Count a frame just saved; take a prune step when over the size limit or when the oldest frame is too old."""
         now = time.time() if now is None else now
         with self._lock:
-            if self._usage is None:
-                self._usage_locked()  # the walk counts the new frame already
-            else:
-                u = self._usage
-                self._usage = FrameUsage(u.files + 1, u.bytes + size, u.oldest or datetime.fromtimestamp(now))
-            policy, u = self._policy_locked(), self._usage
-            too_old = u.oldest is not None and u.oldest.timestamp() < now - policy.max_age_days * _DAY_S
-            due = self._unfinished or u.bytes > policy.max_bytes or too_old
-            failing = self.last_prune is not None and self.last_prune.problems
-            if due and (not failing or now - self._last_prune >= MIN_PRUNE_INTERVAL_S):
-                return self._prune_locked(policy, now, LOW_WATER, MAX_REMOVALS_PER_STEP)
+            try:
+                if self._usage is None:
+                    self._usage_locked()  # the walk counts the new frame already
+                else:
+                    u = self._usage
+                    self._usage = FrameUsage(u.files + 1, u.bytes + size, u.oldest or datetime.fromtimestamp(now))
+                policy, u = self._policy_locked(), self._usage
+                too_old = u.oldest is not None and u.oldest.timestamp() < now - policy.max_age_days * _DAY_S
+                due = self._unfinished or u.bytes > policy.max_bytes or too_old
+                failing = self.last_prune is not None and self.last_prune.problems
+                if due and (not failing or now - self._last_prune >= MIN_PRUNE_INTERVAL_S):
+                    return self._prune_locked(policy, now, LOW_WATER, MAX_REMOVALS_PER_STEP)
+            except OSError as exc:  # the folder cannot be listed: the frame is saved all the same; say why
+                self._last_prune = now
+                self.last_prune = PruneReport(0, 0, 0, 0, (f"{self.folder}: {exc.strerror or exc}",))
         return None
 
     def prune(self, policy: RetentionPolicy | None = None, *, now: float | None = None, low_water: float = LOW_WATER) -> PruneReport:

@@ -237,3 +237,17 @@ def test_a_saved_frame_removes_at_most_a_step_of_frames_and_the_next_ones_go_on(
     assert steps[3] is None  # nothing due any more
     assert _left(frames) == sorted(f"2026-11-30/{i}.jpg" for i in (9, 10, 11, 12))
     assert store.usage() == scan_frames(frames)
+
+
+def test_a_frames_folder_that_cannot_be_listed_does_not_stop_the_log(tmp_path, monkeypatch):
+    import engine.results.retention as retention
+
+    def no_listing(folder):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
+    with ResultsLog(tmp_path / "results.sqlite3") as log:
+        monkeypatch.setattr(retention, "_days", no_listing)
+        _anomaly(log, "a.png", 1)
+        row = log.query()[0]
+        assert row.item == "a.png" and Path(row.frame_path).is_file()  # saved and logged all the same
+        assert "Permission denied" in log.frames.last_prune.problems[0]  # shown amber in the status bar

@@ -59,6 +59,22 @@ def test_the_frames_label_turns_amber_when_over_the_limit_or_a_frame_cannot_be_r
     assert bar.frames.minimumSizeHint().width() <= 80 < bar.frames.sizeHint().width()  # elided, never widens the window
 
 
+def test_a_frames_folder_that_cannot_be_measured_is_not_shown_with_an_old_size(qtbot, tmp_path, monkeypatch):
+    import engine.results.retention as retention
+
+    bar = StationStatusBar()
+    qtbot.addWidget(bar)
+    store = retention.FrameStore(tmp_path / "frames")
+
+    def no_listing(folder):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(retention, "_days", no_listing)
+    bar.refresh_frames(store)
+    qtbot.waitUntil(lambda: bar.frames.text() == "Frames: size unknown", timeout=5_000)
+    assert "Permission denied" in bar.frames.toolTip() and bar.frames.property("level") == "warning"
+
+
 def test_history_says_a_frame_was_removed_by_the_retention_policy(tmp_path, qtbot):
     log = ResultsLog(tmp_path / "results.sqlite3", retention=RetentionPolicy(max_bytes=60_000, max_age_days=30))
     inspection = Inspection(0.9, Thresholds(0.5), np.zeros((8, 8), np.float32), (Box(1, 2, 3, 4, 0.9),), model=MODEL)

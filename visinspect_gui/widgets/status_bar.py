@@ -85,7 +85,14 @@ class StationStatusBar(QStatusBar):
     def refresh_frames(self, store: FrameStore) -> None:
         """Measure the saved frames off the GUI thread (a running total: cheap), then show them."""
         if not self._frames_job.busy():
-            self._frames_job.start(call, store.status, on_event=self.set_frames_usage)
+            self._frames_job.start(call, store.status, on_event=self.set_frames_usage, on_failed=self._frames_unknown)
+
+    def _frames_unknown(self, message: str) -> None:
+        """The frames folder could not be measured: say so rather than keep an old size."""
+        self.frames.setText("Frames: size unknown")
+        self.frames.setToolTip(f"The saved anomaly frames could not be measured: {message}")
+        set_prop(self.frames, "level", "warning")
+        self.frames.show()
 
     def set_frames_usage(self, status: FrameStatus) -> None:
         """'Frames: 312 MB of 2 GB · 30 days'; amber when over the limit or a frame could not be removed."""
