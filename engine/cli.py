@@ -105,6 +105,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     p.add_argument("--json", action="store_true", help="print the full metadata as JSON")
 
+    p = sub.add_parser("frames", help="size of the saved anomaly frames; --prune applies the retention policy")
+    p.add_argument("--db", help="results log whose frames folder to use (default: the station's)")
+    p.add_argument("--prune", action="store_true", help="remove frames older than the age limit, then the oldest over the size limit")
+    p.add_argument("--max-gb", type=float, help="with --prune: size limit in GB (default: the station's policy)")
+    p.add_argument("--max-days", type=float, help="with --prune: age limit in days (default: the station's policy)")
+
     p = sub.add_parser("bench", help="measure throughput and latency on this machine")
     add_bench_arguments(p)
 
@@ -323,6 +329,30 @@ def cmd_info(args) -> int:
     return EXIT_OK
 
 
+def cmd_frames(args) -> int:
+    from engine.results import default_results_path
+    from engine.results.retention import FrameStore, RetentionPolicy, recorded_policy
+
+    folder = (Path(args.db) if args.db else default_results_path()).parent / "frames"
+    if not args.prune and (args.max_gb is not None or args.max_days is not None):
+        raise ValueError("--max-days and --max-gb go with --prune")
+    store = FrameStore(folder)
+    policy, origin = store.policy, "the station's" if recorded_policy(folder) else "the default"
+    if args.max_gb is not None or args.max_days is not None:
+        given = RetentionPolicy.from_units(args.max_gb, args.max_days)
+        policy = RetentionPolicy(given.max_bytes if args.max_gb is not None else policy.max_bytes,
+                                 given.max_age_days if args.max_days is not None else policy.max_age_days)  # fmt: skip
+        origin = "given here"
+    print(f"frames folder: {folder}\n  {store.usage().describe()}\n  policy: {policy.describe()} ({origin})")
+    if args.prune:
+        report = store.prune(policy)
+        print(f"{report.describe()}\nnow: {store.usage().describe()}")
+        for problem in report.problems:
+            _say(f"not removed: {problem}")
+        return EXIT_SOME_FAILED if report.problems else EXIT_OK
+    return EXIT_OK
+
+
 def cmd_bench(args) -> int:
     from engine.bench import run_cli
 
@@ -348,6 +378,7 @@ COMMANDS = {
     "calibrate": cmd_calibrate,
     "synth": cmd_synth,
     "info": cmd_info,
+    "frames": cmd_frames,
     "bench": cmd_bench,
     "gui": cmd_gui,
     "install-shortcut": cmd_install_shortcut,

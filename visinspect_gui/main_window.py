@@ -233,6 +233,8 @@ class MainWindow(QMainWindow):
         folder = self.settings.last_review_folder()
         if folder and not self.review.folder:
             self.review.set_folder(folder)
+        self.results.frames.set_policy(self.settings.retention_policy())
+        self.status.refresh_frames(self.results.frames)
 
     def _on_models_found(self, count: int) -> None:
         """First scan: load the model last in use, else the newest (auto_load); offer the demo when there is none."""
@@ -352,8 +354,9 @@ class MainWindow(QMainWindow):
             self.history.refresh()
 
     def _check_results_log(self) -> None:
-        """Show (or clear) the status-bar warning when results cannot be written."""
+        """Show (or clear) the status-bar warning when results cannot be written, and the saved frames' size."""
         self.status.set_log_warning(self.results.last_error)
+        self.status.refresh_frames(self.results.frames)
 
     # -- drag and drop, close ------------------------------------------------------------------
 

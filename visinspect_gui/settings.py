@@ -1,4 +1,4 @@
-"""What the station remembers between launches (last source and review folder), in an INI file in its data folder.
+"""What the station remembers between launches (last source, review folder, frames retention), in an INI file.
 
 Read once when the window is built; written in a worker, so the GUI thread never waits on the disk. One write
 runs at a time: values saved meanwhile wait and go in the next, so the file always ends with the newest.
@@ -7,13 +7,17 @@ runs at a time: values saved meanwhile wait and go in the next, so the file alwa
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
 
 from PySide6.QtCore import QSettings
 
+from engine.results.retention import RetentionError, RetentionPolicy
 from visinspect_gui.workers import Worker
+
+log = logging.getLogger(__name__)
 
 
 def _write(path: str, values: dict, *, stop) -> Iterator[None]:
@@ -51,6 +55,22 @@ class StationSettings:
         if not valid_spec or not (max_fps is None or isinstance(max_fps, (int, float))):
             return None
         return spec, loop, None if max_fps is None else float(max_fps)
+
+    def save_retention_policy(self, policy: RetentionPolicy) -> None:
+        """Remember how much of the saved anomaly frames to keep ([frames] max_gb and max_days in the file)."""
+        self._save({"frames/max_gb": json.dumps(policy.max_gb), "frames/max_days": json.dumps(policy.max_age_days)})
+
+    def retention_policy(self) -> RetentionPolicy:
+        """The frames retention policy: the one saved, else the default (2 GB, 30 days); a bad value is logged once."""
+        try:
+            max_gb = json.loads(self._value("frames/max_gb", "null"))
+            max_days = json.loads(self._value("frames/max_days", "null"))
+            if not all(v is None or isinstance(v, (int, float)) for v in (max_gb, max_days)):
+                raise RetentionError(f"frames limits must be numbers, not {max_gb!r} GB and {max_days!r} days")
+            return RetentionPolicy.from_units(max_gb, max_days)
+        except (TypeError, ValueError, RetentionError) as exc:
+            log.warning("station settings %s: %s; using the default frames retention policy", self.path, exc)
+            return RetentionPolicy()
 
     def save_review_folder(self, folder: str) -> None:
         """Remember the folder last reviewed."""

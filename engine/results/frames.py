@@ -1,12 +1,15 @@
 """A logged anomaly frame read back for display, with its heatmap when the model that judged it is loaded."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from engine.data.decode import read_image
+from engine.errors import ImageReadError
 from engine.results.log import ResultRow
+from engine.results.retention import FrameRemovedError, days_text, format_bytes, removed_by_retention
 from engine.types import Inspection
 
 
@@ -25,9 +28,23 @@ class LoggedFrame:
     inspection: Inspection | None
 
 
+def read_logged_image(frame_path: str) -> np.ndarray:
+    """The saved frame's pixels; FrameRemovedError (an ImageReadError) when the retention policy removed it."""
+    try:
+        return read_image(frame_path)
+    except ImageReadError:
+        policy = None if os.path.lexists(frame_path) else removed_by_retention(frame_path)
+        if policy is None:
+            raise
+        raise FrameRemovedError(
+            f"Frame removed by the retention policy (older than {days_text(policy.max_age_days)} or over "
+            f"{format_bytes(policy.max_bytes)} of frames, oldest first); the result itself is still in the log."
+        ) from None
+
+
 def logged_frame(row: ResultRow, inspector=None) -> LoggedFrame:
     """Read the row's saved frame; recompute the heatmap only with the model that judged it (p and boxes as logged)."""
-    image = read_image(row.frame_path)
+    image = read_logged_image(row.frame_path)
     thresholds = row.thresholds
     if not judged_by(inspector, row) or row.p_anomaly is None:
         return LoggedFrame(image, None)

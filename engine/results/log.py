@@ -21,6 +21,7 @@ from engine.csvfile import storable_text
 from engine.results.audit import INSERT_CHANGE, SELECT_CHANGES, AuditEntry, ChangeKind, ChangeWriter, audit_entry
 from engine.results.filters import ALL, NEWEST_FIRST, OLDEST_FIRST, ResultFilter, ResultOrder
 from engine.results.migrations import prepare_schema
+from engine.results.retention import FrameStore, RetentionPolicy
 from engine.results.runs import RUNS_SQL, SOURCES_SQL, RunSummary, new_run_id, resumable_run_id, run_summary
 from engine.results.schema import COLUMNS, INSERT, SELECT, ResultRow, ResultsLogError, boxes_json, parse_boxes
 from engine.types import Inspection, ModelRef, Verdict
@@ -77,10 +78,12 @@ class ResultsLog:
     """
 
     def __init__(
-        self, path: str | os.PathLike | None = None, *, timeout: float = 2.0, max_pending: int = 100_000
+        self, path: str | os.PathLike | None = None, *, timeout: float = 2.0, max_pending: int = 100_000,
+        retention: RetentionPolicy | None = None,
     ):
         self.path = Path(path) if path is not None else default_results_path()
         self.frames_dir = self.path.parent / "frames"
+        self.frames = FrameStore(self.frames_dir, retention)  # None: the policy the station recorded, else the default
         self.last_error: str | None = None
         self.dropped_count = 0  # rows discarded because more than max_pending were waiting
         self._dropped_unreported = 0
@@ -245,6 +248,7 @@ class ResultsLog:
             target.write_bytes(encoded.tobytes())
         except OSError as exc:
             return None, f"anomaly frame {row_id} not saved to {target}: {exc.strerror or exc}"
+        self.frames.added(encoded.nbytes)  # the running total; removes the oldest frames when over the policy
         return target.relative_to(self.path.parent).as_posix(), None
 
     # -- reading ---------------------------------------------------------------------------------

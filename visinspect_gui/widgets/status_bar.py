@@ -1,10 +1,14 @@
-"""The status bar: compute device, model, source state, dropped frames, and a warning when results cannot be saved."""
+"""The status bar: device, model, source state, dropped frames, saved-frames usage, and results-log warnings."""
 
 from __future__ import annotations
 
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QPainter
 from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
 
+from engine.results.retention import FrameStatus, FrameStore, days_text, format_bytes
 from visinspect_gui.widgets.common import elide_middle, set_prop
+from visinspect_gui.workers import Latest, call
 
 
 def _field(name: str, tooltip: str) -> QLabel:
@@ -13,6 +17,18 @@ def _field(name: str, tooltip: str) -> QLabel:
     label.setObjectName(name)
     label.setToolTip(tooltip)
     return label
+
+
+class _ShrinkingLabel(QLabel):
+    """A label that may be narrower than its text, which it then elides, so it never widens the window."""
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        return QSize(min(80, super().minimumSizeHint().width()), super().minimumSizeHint().height())
+
+    def paintEvent(self, _event) -> None:  # noqa: N802 - Qt override
+        painter = QPainter(self)
+        text = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, self.contentsRect().width())
+        painter.drawText(self.contentsRect(), int(self.alignment()), text)
 
 
 class StationStatusBar(QStatusBar):
@@ -27,7 +43,11 @@ class StationStatusBar(QStatusBar):
         self.dropped = _field("Dropped", "Frames the model could not keep up with (newest frame wins)")
         self.model = _field("ModelField", "The loaded model")
         self.device = _field("DeviceField", "Where inference runs, and in which numeric precision")
-        for w in (self.log_warning, self.source_state, self.dropped, self.model, self.device):
+        self.frames = _ShrinkingLabel()
+        self.frames.setObjectName("FramesField")
+        self.frames.hide()  # until the frames folder has been measured
+        self._frames_job = Latest()
+        for w in (self.log_warning, self.source_state, self.dropped, self.frames, self.model, self.device):
             self.addPermanentWidget(w)
         self.set_source_state("Idle")
         self.set_dropped(0)
@@ -62,3 +82,31 @@ class StationStatusBar(QStatusBar):
             self.log_warning.show()
         else:
             self.log_warning.hide()
+
+    def refresh_frames(self, store: FrameStore) -> None:
+        """Measure the saved frames off the GUI thread (a running total: cheap), then show them."""
+        if not self._frames_job.busy():
+            self._frames_job.start(call, store.status, on_event=self.set_frames_usage, on_failed=self._frames_unknown)
+
+    def _frames_unknown(self, message: str) -> None:
+        """The frames folder could not be measured: say so rather than keep an old size."""
+        self.frames.setText("Frames: size unknown")
+        self.frames.setToolTip(f"The saved anomaly frames could not be measured: {message}")
+        set_prop(self.frames, "level", "warning")
+        self.frames.show()
+
+    def set_frames_usage(self, status: FrameStatus) -> None:
+        """'Frames: 312 MB of 2 GB · 30 days'; amber when over the limit or a frame could not be removed."""
+        usage, policy, pruned = status.usage, status.policy, status.last_prune
+        self.frames.setText(f"Frames: {format_bytes(usage.bytes)} of {policy.describe()}")
+        oldest = f", the oldest from {usage.oldest:%Y-%m-%d %H:%M}" if usage.oldest else ""
+        tip = (
+            f"Saved anomaly frames: {usage.files:,}{oldest}.\nFrames older than {days_text(policy.max_age_days)} "
+            f"and the oldest beyond {format_bytes(policy.max_bytes)} are removed; their results stay in History."
+        )
+        problems = pruned.problems if pruned is not None else ()
+        if problems:
+            tip += f"\n{len(problems)} frame(s) could not be removed, e.g. {problems[-1]}"
+        self.frames.setToolTip(tip)
+        set_prop(self.frames, "level", "warning" if problems or status.over_limit else "info")
+        self.frames.show()
