@@ -3,6 +3,8 @@ database (verdict, date and time, exact source, run), exportable as CSV; and the
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from PySide6.QtCore import QModelIndex, Qt, Signal
 from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import (
@@ -235,6 +237,6 @@ class HistoryTab(QWidget):
 
     def _on_export_clicked(self) -> None:
         """Ask where to write the CSV, then export in a worker."""
-        path, _ = QFileDialog.getSaveFileName(self, "Export results as CSV", "results.csv", "CSV files (*.csv)")
+        path, _ = QFileDialog.getSaveFileName(self, "Export results as CSV", str(Path.home() / "results.csv"), "CSV files (*.csv)")
         if path:
             self.export_csv(path)
