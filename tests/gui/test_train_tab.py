@@ -154,6 +154,7 @@ def test_cancel_mid_run_leaves_no_model_file(qtbot, dataset, weights) -> None:
     with qtbot.waitSignal(tab.busy_changed, timeout=30_000):
         qtbot.mouseClick(tab.cancel_button, Qt.MouseButton.LeftButton)
     assert "cancelled" in tab.status_text() and "no model was saved" in tab.status_text()
+    assert tab.eta_label.text() == "" and tab.epoch_bar.text().startswith("cancelled")  # no time left standing
     assert not (weights / "widget.safetensors").exists()
     assert not weights.exists() or not any(weights.iterdir())  # no temp files either
     assert tab.train_button.isEnabled() and not tab.cancel_button.isEnabled() and not tab.use_button.isEnabled()

@@ -3,7 +3,6 @@ report, gallery and calibration, scored as the line will run the model."""
 from __future__ import annotations
 
 import html
-import time
 from pathlib import Path
 
 from PySide6.QtCore import Qt, Signal
@@ -12,7 +11,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMessageBox,
-    QProgressBar,
     QPushButton,
     QScrollArea,
     QSplitter,
@@ -31,17 +29,10 @@ from visinspect_gui.widgets.config_form import ConfigForm
 from visinspect_gui.widgets.dataset_picker import DatasetPicker
 from visinspect_gui.widgets.report_view import fmt_pct
 from visinspect_gui.widgets.results_pane import ResultsPane
+from visinspect_gui.widgets.train_progress import RunProgress, fmt_seconds
 from visinspect_gui.widgets.training_curves import TrainingCurves
 from visinspect_gui.workers import Latest
 
-
-def fmt_seconds(s: float) -> str:
-    s = max(0, int(round(s)))
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60:02d} s"
-    return f"{s // 3600} h {(s % 3600) // 60:02d} min"
 
 
 class TrainTab(QWidget):
@@ -61,8 +52,6 @@ class TrainTab(QWidget):
         self.result: TrainResult | None = None
         self.saved_path: str | None = None
         self._worker = Latest()
-        self._t0 = self._epoch_t0 = 0.0
-        self._step_seconds: float | None = None
         self._build()
         self._set_running(False)
 
@@ -98,12 +87,10 @@ class TrainTab(QWidget):
         buttons.addWidget(self.train_button)
         buttons.addWidget(self.cancel_button)
         buttons.addStretch(1)
-        self.epoch_bar = QProgressBar()
-        self.epoch_bar.setFormat("%v of %m epochs done")
-        self.step_bar = QProgressBar()
-        self.step_bar.setFormat("step %v / %m")
-        self.eta_label, self.status_label, self.saved_label = QLabel(""), QLabel(""), QLabel("")
-        for label in (self.eta_label, self.status_label, self.saved_label):
+        self.progress = RunProgress()
+        self.epoch_bar, self.step_bar, self.eta_label = self.progress.epoch_bar, self.progress.step_bar, self.progress.eta_label
+        self.status_label, self.saved_label = QLabel(""), QLabel("")
+        for label in (self.status_label, self.saved_label):
             label.setWordWrap(True)
         self.status_label.setTextFormat(Qt.TextFormat.RichText)
         self.saved_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
@@ -115,8 +102,7 @@ class TrainTab(QWidget):
         run_box = QGroupBox("Run")
         rl = QVBoxLayout(run_box)
         rl.addLayout(buttons)
-        for w in (self.epoch_bar, self.step_bar, self.eta_label, self.status_label, self.saved_label, self.use_button,
-                  self.export_button):  # fmt: skip
+        for w in (self.progress, self.status_label, self.saved_label, self.use_button, self.export_button):
             rl.addWidget(w)
 
         left = QWidget()
@@ -182,7 +168,7 @@ class TrainTab(QWidget):
             self._status(f"Not started: {path.name} exists. Choose another product name.", error=True)
             return False
         self._reset_results()
-        self._t0 = time.perf_counter()
+        self.progress.begin(config.epochs)
         self._worker.start(
             train_job, self.dataset, config, product=self.picker.product, out=str(path), runtime=self.runtime,
             gallery_limit=self.gallery_limit, on_event=self._on_worker_event, on_failed=lambda m: self._status(m, error=True),
@@ -198,6 +184,7 @@ class TrainTab(QWidget):
         if self._worker.busy():
             self._worker.stop()
             self.cancel_button.setEnabled(False)
+            self.eta_label.setText("")
             self._status("Cancelling…")
 
     def export_report(self, path: str) -> bool:
@@ -240,9 +227,7 @@ class TrainTab(QWidget):
             skipped = f"; {len(event.skipped)} unreadable files skipped" if event.skipped else ""
             self._status(f"Training on {event.device}: {event.n_train} images, {event.n_test} held out; "
                          f"backbone {event.backbone_origin}{skipped}.")  # fmt: skip
-            self.epoch_bar.setRange(0, 1)
-            self.epoch_bar.setValue(0)
-            self._epoch_t0 = time.perf_counter()
+            self.progress.data_ready()
             self.curves.label.setText(f"{event.n_train} training images, {event.n_test} held out.")
         elif isinstance(event, TrainResult):
             self._on_result(event)
@@ -252,27 +237,12 @@ class TrainTab(QWidget):
             self.results.add_gallery_entry(event)
 
     def _on_step(self, ev: StepReport) -> None:
-        if self.step_bar.maximum() != ev.steps:
-            self.step_bar.setRange(0, ev.steps)
-        self.step_bar.setValue(ev.step)
-        self.epoch_bar.setRange(0, ev.epochs)
-        self.epoch_bar.setValue(ev.epoch - 1)
+        self.progress.step(ev)
         self.curves.add_step(ev)
-        rate = self._step_seconds or (time.perf_counter() - self._epoch_t0) / max(1, ev.step)
-        remaining = (ev.epochs - ev.epoch) * ev.steps + (ev.steps - ev.step)
-        self.eta_label.setText(
-            f"epoch {ev.epoch}/{ev.epochs} · step {ev.step}/{ev.steps} · loss {ev.loss:.4f}\n"
-            f"elapsed {fmt_seconds(time.perf_counter() - self._t0)} · at most {fmt_seconds(remaining * rate)} more"
-            " (early stop may end sooner)"
-        )
 
     def _on_epoch(self, ev: EpochReport) -> None:
         self.curves.add_epoch(ev)
-        self._epoch_t0 = time.perf_counter()
-        self._step_seconds = ev.seconds / max(1, self.step_bar.maximum())
-        self.epoch_bar.setValue(ev.epoch)
-        if ev.early_stop:
-            self.epoch_bar.setRange(0, ev.epoch)  # stopped early: every epoch that will run has run
+        self.progress.epoch(ev)
         if ev.early_stop or ev.epoch == ev.epochs:
             self._status("Evaluating the held-out images as the line will run the model…")
 
@@ -281,7 +251,7 @@ class TrainTab(QWidget):
         self.results.show_report(result.report, result.meta, title=f"Held-out report ({result.meta.product})",
                                  how="the held-out split", precision=result.precision, images=None)  # fmt: skip
         self.results.setCurrentWidget(self.report_view)
-        self.eta_label.setText(f"trained {len(result.history)} epochs in {fmt_seconds(result.seconds)}")
+        self.progress.trained(len(result.history), result.seconds)
         self._status("Saving the model…")
 
     def _on_model_saved(self, saved: ModelSaved) -> None:
@@ -298,14 +268,14 @@ class TrainTab(QWidget):
     def _on_worker_finished(self) -> None:
         outcome = self._worker.worker.outcome
         self._set_running(False)
-        self.eta_label.setText("" if self.result is None else self.eta_label.text())
+        self.progress.finish(outcome, trained=self.result is not None)
         if outcome is JobOutcome.CANCELLED:
             self._status(f"Gallery stopped. The model was saved to {self.saved_path}." if self.saved_path
                          else "Training cancelled; no model was saved.")  # fmt: skip
         elif outcome is JobOutcome.DONE and self.result is not None:
             r = self.result.report
             auroc = "n/a" if r.image_auroc is None else f"{r.image_auroc:.3f}"
-            self._status(f"Done in {fmt_seconds(time.perf_counter() - self._t0)}: held-out accuracy {fmt_pct(r.accuracy)}, "
+            self._status(f"Done in {fmt_seconds(self.progress.elapsed())}: held-out accuracy {fmt_pct(r.accuracy)}, "
                          f"balanced {fmt_pct(r.balanced_accuracy)}, image AUROC {auroc}. Review the report, calibrate, "
                          "then use the model on the live view.")  # fmt: skip
 
@@ -332,15 +302,13 @@ class TrainTab(QWidget):
     def _reset_results(self) -> None:
         self.result = None
         self.saved_path = None
-        self._step_seconds = None
         self.curves.clear()
         self.results.clear()
         self.use_button.setEnabled(False)
         self.export_button.setEnabled(False)
         self.saved_label.setText("")
-        self.eta_label.setText("")
+        self.progress.clear()
         self.results.setCurrentIndex(0)
-        self.step_bar.setValue(0)
 
     def _set_running(self, running: bool) -> None:
         self.train_button.setEnabled(not running and self.dataset is not None)
@@ -348,13 +316,6 @@ class TrainTab(QWidget):
         for w in (self.picker, self.options, self.defaults_button):
             w.setEnabled(not running)
         self.export_button.setEnabled(not running and self.result is not None)
-        if running:
-            self.epoch_bar.setRange(0, 0)  # busy until the data is loaded
-            self.step_bar.setRange(0, 1)
-            self.step_bar.setValue(0)
-        elif self.epoch_bar.maximum() == 0:
-            self.epoch_bar.setRange(0, 1)
-            self.epoch_bar.setValue(0)
         self.busy_changed.emit(running)
 
     def _status(self, text: str, *, error: bool = False) -> None:
