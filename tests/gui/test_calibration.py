@@ -23,6 +23,7 @@ from engine.modelfile import read_meta, save_model  # noqa: E402
 from engine.training import TrainConfig, fit  # noqa: E402
 from engine.types import RuntimeOptions  # noqa: E402
 from visinspect_gui.widgets.calibration_view import CalibrationView, ScoredImages  # noqa: E402
+from visinspect_gui.widgets.common import format_threshold  # noqa: E402
 from visinspect_gui.widgets.eval_tab import EvalTab  # noqa: E402
 
 FAST = TrainConfig(backbone="vgg16_bn", backbone_weights="none", image_size=64, epochs=30, lr=1e-3)
@@ -148,6 +149,12 @@ def test_eval_tab_evaluates_the_held_out_split_calibrates_and_exports(qtbot, tra
         qtbot.mouseClick(tab.calibration.store_button, Qt.MouseButton.LeftButton)
     assert tab.report_view.report.threshold == pytest.approx(stored.args[1])
     assert tab.report_view.confusion.counts()["fn"] == 0  # the report now shows the stored threshold
+    # one number for the threshold everywhere, and a visible warning: it was chosen on the images scored here
+    shown = format_threshold(stored.args[1])
+    assert shown in tab.calibration.status.text() and shown in tab.report_view.headline.text()
+    assert tab.report_view.metrics.text("threshold") == shown == tab.calibration.threshold_spin.text()
+    assert tab.report_view.warning.isVisible() and "optimistic" in tab.report_view.warning_text()
+    assert f"was calibrated (no-miss) on the model's {held_out} held-out images" in tab.report_view.warning_text()
 
     out = tmp_path / "report.html"
     with qtbot.waitSignal(tab.report_exported, timeout=30_000):
@@ -155,6 +162,9 @@ def test_eval_tab_evaluates_the_held_out_split_calibrates_and_exports(qtbot, tra
     qtbot.waitUntil(lambda: not tab.is_busy())
     text = out.read_text()
     assert text.count("data:image/jpeg;base64,") == tab.report_view.gallery.count()
+    header = re.search(r"<p class='sub'>(.*?)</p>", text).group(1)  # recomputed at the stored threshold
+    assert f"at threshold {shown}: accuracy {tab.report_view.metrics.text('accuracy')}" in header
+    assert "held-out acc" not in header and "class='warn'" in text
     assert re.search(r"<td class=\"ok\">\d+<small>correct accept", text) and "no-miss" in text
 
     pdf = tmp_path / "report.pdf"

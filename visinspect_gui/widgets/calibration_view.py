@@ -34,6 +34,7 @@ from engine.evaluation.calibrate import (
 )
 from engine.jobs.calibrate import CalibrationDone, calibrate_job
 from engine.types import RuntimeOptions
+from visinspect_gui.widgets.common import THRESHOLD_DECIMALS, format_threshold
 from visinspect_gui.widgets.report_view import ConfusionGrid, fmt_pct
 from visinspect_gui.workers import Latest
 
@@ -61,6 +62,7 @@ class CalibrationView(QWidget):
 
     threshold_changed = Signal(float)
     threshold_stored = Signal(str, float)
+    calibration_stored = Signal(object)  # the CalibrationDone, just before threshold_stored
     store_failed = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -97,13 +99,13 @@ class CalibrationView(QWidget):
         self.line = pg.InfiniteLine(
             pos=0.5, angle=90, movable=True, bounds=(0.0, 1.0),
             pen=pg.mkPen(*LINE_RGB, width=2), hoverPen=pg.mkPen(255, 255, 255, width=3),
-            label="threshold {value:.3f}", labelOpts={"position": 0.93, "color": LINE_RGB, "fill": (30, 32, 36, 200)},
+            label=f"threshold {{value:.{THRESHOLD_DECIMALS}f}}", labelOpts={"position": 0.93, "color": LINE_RGB, "fill": (30, 32, 36, 200)},
         )
         self.plot.addItem(self.line)
         self.line.sigPositionChanged.connect(self._on_line_moved)
 
         self.threshold_spin = QDoubleSpinBox()
-        self.threshold_spin.setDecimals(4)
+        self.threshold_spin.setDecimals(THRESHOLD_DECIMALS)
         self.threshold_spin.setRange(0.0, 1.0001)
         self.threshold_spin.setSingleStep(0.01)
         self.threshold_spin.setValue(0.5)
@@ -217,7 +219,7 @@ class CalibrationView(QWidget):
         self._set_enabled(len(self._scores) > 0)
         self.set_images(images)
         self.set_threshold(threshold, target="model threshold")
-        self.status.setText(f"The model's threshold is {threshold:.4f}.")
+        self.status.setText(f"The model's threshold is {format_threshold(threshold)}.")
 
     def set_images(self, images: ScoredImages | None) -> None:
         """The model file Store writes to and the images it scores again; without them, storing is disabled."""
@@ -252,7 +254,7 @@ class CalibrationView(QWidget):
             self.status.setText(f"<span style='color:#ff8a80'>{exc}</span>")
             return None
         self.set_threshold(cal.threshold, target=cal.target)
-        self.status.setText(f"{cal.target}: threshold {cal.threshold:.4f}. Store it to use it on the line.")
+        self.status.setText(f"{cal.target}: threshold {format_threshold(cal.threshold)}. Store it to use it on the line.")
         return cal
 
     def store(self) -> bool:
@@ -270,7 +272,7 @@ class CalibrationView(QWidget):
             target = None
         threshold = None if target else self.threshold()
         self.store_button.setEnabled(False)
-        what = target or f"threshold {threshold:.4f}"
+        what = target or f"threshold {format_threshold(threshold)}"
         self.status.setText(f"Storing {what} in {Path(images.model_path).name} (scoring the images as the line will)…")
         self._store.start(
             calibrate_job, images.model_path, images.data_dir, target=target, threshold=threshold, runtime=images.runtime,
@@ -328,9 +330,10 @@ class CalibrationView(QWidget):
         self.set_threshold(cal.threshold, target=cal.target)
         notes = "".join(f"<br>{n}" for n in done.notes)
         self.status.setText(
-            f"Stored threshold {cal.threshold:.4f} in {done.model_path} (it was {done.previous_threshold:.4f}); "
+            f"Stored threshold {format_threshold(cal.threshold)} in {done.model_path} (it was {format_threshold(done.previous_threshold)}); "
             f"scored in {done.precision}: missed {cal.fn} of {cal.n_anomaly}, false rejects {cal.fp} of {cal.n_good}.{notes}"
         )
+        self.calibration_stored.emit(done)
         self.threshold_stored.emit(done.model_path, cal.threshold)
 
     def _on_store_failed(self, message: str) -> None:
@@ -373,7 +376,7 @@ class CalibrationView(QWidget):
                 unique.append(c)
         self.table.setRowCount(len(unique))
         for r, c in enumerate(unique):
-            cells = (c.target, f"{c.threshold:.4f}", f"{c.fn}/{c.n_anomaly}  ({c.miss_rate:.1%})",
+            cells = (c.target, format_threshold(c.threshold), f"{c.fn}/{c.n_anomaly}  ({c.miss_rate:.1%})",
                      f"{c.fp}/{c.n_good}  ({c.false_reject_rate:.1%})", f"{c.accuracy:.1%}", f"{c.balanced_accuracy:.1%}")
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
@@ -395,7 +398,7 @@ class CalibrationView(QWidget):
             return
         cal = self.current()
         self.confusion.set_counts(cal.tp, cal.fn, cal.fp, cal.tn)
-        stored = "" if self._stored_threshold is None else f"<br>model file: {self._stored_threshold:.4f}"
+        stored = "" if self._stored_threshold is None else f"<br>model file: {format_threshold(self._stored_threshold)}"
         self.rates.setText(
             f"miss rate <b>{fmt_pct(cal.miss_rate)}</b> ({cal.fn} of {cal.n_anomaly})<br>"
             f"false-reject rate <b>{fmt_pct(cal.false_reject_rate)}</b> ({cal.fp} of {cal.n_good})<br>"

@@ -97,3 +97,11 @@ def glyph_icon(kind: str, colour: str = "#ffffff", size: int = 32) -> QIcon:
         raise ValueError(f"unknown glyph {kind!r}")
     painter.end()
     return QIcon(pixmap)
+
+
+THRESHOLD_DECIMALS = 4
+
+
+def format_threshold(value: float) -> str:
+    """A decision threshold as every panel shows it (4 decimals), so the panels, the report and messages agree."""
+    return f"{value:.{THRESHOLD_DECIMALS}f}"

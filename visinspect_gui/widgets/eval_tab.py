@@ -28,6 +28,7 @@ from engine.modelfile import MODEL_SUFFIX, ModelMeta, list_models, read_meta
 from engine.paths import weights_dir
 from engine.types import JobOutcome, RuntimeOptions
 from visinspect_gui.widgets.calibration_view import ScoredImages
+from visinspect_gui.widgets.common import format_threshold
 from visinspect_gui.widgets.report_view import fmt_pct
 from visinspect_gui.widgets.results_pane import ResultsPane
 from visinspect_gui.workers import Latest, call
@@ -196,7 +197,7 @@ class EvalTab(QWidget):
     def _on_model_read(self, meta: ModelMeta) -> None:
         """Describe the chosen model; with no folder chosen yet, propose its own dataset when it is there."""
         self._meta = meta
-        self.model_label.setText(meta.describe() + f"; threshold {meta.threshold:.4f}")
+        self.model_label.setText(meta.describe() + f"; threshold {format_threshold(meta.threshold)}")
         root = meta.dataset.get("root")
         if root and not self.folder_edit.text().strip():
             self._probes["folder"].start(call, lambda r=root: (r, subfolder_names(r)) if Path(r).is_dir() else None,

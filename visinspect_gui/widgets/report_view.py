@@ -26,6 +26,7 @@ from PySide6.QtWidgets import (
 from engine.evaluation.metrics import EvalReport
 from engine.evaluation.report import GalleryEntry, gallery_order, rethreshold, thumbnail
 from engine.thresholds import Thresholds
+from visinspect_gui.widgets.common import format_threshold
 
 OK_BG, BAD_BG, ZERO_BG = "#1f4a33", "#6b2626", "#2b2e33"
 WRONG_ITEM_BG = "#4a2424"
@@ -154,7 +155,7 @@ class MetricsPanel(QWidget):
         n_anom, n_good = report.tp + report.fn, report.fp + report.tn
         values = {
             "images": f"{report.n}  ({n_good} good, {n_anom} defective)",
-            "threshold": f"{report.threshold:.4f}",
+            "threshold": format_threshold(report.threshold),
             "accuracy": fmt_pct(report.accuracy),
             "balanced accuracy": fmt_pct(report.balanced_accuracy),
             "miss rate": f"{fmt_pct(report.fn / n_anom if n_anom else None)}  ({report.fn} of {n_anom})",
@@ -241,7 +242,7 @@ class Gallery(QListWidget):
         item = QListWidgetItem(QIcon(square_pixmap(thumbnail(entry.image, insp, ICON_SIDE), ICON_SIDE)),
                                f"{insp.verdict.value}  {insp.p_anomaly:.3f}\n{tag or Path(entry.path).parent.name}\n{name}")
         item.setToolTip(f"{entry.path}\ntruth: {'anomaly' if entry.label else 'good'}; verdict {insp.verdict.value} "
-                        f"(p {insp.p_anomaly:.4f}, threshold {insp.threshold:.4f}); {len(insp.boxes)} boxes")
+                        f"(p {insp.p_anomaly:.4f}, threshold {format_threshold(insp.threshold)}); {len(insp.boxes)} boxes")
         item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
         if wrong:
             item.setBackground(QBrush(QColor(WRONG_ITEM_BG)))
@@ -260,6 +261,11 @@ class ReportView(QWidget):
         self.headline = QLabel("No report yet.")
         self.headline.setWordWrap(True)
         self.headline.setStyleSheet("font-size: 14px; font-weight: 600;")
+        self.warning = QLabel("")
+        self.warning.setWordWrap(True)
+        self.warning.setObjectName("ReportWarning")
+        self.warning.setStyleSheet("background:#4a3b12; color:#ffd98a; border:1px solid #a8852c; border-radius:3px; padding:4px 8px;")
+        self.warning.hide()
         self.metrics = MetricsPanel()
         self.confusion = ConfusionGrid()
         self.per_type = PerTypeTable()
@@ -275,12 +281,22 @@ class ReportView(QWidget):
         top.addWidget(self.per_type, 1, Qt.AlignmentFlag.AlignTop)
         lay = QVBoxLayout(self)
         lay.addWidget(self.headline)
+        lay.addWidget(self.warning)
         lay.addLayout(top)
         lay.addWidget(self.gallery_label)
         lay.addWidget(self.gallery, 1)
 
+    def set_warning(self, text: str) -> None:
+        """A caution shown under the headline (e.g. the threshold was calibrated on these images); '' hides it."""
+        self.warning.setText(f"⚠ {text}" if text else "")
+        self.warning.setVisible(bool(text))
+
+    def warning_text(self) -> str:
+        return self.warning.text()
+
     def clear(self) -> None:
         self.report = None
+        self.set_warning("")
         self.headline.setText("No report yet.")
         self.metrics.set_report(None)
         self.confusion.clear()
@@ -295,7 +311,7 @@ class ReportView(QWidget):
         if not box_recall_note:
             self._box_note, self._box_threshold = "", report.threshold
         wrong = report.fn + report.fp
-        self.headline.setText(f"{title}: {report.n} images at threshold {report.threshold:.4f}  —  "
+        self.headline.setText(f"{title}: {report.n} images at threshold {format_threshold(report.threshold)}  —  "
                               f"accuracy {fmt_pct(report.accuracy)}, balanced {fmt_pct(report.balanced_accuracy)}, "
                               f"{wrong} misclassified")
         self.metrics.set_report(report, box_recall_note=box_recall_note)
@@ -310,7 +326,7 @@ class ReportView(QWidget):
         threshold = thresholds.decision
         measured = self.report.threshold if not self._box_note else self._box_threshold
         self._box_threshold = measured
-        self._box_note = f"(measured at threshold {measured:.4f})" if abs(measured - threshold) > 1e-12 else ""
+        self._box_note = f"(measured at threshold {format_threshold(measured)})" if abs(measured - threshold) > 1e-12 else ""
         self.set_report(rethreshold(self.report, threshold), title=self._title, box_recall_note=self._box_note)
         self.gallery.set_entries([e.at(thresholds) for e in self.gallery.entries()])
         self._update_gallery_label()
