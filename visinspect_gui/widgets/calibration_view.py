@@ -34,7 +34,7 @@ from engine.evaluation.calibrate import (
 )
 from engine.jobs.calibrate import CalibrationDone, calibrate_job
 from engine.types import RuntimeOptions
-from visinspect_gui.widgets.common import THRESHOLD_DECIMALS, format_threshold
+from visinspect_gui.widgets.common import THRESHOLD_DECIMALS, format_threshold, wheel_only_when_focused
 from visinspect_gui.widgets.report_view import ConfusionGrid, fmt_pct
 from visinspect_gui.workers import Latest
 
@@ -130,6 +130,7 @@ class CalibrationView(QWidget):
         self.false_reject_spin.setSuffix(" %")
         self.false_reject_spin.setValue(2.0)
         self.false_reject_spin.valueChanged.connect(self._on_false_reject_percent_changed)
+        wheel_only_when_focused(self.threshold_spin, self.false_reject_spin)
 
         self.table = QTableWidget(0, 6)
         self.table.setHorizontalHeaderLabels(["target", "threshold", "missed", "false rejects", "accuracy", "balanced"])

@@ -4,7 +4,6 @@ from __future__ import annotations
 from dataclasses import fields
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -13,28 +12,20 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QPushButton,
     QSpinBox,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from engine.errors import BackboneWeightsError
 from engine.training.config import TrainConfig, config_fields
+from visinspect_gui.widgets.common import wheel_only_when_focused
 
 WEIGHT_KINDS = (("ImageNet", "imagenet"), ("Local file…", "file"), ("None (random init)", "none"))
 # Random init trains far better with batch norm and a higher learning rate (README "Where weights come from").
 RANDOM_INIT_RECIPE = {"backbone": "vgg16_bn", "lr": 1e-3}
 
-
-class _WheelOnlyWhenFocused(QObject):
-    """Scrolling the form must not change the field under the pointer: the wheel reaches a field only once it has focus."""
-
-    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt API
-        if event.type() == QEvent.Type.Wheel and not obj.hasFocus():
-            event.ignore()
-            return True
-        return False
 
 
 class WeightsChooser(QWidget):
@@ -47,8 +38,9 @@ class WeightsChooser(QWidget):
             self.kind.addItem(text, kind)
         self.file_edit = QLineEdit()
         self.file_edit.setPlaceholderText("vgg16-397923af.pth or .safetensors")
-        self.browse = QPushButton("…")
-        self.browse.setFixedWidth(32)
+        self.browse = QToolButton()
+        self.browse.setText("…")
+        self.browse.setToolTip("Choose the weights file")
         self.browse.clicked.connect(self._on_browse_clicked)
         column = QVBoxLayout(self)
         column.setContentsMargins(0, 0, 0, 0)
@@ -94,12 +86,12 @@ class ConfigForm(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._wheel_guard = _WheelOnlyWhenFocused(self)
         self._fields = config_fields(where="gui")
         self.widgets: dict[str, QWidget | tuple] = {}
         self._setting = False
         self.form = QFormLayout(self)
         self.form.setContentsMargins(0, 0, 0, 0)
+        self.form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         for f in self._fields:
             widget = self._make(f)
             self.form.addRow(f.metadata["label"], widget)
@@ -120,8 +112,7 @@ class ConfigForm(QWidget):
         return self.widgets[name]
 
     def _guard(self, widget: QWidget) -> QWidget:
-        widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        widget.installEventFilter(self._wheel_guard)
+        wheel_only_when_focused(widget)
         return widget
 
     def _spin(self, f, default) -> QWidget:

@@ -6,7 +6,7 @@ import html
 import time
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QSize, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -28,7 +28,7 @@ from engine.modelfile import MODEL_SUFFIX, ModelMeta, list_models, read_meta
 from engine.paths import weights_dir
 from engine.types import JobOutcome, RuntimeOptions
 from visinspect_gui.widgets.calibration_view import ScoredImages
-from visinspect_gui.widgets.common import format_threshold
+from visinspect_gui.widgets.common import TAB_ROOM, breakable, format_threshold, wheel_only_when_focused
 from visinspect_gui.widgets.report_view import fmt_pct
 from visinspect_gui.widgets.results_pane import ResultsPane
 from visinspect_gui.workers import Latest, call
@@ -63,7 +63,8 @@ class EvalTab(QWidget):
         self.model_combo = QComboBox()
         self.model_combo.setEditable(True)
         self.model_combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
-        self.model_combo.setMinimumWidth(380)
+        self.model_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.model_combo.setMinimumContentsLength(24)  # long paths scroll in the field, they do not widen the tab
         self.model_combo.lineEdit().setPlaceholderText("model file (.safetensors)")
         self.model_combo.currentTextChanged.connect(self._on_model_changed)
         model_browse = QPushButton("Browse…")
@@ -78,7 +79,10 @@ class EvalTab(QWidget):
         folder_browse.clicked.connect(self._on_folder_browse_clicked)
         self.good_dir_combo = QComboBox()
         self.good_dir_combo.setEditable(True)
+        self.good_dir_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.good_dir_combo.setMinimumContentsLength(10)
         self.good_dir_combo.setToolTip("For class folders: the folder of good images (default: the one the model was trained with)")
+        wheel_only_when_focused(self.model_combo, self.good_dir_combo)
         self.every_check = QCheckBox("every image (not only the held-out split)")
         self.eval_button = QPushButton("Evaluate")
         self.eval_button.setStyleSheet("QPushButton{font-weight:600; padding:6px 18px;}")
@@ -117,6 +121,10 @@ class EvalTab(QWidget):
         lay.addWidget(self.status_label)
         lay.addWidget(self.results, 1)
         self.refresh_models()
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        """No more than a 1280x720 window has room for: the window must not open (or grow) past the screen."""
+        return super().sizeHint().boundedTo(TAB_ROOM)
 
     # --- public API -------------------------------------------------------------------------------
 
@@ -298,5 +306,5 @@ class EvalTab(QWidget):
             self.progress.setRange(0, 1)
 
     def _status(self, text: str, *, error: bool = False) -> None:
-        text = html.escape(text, quote=False)
+        text = html.escape(breakable(text), quote=False)
         self.status_label.setText(f"<span style='color:#ff8a80'>{text}</span>" if error else text)

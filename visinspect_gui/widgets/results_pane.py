@@ -16,6 +16,7 @@ from engine.jobs.calibrate import CalibrationDone
 from engine.modelfile import ModelMeta
 from visinspect_gui.pdf import export_report
 from visinspect_gui.widgets.calibration_view import CalibrationView, ScoredImages
+from visinspect_gui.widgets.common import scrolled
 from visinspect_gui.widgets.report_view import ReportView
 from visinspect_gui.workers import Latest
 
@@ -42,12 +43,22 @@ class ResultsPane(QTabWidget):
         self.report_view = ReportView()
         self.calibration = CalibrationView()
         self.calibration.calibration_stored.connect(self._on_calibration_stored)
-        self.addTab(self.report_view, "Report")
-        self.addTab(self.calibration, "Calibration")
+        self._pages = {self.report_view: scrolled(self.report_view), self.calibration: scrolled(self.calibration)}
+        self.addTab(self._pages[self.report_view], "Report")
+        self.addTab(self._pages[self.calibration], "Calibration")
         self.meta: ModelMeta | None = None
         self.how = ""
         self.data_dir: str | None = None  # the folder the report's images came from
         self._export = Latest()
+
+    def setCurrentWidget(self, widget: QWidget) -> None:  # noqa: N802 - Qt API
+        """Show a page: the report view and calibration view sit in scroll areas of their own."""
+        super().setCurrentWidget(self._pages.get(widget, widget))
+
+    def current_page(self) -> QWidget:
+        """The page shown (the report or calibration view itself, not its scroll area)."""
+        page = self.currentWidget()
+        return next((w for w, area in self._pages.items() if area is page), page)
 
     @property
     def report(self) -> EvalReport | None:

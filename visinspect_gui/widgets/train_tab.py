@@ -5,7 +5,7 @@ from __future__ import annotations
 import html
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
@@ -25,6 +25,7 @@ from engine.training import TrainConfig
 from engine.training.recipe import DataReady, EpochReport, StepReport, TrainResult
 from engine.types import JobOutcome, RuntimeOptions
 from visinspect_gui.widgets.calibration_view import ScoredImages
+from visinspect_gui.widgets.common import TAB_ROOM, breakable, elide_middle
 from visinspect_gui.widgets.config_form import ConfigForm
 from visinspect_gui.widgets.dataset_picker import DatasetPicker
 from visinspect_gui.widgets.report_view import fmt_pct
@@ -110,11 +111,11 @@ class TrainTab(QWidget):
         for w in (self.picker, opt_box, run_box):
             ll.addWidget(w)
         ll.addStretch(1)
-        scroll = QScrollArea()
+        scroll = self.form_scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         scroll.setWidget(left)
-        scroll.setMinimumWidth(400)
+        scroll.setMinimumWidth(left.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 2 * scroll.frameWidth())
 
         self.curves = TrainingCurves()
         self.results = ResultsPane()
@@ -124,14 +125,18 @@ class TrainTab(QWidget):
         self.results.threshold_stored.connect(self.threshold_stored)
         self.results.report_exported.connect(self._on_exported)
         self.results.export_failed.connect(lambda m: self._status(m, error=True))
-        split = QSplitter(Qt.Orientation.Horizontal)
+        split = self.splitter = QSplitter(Qt.Orientation.Horizontal)
         split.addWidget(scroll)
         split.addWidget(self.results)
         split.setStretchFactor(1, 1)
-        split.setSizes([420, 1000])
+        split.setSizes([400, 1000])  # the form at its width, the results take the rest
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addWidget(split)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        """No more than a 1280x720 window has room for: the window must not open (or grow) past the screen."""
+        return super().sizeHint().boundedTo(TAB_ROOM)
 
     # --- public API -------------------------------------------------------------------------------
 
@@ -260,7 +265,8 @@ class TrainTab(QWidget):
         self.results.set_images(ScoredImages(saved.path, str(saved.meta.dataset.get("root", "")), self.runtime,
                                              layout=dataset.layout if dataset else None,
                                              good_dir=dataset.good_dir if dataset else None))  # fmt: skip
-        self.saved_label.setText(f"Saved: {saved.path}")
+        self.saved_label.setText(f"Saved: {breakable(elide_middle(saved.path))}")
+        self.saved_label.setToolTip(saved.path)
         self.use_button.setEnabled(True)
         self._status("Model saved. Building the gallery of held-out predictions…")
         self.model_saved.emit(saved.path)
@@ -319,5 +325,5 @@ class TrainTab(QWidget):
         self.busy_changed.emit(running)
 
     def _status(self, text: str, *, error: bool = False) -> None:
-        text = html.escape(text, quote=False)
+        text = html.escape(breakable(text), quote=False)
         self.status_label.setText(f"<span style='color:#ff8a80'>{text}</span>" if error else text)
