@@ -181,3 +181,40 @@ def test_bad_options_are_explained_and_nothing_starts(qtbot, dataset, weights) -
     tab.options.weights.file_edit.setText(str(weights / "missing.pth"))
     assert not tab.start_training() and "weights file not found" in tab.status_text()
     assert not tab.is_busy()
+
+
+def test_offline_imagenet_weights_are_explained_with_the_forms_controls(qtbot, dataset, weights, monkeypatch) -> None:
+    import urllib.error
+
+    from engine.model.builder import BACKBONES
+
+    def offline(*_args, **_kwargs):
+        raise urllib.error.URLError("no network")
+
+    enum = BACKBONES["vgg16"][1]
+    monkeypatch.setattr(type(enum), "get_state_dict", offline)
+    monkeypatch.setattr("torch.hub.get_dir", lambda: str(weights / "hub"))  # no cached copy either
+    tab = fast_tab(qtbot, dataset)
+    tab.options.field_widget("backbone").setCurrentText("vgg16")
+    tab.options.weights.kind.setCurrentIndex(tab.options.weights.kind.findData("imagenet"))
+    with qtbot.waitSignal(tab.busy_changed, timeout=60_000, check_params_cb=lambda running: not running):
+        assert tab.start_training()
+    message = tab.status_text()
+    assert "could not be downloaded" in message and "--" not in message
+    assert "“Local file…”" in message and "“None (random init)”" in message and enum.url.rsplit("/", 1)[-1] in message
+    assert not (weights / "widget.safetensors").exists()
+
+
+def test_random_init_applies_the_recipe_that_trains_from_scratch_and_says_so(qtbot) -> None:
+    tab = TrainTab()
+    qtbot.addWidget(tab)
+    form = tab.options
+    assert form.field_widget("backbone").currentText() == "vgg16" and form.field_widget("lr").value() == pytest.approx(1e-4)
+    form.weights.kind.setCurrentIndex(form.weights.kind.findData("none"))
+    assert form.field_widget("backbone").currentText() == "vgg16_bn"
+    assert form.field_widget("lr").value() == pytest.approx(1e-3)
+    assert "vgg16_bn" in form.note.text() and "0.001" in form.note.text()
+    config = form.config()
+    assert (config.backbone, config.backbone_weights, config.lr) == ("vgg16_bn", "none", pytest.approx(1e-3))
+    form.weights.kind.setCurrentIndex(form.weights.kind.findData("imagenet"))
+    assert form.note.text() == ""

@@ -19,13 +19,26 @@ from PySide6.QtWidgets import (
 )
 
 from engine.errors import BackboneWeightsError
+from engine.model.builder import BACKBONES
+from engine.paths import backbones_dir
 from engine.training.config import TrainConfig, config_fields
 from visinspect_gui.widgets.common import wheel_only_when_focused
 
 WEIGHT_KINDS = (("ImageNet", "imagenet"), ("Local file…", "file"), ("None (random init)", "none"))
+_WEIGHT_TEXT = {kind: text for text, kind in WEIGHT_KINDS}
 # Random init trains far better with batch norm and a higher learning rate (README "Where weights come from").
 RANDOM_INIT_RECIPE = {"backbone": "vgg16_bn", "lr": 1e-3}
 
+
+
+def weights_advice(backbone: str, message: str) -> str:
+    """A backbone-weights error told with this form's controls, not the command line's flags."""
+    if "--" not in message:
+        return message
+    file_name = BACKBONES[backbone][1].url.rsplit("/", 1)[-1] if backbone in BACKBONES else "the weights file"
+    return (f"The ImageNet weights for {backbone} could not be downloaded. On an offline station copy {file_name} to "
+            f"{backbones_dir()}, or set Backbone weights to “{_WEIGHT_TEXT['file']}” (a .pth or .safetensors file) "
+            f"or “{_WEIGHT_TEXT['none']}”.")  # fmt: skip
 
 
 class WeightsChooser(QWidget):

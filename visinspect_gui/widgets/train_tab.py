@@ -18,7 +18,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.errors import VisInspectError
+from engine.errors import BackboneWeightsError, VisInspectError
 from engine.evaluation.report import GalleryEntry
 from engine.jobs.train import ModelSaved, train_job
 from engine.training import TrainConfig
@@ -26,7 +26,7 @@ from engine.training.recipe import DataReady, EpochReport, StepReport, TrainResu
 from engine.types import JobOutcome, RuntimeOptions
 from visinspect_gui.widgets.calibration_view import ScoredImages
 from visinspect_gui.widgets.common import TAB_ROOM, breakable, elide_middle
-from visinspect_gui.widgets.config_form import ConfigForm
+from visinspect_gui.widgets.config_form import ConfigForm, weights_advice
 from visinspect_gui.widgets.dataset_picker import DatasetPicker
 from visinspect_gui.widgets.report_view import fmt_pct
 from visinspect_gui.widgets.results_pane import ResultsPane
@@ -34,6 +34,14 @@ from visinspect_gui.widgets.train_progress import RunProgress, fmt_seconds
 from visinspect_gui.widgets.training_curves import TrainingCurves
 from visinspect_gui.workers import Latest
 
+
+
+def _train_job(dataset, config: TrainConfig, *, stop, **kwargs):
+    """The train job, its backbone-weights trouble told in terms of this tab's form (never a command-line flag)."""
+    try:
+        yield from train_job(dataset, config, stop=stop, **kwargs)
+    except BackboneWeightsError as exc:
+        raise BackboneWeightsError(weights_advice(config.backbone, str(exc))) from None
 
 
 class TrainTab(QWidget):
@@ -175,7 +183,7 @@ class TrainTab(QWidget):
         self._reset_results()
         self.progress.begin(config.epochs)
         self._worker.start(
-            train_job, self.dataset, config, product=self.picker.product, out=str(path), runtime=self.runtime,
+            _train_job, self.dataset, config, product=self.picker.product, out=str(path), runtime=self.runtime,
             gallery_limit=self.gallery_limit, on_event=self._on_worker_event, on_failed=lambda m: self._status(m, error=True),
             on_finished=self._on_worker_finished,
         )  # fmt: skip
