@@ -191,3 +191,38 @@ def test_eval_tab_on_another_folder_uses_every_image(qtbot, trained, model_copy,
         assert tab.start_evaluation()
     assert tab.done.report.n == 11 and "not the model's training dataset" in tab.done.how
     assert sum(tab.report_view.confusion.counts().values()) == 11
+
+
+def test_eval_tab_starts_with_the_loaded_model_but_never_replaces_one_chosen(qtbot, trained, model_copy, tmp_path) -> None:
+    root = trained[0]
+    tab = EvalTab()
+    qtbot.addWidget(tab)
+    tab.set_loaded_model(str(model_copy))  # the station loaded it: Evaluate starts with it, and its own dataset
+    qtbot.waitUntil(lambda: not tab.is_probing(), timeout=10_000)
+    assert tab.model_combo.currentText() == str(model_copy) and "widget" in tab.model_label.text()
+    assert tab.folder_edit.text() == str(root)
+    other = shutil.copy(model_copy, tmp_path / "other.safetensors")
+    tab.set_model(other)  # chosen here (as Browse does)
+    tab.set_loaded_model(str(model_copy))  # the station loading a model later does not take it back
+    qtbot.waitUntil(lambda: not tab.is_probing(), timeout=10_000)
+    assert tab.model_combo.currentText() == str(other)
+
+
+def test_eval_tab_never_overwrites_a_folder_typed_or_a_model_path_being_typed(qtbot, trained, model_copy) -> None:
+    tab = EvalTab()
+    qtbot.addWidget(tab)
+    tab.show()
+    qtbot.keyClicks(tab.folder_edit, "/data/line-7")  # typed, not yet confirmed with Enter
+    tab.set_model(str(model_copy))
+    qtbot.waitUntil(lambda: not tab.is_probing(), timeout=10_000)
+    assert "widget" in tab.model_label.text() and tab.folder_edit.text() == "/data/line-7"
+
+    tab = EvalTab()
+    qtbot.addWidget(tab)
+    tab.show()
+    tab.model_combo.lineEdit().setText(str(model_copy))  # its header arrives: its dataset is being looked up ...
+    tab._on_model_read(read_meta(model_copy))
+    qtbot.keyClicks(tab.model_combo.lineEdit(), ".old")  # ... while the user goes on typing another model's path
+    qtbot.waitUntil(lambda: not tab.is_probing(), timeout=10_000)
+    assert tab.model_combo.currentText() == f"{model_copy}.old"
+    assert tab.folder_edit.text() == ""  # the first model's dataset did not land beside the path typed since

@@ -58,6 +58,8 @@ class EvalTab(QWidget):
         self._probes = {key: Latest() for key in ("model", "folder", "models")}
         self._meta: ModelMeta | None = None  # header of the chosen model file
         self._good_dir_wanted: str | None = None
+        self._model_chosen = False  # a model was typed or chosen here: the station's loaded one no longer replaces it
+        self._folder_proposed = ""  # the folder this tab filled in (the model's own dataset); a typed one is never replaced
         self._t0 = 0.0
 
         self.model_combo = QComboBox()
@@ -67,6 +69,8 @@ class EvalTab(QWidget):
         self.model_combo.setMinimumContentsLength(24)  # long paths scroll in the field, they do not widen the tab
         self.model_combo.lineEdit().setPlaceholderText("model file (.safetensors)")
         self.model_combo.currentTextChanged.connect(self._on_model_changed)
+        self.model_combo.lineEdit().textEdited.connect(self._on_model_typed)
+        self.model_combo.activated.connect(self._on_model_typed)
         model_browse = QPushButton("Browse…")
         model_browse.clicked.connect(self._on_model_browse_clicked)
         self.model_label = QLabel("")
@@ -74,7 +78,8 @@ class EvalTab(QWidget):
         self.model_label.setStyleSheet("color: #9aa0a6;")
         self.folder_edit = QLineEdit()
         self.folder_edit.setPlaceholderText("dataset folder (MVTec category or class folders)")
-        self.folder_edit.editingFinished.connect(lambda: self.set_dataset_folder(self.folder_edit.text().strip()))
+        self.folder_edit.editingFinished.connect(self._on_folder_edited)
+        self.folder_edit.textEdited.connect(lambda _t: setattr(self, "_folder_proposed", None))  # the user's from now on
         folder_browse = QPushButton("Browse…")
         folder_browse.clicked.connect(self._on_folder_browse_clicked)
         self.good_dir_combo = QComboBox()
@@ -137,10 +142,18 @@ class EvalTab(QWidget):
         return any(p.busy() for p in self._probes.values())
 
     def set_model(self, path: str) -> None:
+        """Choose a model file (as Browse does); the station's loaded model no longer replaces it."""
+        self._model_chosen = True
         self.model_combo.setCurrentText(str(path))
 
+    def set_loaded_model(self, path: str) -> None:
+        """The model the station has loaded: selected here unless a model was already typed or chosen."""
+        if not self._model_chosen and not self._worker.busy():
+            self.model_combo.setCurrentText(str(path))
+
     def set_dataset_folder(self, folder: str, *, good_dir: str | None = None) -> None:
-        """Choose the dataset folder; its sub-folders are listed in a worker for the good-folder choice."""
+        """Choose the dataset folder (as Browse does); its sub-folders are listed in a worker for the good-folder choice."""
+        self._folder_proposed = None
         self.folder_edit.setText(str(folder))
         self._good_dir_wanted = good_dir
         if folder:
@@ -207,14 +220,25 @@ class EvalTab(QWidget):
         self._meta = meta
         self.model_label.setText(meta.describe() + f"; threshold {format_threshold(meta.threshold)}")
         root = meta.dataset.get("root")
-        if root and not self.folder_edit.text().strip():
+        if root and self._may_propose():
+            model = self.model_combo.currentText().strip()
             self._probes["folder"].start(call, lambda r=root: (r, subfolder_names(r)) if Path(r).is_dir() else None,
-                                         on_event=self._on_own_dataset)  # fmt: skip
+                                         on_event=lambda listed: self._on_own_dataset(model, listed))  # fmt: skip
 
-    def _on_own_dataset(self, listed) -> None:
-        if listed is not None and not self.folder_edit.text().strip():
-            self.folder_edit.setText(listed[0])
-            self._on_subfolders_listed(listed)
+    def _may_propose(self) -> bool:
+        """The folder field is empty or holds this tab's own proposal, not something the user typed or chose."""
+        return self.folder_edit.text().strip() in ("", self._folder_proposed)
+
+    def _on_own_dataset(self, model: str, listed) -> None:
+        """Propose the model's own dataset, unless the model was changed or a folder typed in the meantime."""
+        if listed is None or model != self.model_combo.currentText().strip() or not self._may_propose():
+            return
+        self.folder_edit.setText(listed[0])
+        self._folder_proposed = listed[0]
+        self._on_subfolders_listed(listed)
+
+    def _on_model_typed(self, *_args) -> None:
+        self._model_chosen = True
 
     def _on_subfolders_listed(self, listed) -> None:
         """Offer the folder's sub-folders as the good-image folder; the model's own is the default."""
@@ -234,6 +258,11 @@ class EvalTab(QWidget):
         self.model_combo.addItems([str(m.path) for m in listings if m.meta is not None])
         self.model_combo.setCurrentText(current)
         self.model_combo.blockSignals(False)
+
+    def _on_folder_edited(self) -> None:
+        folder = self.folder_edit.text().strip()
+        if self._folder_proposed is None:  # typed here: list it for the good-folder choice
+            self.set_dataset_folder(folder)
 
     def _on_model_browse_clicked(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Model file", str(weights_dir()), f"VisInspect model (*{MODEL_SUFFIX})")
