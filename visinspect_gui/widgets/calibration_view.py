@@ -117,10 +117,10 @@ class CalibrationView(QWidget):
 
         self.no_miss_button = QPushButton("No miss")
         self.no_miss_button.setToolTip("Largest threshold that misses no defective held-out image")
-        self.no_miss_button.clicked.connect(self._on_no_miss_clicked)
+        self.no_miss_button.clicked.connect(lambda: self.apply_target("no-miss"))
         self.balanced_button = QPushButton("Balanced")
         self.balanced_button.setToolTip("Threshold with the best balanced accuracy")
-        self.balanced_button.clicked.connect(self._on_balanced_clicked)
+        self.balanced_button.clicked.connect(lambda: self.apply_target("balanced"))
         self.false_reject_button = QPushButton("Max false reject")
         self.false_reject_button.setToolTip("Fewest misses while rejecting at most N % of good images")
         self.false_reject_button.clicked.connect(self._on_false_reject_clicked)
@@ -143,7 +143,7 @@ class CalibrationView(QWidget):
         self.table.horizontalHeader().setStretchLastSection(False)
 
         self.store_button = QPushButton("Store threshold in model")
-        self.store_button.clicked.connect(self._on_store_clicked)
+        self.store_button.clicked.connect(lambda: self.store())
         self.status = QLabel("")
         self.status.setWordWrap(True)
 
@@ -302,12 +302,6 @@ class CalibrationView(QWidget):
         self._target = "manual"
         self.line.setValue(value)
 
-    def _on_no_miss_clicked(self) -> None:
-        self.apply_target("no-miss")
-
-    def _on_balanced_clicked(self) -> None:
-        self.apply_target("balanced")
-
     def _on_false_reject_clicked(self) -> None:
         self.apply_target(f"max-false-reject:{self.false_reject_spin.value():g}")
 
@@ -318,9 +312,6 @@ class CalibrationView(QWidget):
         item = self.table.item(row, 0)
         if item is not None:
             self.apply_target(item.text())
-
-    def _on_store_clicked(self) -> None:
-        self.store()
 
     def _on_store_event(self, done: CalibrationDone) -> None:
         """The threshold is in the model file: show it, and what changed on the way."""
