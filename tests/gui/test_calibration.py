@@ -155,6 +155,8 @@ def test_eval_tab_evaluates_the_held_out_split_calibrates_and_exports(qtbot, tra
     assert tab.report_view.metrics.text("threshold") == shown == tab.calibration.threshold_spin.text()
     assert tab.report_view.warning.isVisible() and "optimistic" in tab.report_view.warning_text()
     assert f"was calibrated (no-miss) on the model's {held_out} held-out images" in tab.report_view.warning_text()
+    status = tab.status_label.text()  # the status line gives the figures at the stored threshold, not the old ones
+    assert f"Threshold {shown} stored" in status and f"accuracy {tab.report_view.metrics.text('accuracy')}" in status
 
     out = tmp_path / "report.html"
     with qtbot.waitSignal(tab.report_exported, timeout=30_000):

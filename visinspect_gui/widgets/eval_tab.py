@@ -317,6 +317,7 @@ class EvalTab(QWidget):
         self.report_exported.emit(path)
 
     def _on_threshold_stored(self, path: str, threshold: float) -> None:
+        self._status(self.results.stored_summary(path, threshold))
         if self._meta is not None and self.model_combo.currentText().strip() == path:
             self._on_model_changed(path)  # the file's new threshold and calibration record
         self.threshold_stored.emit(path, threshold)

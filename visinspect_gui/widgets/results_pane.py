@@ -16,8 +16,8 @@ from engine.jobs.calibrate import CalibrationDone
 from engine.modelfile import ModelMeta
 from visinspect_gui.pdf import export_report
 from visinspect_gui.widgets.calibration_view import CalibrationView, ScoredImages
-from visinspect_gui.widgets.common import scrolled
-from visinspect_gui.widgets.report_view import ReportView
+from visinspect_gui.widgets.common import format_threshold, scrolled
+from visinspect_gui.widgets.report_view import ReportView, fmt_pct
 from visinspect_gui.workers import Latest
 
 
@@ -126,6 +126,15 @@ class ResultsPane(QTabWidget):
             self.report_view.apply_thresholds(self.meta.thresholds)
             self._update_warning()
         self.threshold_stored.emit(done.model_path, cal.threshold)
+
+    def stored_summary(self, path: str, threshold: float) -> str:
+        """What the report shows at a threshold just stored, for the tab's status line (which must not keep the old figures)."""
+        r = self.report_view.report
+        at = f"Threshold {format_threshold(threshold)} stored in {Path(path).name}."
+        if r is None:
+            return at
+        return (f"{at} At it the report shows accuracy {fmt_pct(r.accuracy)}, balanced {fmt_pct(r.balanced_accuracy)}, "
+                f"missed {r.fn}, false rejects {r.fp}.")  # fmt: skip
 
     def _update_warning(self) -> None:
         report = self.report_view.report

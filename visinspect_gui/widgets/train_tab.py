@@ -130,7 +130,7 @@ class TrainTab(QWidget):
         self.results.insertTab(0, self.curves, "Curves")
         self.results.setTabText(1, "Held-out report")
         self.report_view, self.calibration = self.results.report_view, self.results.calibration
-        self.results.threshold_stored.connect(self.threshold_stored)
+        self.results.threshold_stored.connect(self._on_threshold_stored)
         self.results.report_exported.connect(self._on_exported)
         self.results.export_failed.connect(lambda m: self._status(m, error=True))
         split = self.splitter = QSplitter(Qt.Orientation.Horizontal)
@@ -292,6 +292,10 @@ class TrainTab(QWidget):
             self._status(f"Done in {fmt_seconds(self.progress.elapsed())}: held-out accuracy {fmt_pct(r.accuracy)}, "
                          f"balanced {fmt_pct(r.balanced_accuracy)}, image AUROC {auroc}. Review the report, calibrate, "
                          "then use the model on the live view.")  # fmt: skip
+
+    def _on_threshold_stored(self, path: str, threshold: float) -> None:
+        self._status(self.results.stored_summary(path, threshold))
+        self.threshold_stored.emit(path, threshold)
 
     def _on_export_clicked(self) -> None:
         if self.result is not None:
