@@ -6,7 +6,6 @@ from PySide6.QtCore import QAbstractTableModel, QEvent, QModelIndex, QObject, QP
 from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap, QPolygonF, QWheelEvent
 from PySide6.QtWidgets import QAbstractScrollArea, QApplication, QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
 
-
 TAB_ROOM = QSize(900, 560)  # what a tab gets in a 1280x720 window beside the 350 px sidebar
 
 

@@ -35,7 +35,6 @@ from visinspect_gui.widgets.training_curves import TrainingCurves
 from visinspect_gui.workers import Latest
 
 
-
 def _train_job(dataset, config: TrainConfig, *, stop, **kwargs):
     """The train job, its backbone-weights trouble told in terms of this tab's form (never a command-line flag)."""
     try:
