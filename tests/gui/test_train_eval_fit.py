@@ -184,3 +184,17 @@ def test_the_wheel_changes_no_unfocused_field_in_evaluate_or_calibration(qtbot) 
     qtbot.waitUntil(view.threshold_spin.hasFocus)
     wheel(view.threshold_spin, 1)
     assert view.threshold_spin.value() > 0.5
+
+
+def test_calibration_puts_the_plot_above_its_controls_when_the_page_is_narrow(qtbot) -> None:
+    view = CalibrationView()
+    qtbot.addWidget(view)
+    view.set_data([0, 0, 1, 1], [0.1, 0.3, 0.6, 0.9], threshold=0.5)
+    view.resize(480, 900)
+    view.show()
+    settle(qtbot)
+    assert view.plot.width() > view.width() * 0.8  # the histogram is not squeezed beside the controls
+    view.resize(1100, 700)
+    settle(qtbot)
+    right_of_plot = view.plot.mapTo(view, QPoint(view.plot.width(), 0)).x()
+    assert right_of_plot <= view.confusion.mapTo(view, QPoint(0, 0)).x()  # side by side again

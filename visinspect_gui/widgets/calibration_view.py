@@ -43,6 +43,7 @@ GOOD_RGB = (70, 190, 120)
 ANOMALY_RGB = (235, 95, 80)
 LINE_RGB = (255, 210, 60)
 N_BINS = 40
+SIDE_WIDTH = 360  # the controls beside the plot
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,6 @@ class CalibrationView(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setToolTip("Click a row to use its threshold")
         self.table.cellClicked.connect(self._on_table_row_clicked)
-        self.table.horizontalHeader().setStretchLastSection(False)
 
         self.store_button = QPushButton("Store threshold in model")
         self.store_button.clicked.connect(lambda: self.store())
@@ -166,9 +166,9 @@ class CalibrationView(QWidget):
         sl.addWidget(self.store_button)
         sl.addWidget(self.status)
         sl.addStretch(1)
-        side.setMaximumWidth(360)
+        side.setMaximumWidth(SIDE_WIDTH)
 
-        upper = QSplitter(Qt.Orientation.Horizontal)
+        upper = self._upper = QSplitter(Qt.Orientation.Horizontal)
         upper.addWidget(self.plot)
         upper.addWidget(side)
         upper.setStretchFactor(0, 1)
@@ -186,17 +186,18 @@ class CalibrationView(QWidget):
         lay.addWidget(vsplit, 1)
         self._set_enabled(False)
 
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        """Plot beside the controls where there is room for both, else above them (the page scrolls)."""
+        super().resizeEvent(event)
+        wide = self.width() >= 2 * SIDE_WIDTH
+        self._upper.setOrientation(Qt.Orientation.Horizontal if wide else Qt.Orientation.Vertical)
+        self._upper.widget(1).setMaximumWidth(SIDE_WIDTH if wide else 16_777_215)
+        self.plot.setMinimumHeight(0 if wide else 240)
+
     # --- public API ------------------------------------------------------------------------------
 
-    def set_data(
-        self,
-        labels: Sequence[int],
-        scores: Sequence[float],
-        *,
-        threshold: float = 0.5,
-        images: ScoredImages | None = None,
-        source: str = "held-out images",
-    ) -> None:
+    def set_data(self, labels: Sequence[int], scores: Sequence[float], *, threshold: float = 0.5,
+                 images: ScoredImages | None = None, source: str = "held-out images") -> None:  # fmt: skip
         """Show held-out labels (1 = anomaly) and p_anomaly scores, starting at the model's threshold."""
         self._labels = np.asarray(labels, dtype=int)
         self._scores = np.asarray(scores, dtype=float)
