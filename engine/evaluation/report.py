@@ -234,10 +234,7 @@ def calibration_overlap(meta: ModelMeta | None, data_dir: str | os.PathLike | No
     record = meta.calibration if meta is not None else {}
     if not record or not record.get("data") or not data_dir:
         return ""
-    try:
-        same = Path(str(record["data"])).resolve() == Path(data_dir).resolve()
-    except OSError:
-        return ""
+    same = os.path.normpath(os.path.abspath(str(record["data"]))) == os.path.normpath(os.path.abspath(data_dir))  # no disk access
     if not same or abs(float(record.get("threshold", meta.threshold)) - float(threshold)) > 1e-9:
         return ""
     what = str(record.get("source") or "images")
