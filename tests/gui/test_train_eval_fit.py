@@ -96,7 +96,10 @@ def test_train_form_is_readable_at_the_default_splitter_in_1280x720(qtbot, datas
     form = tab.form_scroll.widget()
     assert form.width() <= tab.form_scroll.viewport().width()  # nothing hidden off the right edge
     assert form.minimumSizeHint().width() <= tab.form_scroll.viewport().width()
-    assert cut_off(form) == []
+    assert cut_off(form) == [] and cut_off(tab.run_box) == []
+    for button in (tab.train_button, tab.cancel_button):  # in view without scrolling: the run box stays below the form
+        assert button.visibleRegion().boundingRect().size() == button.size()
+    assert not tab.use_button.isEnabled()  # nothing saved yet
     assert "good 6" in tab.picker.dataset_label.text()  # the counts are in the (readable) label
     assert tab.picker.target_label.toolTip() == str(weights / "a_product_name_as_long_as_an_engineer_might_type_it.safetensors")
     assert tab.minimumSizeHint().width() <= ROOM[0] and tab.minimumSizeHint().height() <= ROOM[1]

@@ -62,6 +62,25 @@ class Card(QFrame):
         self.body.addWidget(self.title)
 
 
+class FoldingLabel(QLabel):
+    """A wrapping label that takes no room while it has nothing to say."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(text, parent)
+        self.setWordWrap(True)
+        self._fold()
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt API
+        super().setText(text)
+        self._fold()
+
+    def _fold(self) -> None:
+        if not self.text():
+            self.hide()
+        elif self.parent() is not None:  # never shown as a window of its own
+            self.show()
+
+
 def hint(text: str) -> QLabel:
     """A muted, wrapping explanatory label."""
     label = QLabel(text)

@@ -5,10 +5,11 @@ import statistics
 import time
 from collections.abc import Callable
 
-from PySide6.QtWidgets import QLabel, QProgressBar, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QProgressBar, QVBoxLayout, QWidget
 
 from engine.training.recipe import EpochReport, StepReport
 from engine.types import JobOutcome
+from visinspect_gui.widgets.common import FoldingLabel
 
 EPOCHS_FORMAT = "%v of %m epochs done"
 PREPARING = "Preparing…"
@@ -74,8 +75,7 @@ class RunProgress(QWidget):
         self._t0 = 0.0
         self.epoch_bar = QProgressBar()
         self.step_bar = QProgressBar()
-        self.eta_label = QLabel("")
-        self.eta_label.setWordWrap(True)
+        self.eta_label = FoldingLabel()
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
         for w in (self.epoch_bar, self.step_bar, self.eta_label):

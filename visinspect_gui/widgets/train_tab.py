@@ -9,7 +9,6 @@ from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
-    QLabel,
     QMessageBox,
     QPushButton,
     QScrollArea,
@@ -25,7 +24,7 @@ from engine.training import TrainConfig
 from engine.training.recipe import DataReady, EpochReport, StepReport, TrainResult
 from engine.types import JobOutcome, RuntimeOptions
 from visinspect_gui.widgets.calibration_view import ScoredImages
-from visinspect_gui.widgets.common import TAB_ROOM, breakable, elide_middle
+from visinspect_gui.widgets.common import TAB_ROOM, FoldingLabel, breakable, elide_middle
 from visinspect_gui.widgets.config_form import ConfigForm, weights_advice
 from visinspect_gui.widgets.dataset_picker import DatasetPicker
 from visinspect_gui.widgets.report_view import fmt_pct
@@ -94,35 +93,45 @@ class TrainTab(QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(self.train_button)
         buttons.addWidget(self.cancel_button)
-        buttons.addStretch(1)
         self.progress = RunProgress()
         self.epoch_bar, self.step_bar, self.eta_label = self.progress.epoch_bar, self.progress.step_bar, self.progress.eta_label
-        self.status_label, self.saved_label = QLabel(""), QLabel("")
-        for label in (self.status_label, self.saved_label):
-            label.setWordWrap(True)
+        self.status_label = FoldingLabel("Choose a dataset folder and a product name, then Train.")
+        self.saved_label = FoldingLabel()
         self.status_label.setTextFormat(Qt.TextFormat.RichText)
         self.saved_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.use_button = QPushButton("Use on live view")
+        self.use_button.setEnabled(False)  # until a model is saved
         self.use_button.clicked.connect(lambda: self.saved_path and self.use_model_requested.emit(self.saved_path))
         self.export_button = QPushButton("Export report…")
         self.export_button.setToolTip("Save the held-out report with its gallery as HTML or PDF")
         self.export_button.clicked.connect(self._on_export_clicked)
-        run_box = QGroupBox("Run")
+        after = QHBoxLayout()
+        after.addWidget(self.use_button)
+        after.addWidget(self.export_button)
+        self.run_box = run_box = QGroupBox("Run")  # below the scrolling form: Train, progress and status always in view
         rl = QVBoxLayout(run_box)
         rl.addLayout(buttons)
-        for w in (self.progress, self.status_label, self.saved_label, self.use_button, self.export_button):
+        for w in (self.progress, self.status_label, self.saved_label):
             rl.addWidget(w)
+        rl.addLayout(after)
 
-        left = QWidget()
-        ll = QVBoxLayout(left)
-        for w in (self.picker, opt_box, run_box):
-            ll.addWidget(w)
-        ll.addStretch(1)
+        form = QWidget()
+        fl = QVBoxLayout(form)
+        fl.setContentsMargins(0, 0, 0, 0)
+        for w in (self.picker, opt_box):
+            fl.addWidget(w)
+        fl.addStretch(1)
         scroll = self.form_scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setWidget(left)
-        scroll.setMinimumWidth(left.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 2 * scroll.frameWidth())
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setWidget(form)
+        scroll.setMinimumWidth(form.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 0, 0)
+        ll.addWidget(scroll, 1)
+        ll.addWidget(run_box)
 
         self.curves = TrainingCurves()
         self.results = ResultsPane()
@@ -133,7 +142,7 @@ class TrainTab(QWidget):
         self.results.report_exported.connect(self._on_exported)
         self.results.export_failed.connect(lambda m: self._status(m, error=True))
         split = self.splitter = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(scroll)
+        split.addWidget(left)
         split.addWidget(self.results)
         split.setStretchFactor(1, 1)
         split.setSizes([400, 1000])  # the form at its width, the results take the rest
