@@ -219,3 +219,4 @@ def test_random_init_applies_the_recipe_that_trains_from_scratch_and_says_so(qtb
     assert (config.backbone, config.backbone_weights, config.lr) == ("vgg16_bn", "none", pytest.approx(1e-3))
     form.weights.kind.setCurrentIndex(form.weights.kind.findData("imagenet"))
     assert form.note.text() == ""
+    assert "PATH" not in form.weights.toolTip() and "random init" in form.weights.toolTip()  # worded for the form

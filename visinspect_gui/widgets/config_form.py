@@ -108,7 +108,7 @@ class ConfigForm(QWidget):
         for f in self._fields:
             widget = self._make(f)
             self.form.addRow(f.metadata["label"], widget)
-            widget.setToolTip(f.metadata["help"])
+            widget.setToolTip(f.metadata.get("gui_help", f.metadata["help"]))
         self.note = QLabel("")
         self.note.setWordWrap(True)
         self.note.setStyleSheet("color: #9aa0a6;")
