@@ -142,6 +142,15 @@ def wheel(widget: QWidget, steps: int = -1) -> None:
     QApplication.sendEvent(widget, event)
 
 
+def give_focus(qtbot, widget: QWidget) -> None:
+    """Focus a field as a click would (its window made active first: a real X server has no focus without it)."""
+    window = widget.window()
+    window.activateWindow()
+    qtbot.waitUntil(window.isActiveWindow, timeout=5000)
+    widget.setFocus(Qt.FocusReason.MouseFocusReason)
+    qtbot.waitUntil(widget.hasFocus, timeout=5000)
+
+
 def test_the_wheel_scrolls_the_train_form_and_changes_no_field_it_passes(qtbot, dataset) -> None:
     tab = TrainTab()
     qtbot.addWidget(tab)
@@ -161,8 +170,7 @@ def test_the_wheel_scrolls_the_train_form_and_changes_no_field_it_passes(qtbot, 
         assert bar.value() > scrolled_to or bar.value() == bar.maximum(), field
         bar.setValue(0)
     assert weights.currentData() == "imagenet"
-    weights.setFocus()
-    qtbot.waitUntil(weights.hasFocus)
+    give_focus(qtbot, weights)
     wheel(weights)  # a focused field still takes the wheel
     assert weights.currentData() != "imagenet"
 
@@ -183,8 +191,7 @@ def test_the_wheel_changes_no_unfocused_field_in_evaluate_or_calibration(qtbot) 
         before = spin.value()
         wheel(spin, 1)
         assert spin.value() == before
-    view.threshold_spin.setFocus()
-    qtbot.waitUntil(view.threshold_spin.hasFocus)
+    give_focus(qtbot, view.threshold_spin)
     wheel(view.threshold_spin, 1)
     assert view.threshold_spin.value() > 0.5
 
