@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections import deque
 from collections.abc import Callable
 
 from PySide6.QtWidgets import QProgressBar, QVBoxLayout, QWidget
@@ -25,44 +26,58 @@ def fmt_seconds(s: float) -> str:
 
 
 class EtaEstimator:
-    """Seconds left from measured batch times of the current epoch and the held-out pass that ends each epoch.
+    """Seconds left from the measured times of the latest batches and of the held-out pass that ends each epoch.
 
-    The first batch of a run (model warm-up, feature caching) is not a batch time; later epochs are often
-    faster than the first (cached features), so the current epoch's batches are used as soon as one is measured.
+    The first epoch also computes and caches the frozen layers' outputs, so its batches (and its held-out
+    pass) are several times slower than the later ones: no estimate is given during it (in a run of more than
+    one epoch), and its held-out pass is scaled by how much faster the batches became.
     """
 
     def __init__(self) -> None:
         self._last: float | None = None
-        self._batches: list[float] = []  # seconds per batch, current epoch
-        self._previous: list[float] = []  # seconds per batch, the epoch before
-        self._tail = 0.0  # seconds from an epoch's last batch to its report (the held-out pass)
+        self._first: list[float] = []  # batch seconds of the first epoch
+        self._recent: deque[float] = deque(maxlen=1)  # batch seconds of the latest batches after it
+        self._epoch: list[float] = []  # batch seconds of the epoch under way
+        self._tail, self._tail_epoch = 0.0, 0  # the latest held-out pass and the epoch it ended
         self._first_step = True
 
     def start(self, now: float) -> None:
         self.__init__()
         self._last = now
 
-    def step(self, now: float) -> None:
-        if self._last is not None and not self._first_step:
-            self._batches.append(now - self._last)
+    def step(self, now: float, ev: StepReport) -> None:
+        if self._last is not None and not self._first_step:  # the run's first batch includes the warm-up
+            seconds = now - self._last
+            self._epoch.append(seconds)
+            if ev.epoch == 1:
+                self._first.append(seconds)
+            else:
+                if self._recent.maxlen != ev.steps:
+                    self._recent = deque(self._recent, maxlen=ev.steps)
+                self._recent.append(seconds)
         self._first_step = False
         self._last = now
 
-    def epoch(self, now: float) -> None:
-        if self._last is not None:
-            self._tail = now - self._last
-        self._previous = self._batches or self._previous
-        self._batches = []
+    def epoch(self, now: float, ev: EpochReport) -> None:
+        """An epoch ended at now (ev.seconds: its length as the training thread measured it)."""
+        if self._last is not None:  # events can reach the window in bursts: the thread's own timing bounds the pass
+            self._tail, self._tail_epoch = max(now - self._last, ev.seconds - sum(self._epoch)), ev.epoch
+        self._epoch = []
         self._last = now
 
     def remaining(self, ev: StepReport) -> float | None:
-        """Seconds until the last epoch's report if no early stop comes; None until a batch was measured."""
-        times = self._batches or self._previous
+        """Seconds until the last epoch's report if no early stop comes; None while it cannot be told."""
+        if ev.epochs > 1 and (ev.epoch == 1 or len(self._recent) < min(2, ev.steps)):
+            return None  # a single batch after the first epoch is too noisy a measure
+        times = list(self._recent) or self._first
         if not times:
             return None
+        per = statistics.median(times)
+        tail = self._tail
+        if self._tail_epoch == 1 and self._first and ev.epoch > 1:
+            tail *= min(1.0, per / statistics.median(self._first))
         steps_left = (ev.epochs - ev.epoch) * ev.steps + (ev.steps - ev.step)
-        reports_left = ev.epochs - ev.epoch + 1
-        return steps_left * statistics.median(times) + reports_left * self._tail
+        return steps_left * per + (ev.epochs - ev.epoch + 1) * tail
 
 
 class RunProgress(QWidget):
@@ -110,7 +125,7 @@ class RunProgress(QWidget):
 
     def step(self, ev: StepReport) -> None:
         now = self.clock()
-        self.eta.step(now)
+        self.eta.step(now, ev)
         self.epoch_bar.setFormat(EPOCHS_FORMAT)
         self.epoch_bar.setRange(0, ev.epochs)
         self.epoch_bar.setValue(ev.epoch - 1)
@@ -119,12 +134,13 @@ class RunProgress(QWidget):
             self.step_bar.setRange(0, ev.steps)
         self.step_bar.setValue(ev.step)
         left = self.eta.remaining(ev)
-        more = "estimating the time left…" if left is None else f"about {fmt_seconds(left)} left (less if it stops early)"
+        more = ("time left: measuring (the first epoch is the slowest)" if left is None
+                else f"about {fmt_seconds(left)} left (less if it stops early)")  # fmt: skip
         self.eta_label.setText(f"epoch {ev.epoch}/{ev.epochs} · step {ev.step}/{ev.steps} · loss {ev.loss:.4f}\n"
                                f"elapsed {fmt_seconds(now - self._t0)} · {more}")  # fmt: skip
 
     def epoch(self, ev: EpochReport) -> None:
-        self.eta.epoch(self.clock())
+        self.eta.epoch(self.clock(), ev)
         self.epoch_bar.setFormat(EPOCHS_FORMAT)
         if ev.early_stop:  # every epoch that will run has run
             self.epoch_bar.setRange(0, ev.epoch)
