@@ -32,13 +32,13 @@ def write_pdf(path: str | os.PathLike, html: str, *, title: str = "VisInspect re
     return path
 
 
-def export_report(path: str, report, meta, gallery: list, source: str, box_at, *, stop) -> Iterator[str]:
+def export_report(path: str, report, meta, gallery: list, source: str, box_at, *, data_dir: str | None = None, stop) -> Iterator[str]:
     """Worker body: write a held-out report as HTML, or as PDF (Qt's rich-text engine) when path ends in .pdf."""
     from engine.evaluation.report import report_html, write_html_report
 
     if Path(path).suffix.lower() == ".pdf":
-        text = report_html(report, meta, gallery, source=source, box_recall_threshold=box_at, for_print=True)
+        text = report_html(report, meta, gallery, source=source, box_recall_threshold=box_at, for_print=True, data_dir=data_dir)
         product = meta.product if meta is not None else "model"
         yield str(write_pdf(path, text, title=f"VisInspect report: {product}"))
     else:
-        yield str(write_html_report(path, report, meta, gallery, source=source, box_recall_threshold=box_at))
+        yield str(write_html_report(path, report, meta, gallery, source=source, box_recall_threshold=box_at, data_dir=data_dir))

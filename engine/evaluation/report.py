@@ -152,6 +152,7 @@ th{background:#f1f3f5;text-align:left} td.l{text-align:left}
 .path{color:#5b6068;word-break:break-all}
 .flex{display:flex;gap:40px;flex-wrap:wrap;align-items:flex-start}
 td.cell{border:none;text-align:left;vertical-align:top;padding:4px 8px}
+.warn{background:#fff3cd;border:1px solid #e0b84c;padding:6px 10px;color:#5c4300}
 """
 
 # Qt's rich-text engine lets a cell's text-align reach every block in it (headings, nested tables): print
@@ -224,6 +225,26 @@ def _calibration_html(rows: Sequence[Calibration]) -> str:
     return f"<table>{head}{body}</table>"
 
 
+def calibration_overlap(meta: ModelMeta | None, data_dir: str | os.PathLike | None, threshold: float) -> str:
+    """A warning when the threshold in force was calibrated on images of the folder a report scores ('' otherwise).
+
+    Calibrating chooses the threshold that does best on its images, so a report on those same images
+    (or on a set that contains them) looks better than the line will do.
+    """
+    record = meta.calibration if meta is not None else {}
+    if not record or not record.get("data") or not data_dir:
+        return ""
+    same = os.path.normpath(os.path.abspath(str(record["data"]))) == os.path.normpath(os.path.abspath(data_dir))  # no disk access
+    if not same or abs(float(record.get("threshold", meta.threshold)) - float(threshold)) > 1e-9:
+        return ""
+    what = str(record.get("source") or "images")
+    target = str(record.get("target") or "a target")
+    return (
+        f"The threshold {threshold:.4f} was calibrated ({target}) on {what} of {Path(data_dir).name}, the images this "
+        "report scores: its figures here are optimistic. Judge it on images neither training nor calibration used."
+    )
+
+
 def _card_html(entry: GalleryEntry, defect_type: str | None) -> str:
     image, insp, label, path = entry
     wrong = entry.misclassified
@@ -250,11 +271,13 @@ def write_html_report(
     source: str = "",
     calibration: Sequence[Calibration] | None = None,
     box_recall_threshold: float | None = None,
+    data_dir: str | os.PathLike | None = None,
 ) -> Path:
     """Write a self-contained HTML report; gallery holds (image RGB, Inspection, label, path), misclassified shown first."""
     path = Path(path)
     text = report_html(
-        report, meta, gallery, title=title, source=source, calibration=calibration, box_recall_threshold=box_recall_threshold
+        report, meta, gallery, title=title, source=source, calibration=calibration, box_recall_threshold=box_recall_threshold,
+        data_dir=data_dir,
     )
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
@@ -273,8 +296,13 @@ def report_html(
     calibration: Sequence[Calibration] | None = None,
     box_recall_threshold: float | None = None,
     for_print: bool = False,
+    data_dir: str | os.PathLike | None = None,
 ) -> str:
-    """The report as one HTML document; for_print lays it out in tables (for renderers without flexbox, e.g. PDF)."""
+    """The report as one HTML document; for_print lays it out in tables (for renderers without flexbox, e.g. PDF).
+
+    The header gives this report's own figures at its threshold (never the training-time ones), and warns
+    when that threshold was calibrated on the images scored here (data_dir: the folder they came from).
+    """
     product = meta.product if meta is not None else "model"
     title = title or f"VisInspect held-out report: {product}"
     labels = [s.label for s in report.scores]
@@ -288,9 +316,12 @@ def report_html(
     ordered = gallery_order(list(gallery))
     n_wrong = sum(1 for e in ordered if e.misclassified)
 
-    model_lines = []
+    model_lines = [
+        f"<b>at threshold {report.threshold:.4f}: accuracy {_pct(report.accuracy)}, balanced accuracy "
+        f"{_pct(report.balanced_accuracy)}, {report.fn} missed, {report.fp} false rejects</b>"
+    ]
     if meta is not None:
-        model_lines.append(html.escape(meta.describe()))
+        model_lines.append(html.escape(replace(meta, metrics={}).describe()))  # without the training-time accuracy
         ds = meta.dataset or {}
         if ds.get("root"):
             model_lines.append(f"trained on {html.escape(str(ds.get('root')))} ({html.escape(str(ds.get('layout', '')))} layout)")
@@ -304,6 +335,7 @@ def report_html(
         model_lines.append(f"evaluated on {html.escape(source)}")
     model_lines.append(f"report written {datetime.now().strftime('%Y-%m-%d %H:%M')}")
 
+    warning = calibration_overlap(meta, data_dir, report.threshold)
     cards = [_card_html(e, kinds.get(str(e[3]))) for e in ordered]
     if for_print:
         top = (f"<table><tr>{_CELL}><h2>Metrics</h2>", f"</td>{_CELL}><h2>Confusion matrix</h2>",
@@ -318,6 +350,7 @@ def report_html(
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
         f"<title>{html.escape(title)}</title><style>{_PRINT_CSS if for_print else _CSS}</style></head><body>",
         f"<h1>{html.escape(title)}</h1><p class='sub'>{'<br>'.join(model_lines)}</p>",
+        f"<p class='warn'>&#9888; {html.escape(warning)}</p>" if warning else "",
         top[0],
         _metrics_html(report, box_recall_threshold),
         top[1],

@@ -12,7 +12,8 @@ from engine.types import BACKBONE_NAMES, DEVICE_HELP, TRAINABLE_CHOICES, check_i
 def option(default: Any, *, label: str, help: str, cli: bool = True, gui: bool = True, **limits: Any) -> Any:
     """A TrainConfig field with what the CLI and the form need to offer it.
 
-    limits: choices, minimum, maximum, step, decimals, suffix (form); flag (CLI, default --field-name);
+    limits: choices, minimum, maximum, step, decimals, suffix, gui_help (form: a tooltip where help is worded for the
+    command line); flag (CLI, default --field-name);
     widget="weights" for the backbone-weights chooser; negate=True for a flag that turns a default-on switch off.
     """
     return field(default=default, metadata={"label": label, "help": help, "cli": cli, "gui": gui, **limits})
@@ -25,7 +26,9 @@ class TrainConfig:
     backbone: str = option("vgg16", label="Backbone", choices=BACKBONE_NAMES,
                            help="VGG16 conv layers (founding design); vgg16_bn adds batch norm and trains far better from random init")  # fmt: skip
     backbone_weights: str = option("imagenet", label="Backbone weights", widget="weights",
-                                   help="imagenet, none (random init) or a weights file PATH (.pth or .safetensors)")  # fmt: skip
+                                   help="imagenet, none (random init) or a weights file PATH (.pth or .safetensors)",
+                                   gui_help="ImageNet (downloaded once, or copied into the weights folder's backbones/), "
+                                            "a local .pth or .safetensors file, or none: random init")  # fmt: skip
     trainable: str = option("conv5", label="Layers trained", choices=TRAINABLE_CHOICES,
                             help="layers fine-tuned: conv5 + dense (founding), head (dense only) or all")  # fmt: skip
     image_size: int = option(224, label="Image size", minimum=32, maximum=1024, step=32, suffix=" px",

@@ -2,13 +2,22 @@
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
 from engine.data.preprocess import Preprocess
 from engine.evaluation.metrics import EvalReport, SampleScore, image_metrics
-from engine.evaluation.report import GalleryEntry, gallery_order, pick_scores, shrink, thumbnail, write_html_report
+from engine.evaluation.report import (
+    GalleryEntry,
+    calibration_overlap,
+    gallery_order,
+    pick_scores,
+    shrink,
+    thumbnail,
+    write_html_report,
+)
 from engine.modelfile import ModelMeta
 from engine.thresholds import Thresholds
 from engine.types import Box, Inspection, Verdict
@@ -89,3 +98,27 @@ def test_shrink_scales_heatmap_and_boxes_and_thumbnail_fits() -> None:
     assert small.shape == (100, 150, 3) and s_insp.heatmap.shape == (100, 150)
     assert s_insp.boxes[0].as_list()[:4] == [75, 50, 150, 100]
     assert max(thumbnail(image, insp, 90).shape[:2]) == 90
+
+
+def test_header_gives_this_reports_figures_and_warns_when_calibrated_on_its_images(tmp_path: Path) -> None:
+    labels = [0, 0, 0, 0, 1, 1, 1]
+    probs = [0.1, 0.2, 0.7, 0.3, 0.9, 0.4, 0.8]
+    report = _report(labels, probs)
+    data = tmp_path / "widget"
+    data.mkdir()
+    meta = ModelMeta(
+        product="widget", backbone="vgg16_bn", backbone_weights={"kind": "none"}, preprocess=Preprocess(64).to_dict(),
+        threshold=0.5, metrics={"accuracy": 0.123456, "balanced_accuracy": 0.2},  # the training-time figures, stale now
+        calibration={"threshold": 0.5, "target": "balanced", "source": "the model's 7 held-out images", "data": str(data)},
+    )
+    text = write_html_report(tmp_path / "r.html", report, meta, [], data_dir=str(data)).read_text()
+    header = re.search(r"<p class='sub'>(.*?)</p>", text).group(1)
+    assert f"accuracy {report.accuracy:.1%}" in header and "12.3%" not in text
+    warning = re.search(r"<p class='warn'>(.*?)</p>", text).group(1)
+    assert "calibrated (balanced) on the model&#x27;s 7 held-out images of widget" in warning and "optimistic" in warning
+    other = tmp_path / "other"
+    other.mkdir()
+    assert "class='warn'" not in write_html_report(tmp_path / "o.html", report, meta, [], data_dir=str(other)).read_text()
+    rejudged = replace(meta, threshold=0.45)  # a threshold set by hand afterwards was not chosen on these images
+    assert calibration_overlap(rejudged, data, 0.45) == ""
+    assert calibration_overlap(meta, data, 0.5).startswith("The threshold 0.5000 was calibrated")

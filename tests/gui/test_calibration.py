@@ -23,6 +23,7 @@ from engine.modelfile import read_meta, save_model  # noqa: E402
 from engine.training import TrainConfig, fit  # noqa: E402
 from engine.types import RuntimeOptions  # noqa: E402
 from visinspect_gui.widgets.calibration_view import CalibrationView, ScoredImages  # noqa: E402
+from visinspect_gui.widgets.common import format_threshold  # noqa: E402
 from visinspect_gui.widgets.eval_tab import EvalTab  # noqa: E402
 
 FAST = TrainConfig(backbone="vgg16_bn", backbone_weights="none", image_size=64, epochs=30, lr=1e-3)
@@ -148,6 +149,14 @@ def test_eval_tab_evaluates_the_held_out_split_calibrates_and_exports(qtbot, tra
         qtbot.mouseClick(tab.calibration.store_button, Qt.MouseButton.LeftButton)
     assert tab.report_view.report.threshold == pytest.approx(stored.args[1])
     assert tab.report_view.confusion.counts()["fn"] == 0  # the report now shows the stored threshold
+    # one number for the threshold everywhere, and a visible warning: it was chosen on the images scored here
+    shown = format_threshold(stored.args[1])
+    assert shown in tab.calibration.status.text() and shown in tab.report_view.headline.text()
+    assert tab.report_view.metrics.text("threshold") == shown == tab.calibration.threshold_spin.text()
+    assert tab.report_view.warning.isVisible() and "optimistic" in tab.report_view.warning_text()
+    assert f"was calibrated (no-miss) on the model's {held_out} held-out images" in tab.report_view.warning_text()
+    status = tab.status_label.text()  # the status line gives the figures at the stored threshold, not the old ones
+    assert f"Threshold {shown} stored" in status and f"accuracy {tab.report_view.metrics.text('accuracy')}" in status
 
     out = tmp_path / "report.html"
     with qtbot.waitSignal(tab.report_exported, timeout=30_000):
@@ -155,6 +164,9 @@ def test_eval_tab_evaluates_the_held_out_split_calibrates_and_exports(qtbot, tra
     qtbot.waitUntil(lambda: not tab.is_busy())
     text = out.read_text()
     assert text.count("data:image/jpeg;base64,") == tab.report_view.gallery.count()
+    header = re.search(r"<p class='sub'>(.*?)</p>", text).group(1)  # recomputed at the stored threshold
+    assert f"at threshold {shown}: accuracy {tab.report_view.metrics.text('accuracy')}" in header
+    assert "held-out acc" not in header and "class='warn'" in text
     assert re.search(r"<td class=\"ok\">\d+<small>correct accept", text) and "no-miss" in text
 
     pdf = tmp_path / "report.pdf"
@@ -181,3 +193,38 @@ def test_eval_tab_on_another_folder_uses_every_image(qtbot, trained, model_copy,
         assert tab.start_evaluation()
     assert tab.done.report.n == 11 and "not the model's training dataset" in tab.done.how
     assert sum(tab.report_view.confusion.counts().values()) == 11
+
+
+def test_eval_tab_starts_with_the_loaded_model_but_never_replaces_one_chosen(qtbot, trained, model_copy, tmp_path) -> None:
+    root = trained[0]
+    tab = EvalTab()
+    qtbot.addWidget(tab)
+    tab.set_loaded_model(str(model_copy))  # the station loaded it: Evaluate starts with it, and its own dataset
+    qtbot.waitUntil(lambda: not tab.is_probing(), timeout=10_000)
+    assert tab.model_combo.currentText() == str(model_copy) and "widget" in tab.model_label.text()
+    assert tab.folder_edit.text() == str(root)
+    other = shutil.copy(model_copy, tmp_path / "other.safetensors")
+    tab.set_model(other)  # chosen here (as Browse does)
+    tab.set_loaded_model(str(model_copy))  # the station loading a model later does not take it back
+    qtbot.waitUntil(lambda: not tab.is_probing(), timeout=10_000)
+    assert tab.model_combo.currentText() == str(other)
+
+
+def test_eval_tab_never_overwrites_a_folder_typed_or_a_model_path_being_typed(qtbot, trained, model_copy) -> None:
+    tab = EvalTab()
+    qtbot.addWidget(tab)
+    tab.show()
+    qtbot.keyClicks(tab.folder_edit, "/data/line-7")  # typed, not yet confirmed with Enter
+    tab.set_model(str(model_copy))
+    qtbot.waitUntil(lambda: not tab.is_probing(), timeout=10_000)
+    assert "widget" in tab.model_label.text() and tab.folder_edit.text() == "/data/line-7"
+
+    tab = EvalTab()
+    qtbot.addWidget(tab)
+    tab.show()
+    tab.model_combo.lineEdit().setText(str(model_copy))  # its header arrives: its dataset is being looked up ...
+    tab._on_model_read(read_meta(model_copy))
+    qtbot.keyClicks(tab.model_combo.lineEdit(), ".old")  # ... while the user goes on typing another model's path
+    qtbot.waitUntil(lambda: not tab.is_probing(), timeout=10_000)
+    assert tab.model_combo.currentText() == f"{model_copy}.old"
+    assert tab.folder_edit.text() == ""  # the first model's dataset did not land beside the path typed since

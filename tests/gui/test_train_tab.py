@@ -68,7 +68,8 @@ def test_dataset_folder_shows_layout_counts_and_masks(qtbot, dataset, weights) -
     assert "MVTec" in text and "good 20" in text and "crack 6" in text and "masks for 18 of 18" in text
     assert not tab.picker.good_dir_combo.isEnabled()  # MVTec needs no good-folder name
     assert tab.picker.product_edit.text() == "widget" and tab.train_button.isEnabled()
-    assert str(weights / "widget.safetensors") in tab.picker.target_label.text()
+    assert tab.picker.target_label.toolTip() == str(weights / "widget.safetensors")  # in full; the label may elide it
+    assert "widget.safetensors" in tab.picker.target_label.text()
 
 
 def test_class_folders_guess_the_good_folder_and_report_missing_ones(qtbot, dataset, tmp_path, weights) -> None:
@@ -154,6 +155,7 @@ def test_cancel_mid_run_leaves_no_model_file(qtbot, dataset, weights) -> None:
     with qtbot.waitSignal(tab.busy_changed, timeout=30_000):
         qtbot.mouseClick(tab.cancel_button, Qt.MouseButton.LeftButton)
     assert "cancelled" in tab.status_text() and "no model was saved" in tab.status_text()
+    assert tab.eta_label.text() == "" and tab.epoch_bar.text().startswith("cancelled")  # no time left standing
     assert not (weights / "widget.safetensors").exists()
     assert not weights.exists() or not any(weights.iterdir())  # no temp files either
     assert tab.train_button.isEnabled() and not tab.cancel_button.isEnabled() and not tab.use_button.isEnabled()
@@ -180,3 +182,41 @@ def test_bad_options_are_explained_and_nothing_starts(qtbot, dataset, weights) -
     tab.options.weights.file_edit.setText(str(weights / "missing.pth"))
     assert not tab.start_training() and "weights file not found" in tab.status_text()
     assert not tab.is_busy()
+
+
+def test_offline_imagenet_weights_are_explained_with_the_forms_controls(qtbot, dataset, weights, monkeypatch) -> None:
+    import urllib.error
+
+    from engine.model.builder import BACKBONES
+
+    def offline(*_args, **_kwargs):
+        raise urllib.error.URLError("no network")
+
+    enum = BACKBONES["vgg16"][1]
+    monkeypatch.setattr(type(enum), "get_state_dict", offline)
+    monkeypatch.setattr("torch.hub.get_dir", lambda: str(weights / "hub"))  # no cached copy either
+    tab = fast_tab(qtbot, dataset)
+    tab.options.field_widget("backbone").setCurrentText("vgg16")
+    tab.options.weights.kind.setCurrentIndex(tab.options.weights.kind.findData("imagenet"))
+    with qtbot.waitSignal(tab.busy_changed, timeout=60_000, check_params_cb=lambda running: not running):
+        assert tab.start_training()
+    message = tab.status_text()
+    assert "could not be downloaded" in message and "--" not in message
+    assert "“Local file…”" in message and "“None (random init)”" in message and enum.url.rsplit("/", 1)[-1] in message
+    assert not (weights / "widget.safetensors").exists()
+
+
+def test_random_init_applies_the_recipe_that_trains_from_scratch_and_says_so(qtbot) -> None:
+    tab = TrainTab()
+    qtbot.addWidget(tab)
+    form = tab.options
+    assert form.field_widget("backbone").currentText() == "vgg16" and form.field_widget("lr").value() == pytest.approx(1e-4)
+    form.weights.kind.setCurrentIndex(form.weights.kind.findData("none"))
+    assert form.field_widget("backbone").currentText() == "vgg16_bn"
+    assert form.field_widget("lr").value() == pytest.approx(1e-3)
+    assert "vgg16_bn" in form.note.text() and "0.001" in form.note.text()
+    config = form.config()
+    assert (config.backbone, config.backbone_weights, config.lr) == ("vgg16_bn", "none", pytest.approx(1e-3))
+    form.weights.kind.setCurrentIndex(form.weights.kind.findData("imagenet"))
+    assert form.note.text() == ""
+    assert "PATH" not in form.weights.toolTip() and "random init" in form.weights.toolTip()  # worded for the form

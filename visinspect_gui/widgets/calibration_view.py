@@ -34,6 +34,7 @@ from engine.evaluation.calibrate import (
 )
 from engine.jobs.calibrate import CalibrationDone, calibrate_job
 from engine.types import RuntimeOptions
+from visinspect_gui.widgets.common import THRESHOLD_DECIMALS, format_threshold, wheel_only_when_focused
 from visinspect_gui.widgets.report_view import ConfusionGrid, fmt_pct
 from visinspect_gui.workers import Latest
 
@@ -42,6 +43,7 @@ GOOD_RGB = (70, 190, 120)
 ANOMALY_RGB = (235, 95, 80)
 LINE_RGB = (255, 210, 60)
 N_BINS = 40
+SIDE_WIDTH = 360  # the controls beside the plot
 
 
 @dataclass(frozen=True)
@@ -61,6 +63,7 @@ class CalibrationView(QWidget):
 
     threshold_changed = Signal(float)
     threshold_stored = Signal(str, float)
+    calibration_stored = Signal(object)  # the CalibrationDone, just before threshold_stored
     store_failed = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -97,13 +100,13 @@ class CalibrationView(QWidget):
         self.line = pg.InfiniteLine(
             pos=0.5, angle=90, movable=True, bounds=(0.0, 1.0),
             pen=pg.mkPen(*LINE_RGB, width=2), hoverPen=pg.mkPen(255, 255, 255, width=3),
-            label="threshold {value:.3f}", labelOpts={"position": 0.93, "color": LINE_RGB, "fill": (30, 32, 36, 200)},
+            label=f"threshold {{value:.{THRESHOLD_DECIMALS}f}}", labelOpts={"position": 0.93, "color": LINE_RGB, "fill": (30, 32, 36, 200)},
         )
         self.plot.addItem(self.line)
         self.line.sigPositionChanged.connect(self._on_line_moved)
 
         self.threshold_spin = QDoubleSpinBox()
-        self.threshold_spin.setDecimals(4)
+        self.threshold_spin.setDecimals(THRESHOLD_DECIMALS)
         self.threshold_spin.setRange(0.0, 1.0001)
         self.threshold_spin.setSingleStep(0.01)
         self.threshold_spin.setValue(0.5)
@@ -115,10 +118,10 @@ class CalibrationView(QWidget):
 
         self.no_miss_button = QPushButton("No miss")
         self.no_miss_button.setToolTip("Largest threshold that misses no defective held-out image")
-        self.no_miss_button.clicked.connect(self._on_no_miss_clicked)
+        self.no_miss_button.clicked.connect(lambda: self.apply_target("no-miss"))
         self.balanced_button = QPushButton("Balanced")
         self.balanced_button.setToolTip("Threshold with the best balanced accuracy")
-        self.balanced_button.clicked.connect(self._on_balanced_clicked)
+        self.balanced_button.clicked.connect(lambda: self.apply_target("balanced"))
         self.false_reject_button = QPushButton("Max false reject")
         self.false_reject_button.setToolTip("Fewest misses while rejecting at most N % of good images")
         self.false_reject_button.clicked.connect(self._on_false_reject_clicked)
@@ -128,6 +131,7 @@ class CalibrationView(QWidget):
         self.false_reject_spin.setSuffix(" %")
         self.false_reject_spin.setValue(2.0)
         self.false_reject_spin.valueChanged.connect(self._on_false_reject_percent_changed)
+        wheel_only_when_focused(self.threshold_spin, self.false_reject_spin)
 
         self.table = QTableWidget(0, 6)
         self.table.setHorizontalHeaderLabels(["target", "threshold", "missed", "false rejects", "accuracy", "balanced"])
@@ -137,10 +141,9 @@ class CalibrationView(QWidget):
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self.table.setToolTip("Click a row to use its threshold")
         self.table.cellClicked.connect(self._on_table_row_clicked)
-        self.table.horizontalHeader().setStretchLastSection(False)
 
         self.store_button = QPushButton("Store threshold in model")
-        self.store_button.clicked.connect(self._on_store_clicked)
+        self.store_button.clicked.connect(lambda: self.store())
         self.status = QLabel("")
         self.status.setWordWrap(True)
 
@@ -163,9 +166,9 @@ class CalibrationView(QWidget):
         sl.addWidget(self.store_button)
         sl.addWidget(self.status)
         sl.addStretch(1)
-        side.setMaximumWidth(360)
+        side.setMaximumWidth(SIDE_WIDTH)
 
-        upper = QSplitter(Qt.Orientation.Horizontal)
+        upper = self._upper = QSplitter(Qt.Orientation.Horizontal)
         upper.addWidget(self.plot)
         upper.addWidget(side)
         upper.setStretchFactor(0, 1)
@@ -183,17 +186,18 @@ class CalibrationView(QWidget):
         lay.addWidget(vsplit, 1)
         self._set_enabled(False)
 
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        """Plot beside the controls where there is room for both, else above them (the page scrolls)."""
+        super().resizeEvent(event)
+        wide = self.width() >= 2 * SIDE_WIDTH
+        self._upper.setOrientation(Qt.Orientation.Horizontal if wide else Qt.Orientation.Vertical)
+        self._upper.widget(1).setMaximumWidth(SIDE_WIDTH if wide else 16_777_215)
+        self.plot.setMinimumHeight(0 if wide else 240)
+
     # --- public API ------------------------------------------------------------------------------
 
-    def set_data(
-        self,
-        labels: Sequence[int],
-        scores: Sequence[float],
-        *,
-        threshold: float = 0.5,
-        images: ScoredImages | None = None,
-        source: str = "held-out images",
-    ) -> None:
+    def set_data(self, labels: Sequence[int], scores: Sequence[float], *, threshold: float = 0.5,
+                 images: ScoredImages | None = None, source: str = "held-out images") -> None:  # fmt: skip
         """Show held-out labels (1 = anomaly) and p_anomaly scores, starting at the model's threshold."""
         self._labels = np.asarray(labels, dtype=int)
         self._scores = np.asarray(scores, dtype=float)
@@ -217,7 +221,7 @@ class CalibrationView(QWidget):
         self._set_enabled(len(self._scores) > 0)
         self.set_images(images)
         self.set_threshold(threshold, target="model threshold")
-        self.status.setText(f"The model's threshold is {threshold:.4f}.")
+        self.status.setText(f"The model's threshold is {format_threshold(threshold)}.")
 
     def set_images(self, images: ScoredImages | None) -> None:
         """The model file Store writes to and the images it scores again; without them, storing is disabled."""
@@ -252,7 +256,7 @@ class CalibrationView(QWidget):
             self.status.setText(f"<span style='color:#ff8a80'>{exc}</span>")
             return None
         self.set_threshold(cal.threshold, target=cal.target)
-        self.status.setText(f"{cal.target}: threshold {cal.threshold:.4f}. Store it to use it on the line.")
+        self.status.setText(f"{cal.target}: threshold {format_threshold(cal.threshold)}. Store it to use it on the line.")
         return cal
 
     def store(self) -> bool:
@@ -270,7 +274,7 @@ class CalibrationView(QWidget):
             target = None
         threshold = None if target else self.threshold()
         self.store_button.setEnabled(False)
-        what = target or f"threshold {threshold:.4f}"
+        what = target or f"threshold {format_threshold(threshold)}"
         self.status.setText(f"Storing {what} in {Path(images.model_path).name} (scoring the images as the line will)…")
         self._store.start(
             calibrate_job, images.model_path, images.data_dir, target=target, threshold=threshold, runtime=images.runtime,
@@ -299,12 +303,6 @@ class CalibrationView(QWidget):
         self._target = "manual"
         self.line.setValue(value)
 
-    def _on_no_miss_clicked(self) -> None:
-        self.apply_target("no-miss")
-
-    def _on_balanced_clicked(self) -> None:
-        self.apply_target("balanced")
-
     def _on_false_reject_clicked(self) -> None:
         self.apply_target(f"max-false-reject:{self.false_reject_spin.value():g}")
 
@@ -316,9 +314,6 @@ class CalibrationView(QWidget):
         if item is not None:
             self.apply_target(item.text())
 
-    def _on_store_clicked(self) -> None:
-        self.store()
-
     def _on_store_event(self, done: CalibrationDone) -> None:
         """The threshold is in the model file: show it, and what changed on the way."""
         if not isinstance(done, CalibrationDone):
@@ -328,9 +323,10 @@ class CalibrationView(QWidget):
         self.set_threshold(cal.threshold, target=cal.target)
         notes = "".join(f"<br>{n}" for n in done.notes)
         self.status.setText(
-            f"Stored threshold {cal.threshold:.4f} in {done.model_path} (it was {done.previous_threshold:.4f}); "
+            f"Stored threshold {format_threshold(cal.threshold)} in {done.model_path} (it was {format_threshold(done.previous_threshold)}); "
             f"scored in {done.precision}: missed {cal.fn} of {cal.n_anomaly}, false rejects {cal.fp} of {cal.n_good}.{notes}"
         )
+        self.calibration_stored.emit(done)
         self.threshold_stored.emit(done.model_path, cal.threshold)
 
     def _on_store_failed(self, message: str) -> None:
@@ -373,7 +369,7 @@ class CalibrationView(QWidget):
                 unique.append(c)
         self.table.setRowCount(len(unique))
         for r, c in enumerate(unique):
-            cells = (c.target, f"{c.threshold:.4f}", f"{c.fn}/{c.n_anomaly}  ({c.miss_rate:.1%})",
+            cells = (c.target, format_threshold(c.threshold), f"{c.fn}/{c.n_anomaly}  ({c.miss_rate:.1%})",
                      f"{c.fp}/{c.n_good}  ({c.false_reject_rate:.1%})", f"{c.accuracy:.1%}", f"{c.balanced_accuracy:.1%}")
             for col, text in enumerate(cells):
                 item = QTableWidgetItem(text)
@@ -395,7 +391,7 @@ class CalibrationView(QWidget):
             return
         cal = self.current()
         self.confusion.set_counts(cal.tp, cal.fn, cal.fp, cal.tn)
-        stored = "" if self._stored_threshold is None else f"<br>model file: {self._stored_threshold:.4f}"
+        stored = "" if self._stored_threshold is None else f"<br>model file: {format_threshold(self._stored_threshold)}"
         self.rates.setText(
             f"miss rate <b>{fmt_pct(cal.miss_rate)}</b> ({cal.fn} of {cal.n_anomaly})<br>"
             f"false-reject rate <b>{fmt_pct(cal.false_reject_rate)}</b> ({cal.fp} of {cal.n_good})<br>"

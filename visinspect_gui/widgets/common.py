@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPointF, QRectF, Qt
-from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap, QPolygonF
-from PySide6.QtWidgets import QFrame, QLabel, QVBoxLayout, QWidget
+from PySide6.QtCore import QAbstractTableModel, QEvent, QModelIndex, QObject, QPointF, QRectF, QSize, Qt
+from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap, QPolygonF, QWheelEvent
+from PySide6.QtWidgets import QAbstractScrollArea, QApplication, QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
+
+TAB_ROOM = QSize(900, 560)  # what a tab gets in a 1280x720 window beside the 350 px sidebar
 
 
 def repolish(widget: QWidget) -> None:
@@ -60,6 +62,25 @@ class Card(QFrame):
         self.body.addWidget(self.title)
 
 
+class FoldingLabel(QLabel):
+    """A wrapping label that takes no room while it has nothing to say."""
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(text, parent)
+        self.setWordWrap(True)
+        self._fold()
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt API
+        super().setText(text)
+        self._fold()
+
+    def _fold(self) -> None:
+        if not self.text():
+            self.hide()
+        elif self.parent() is not None:  # never shown as a window of its own
+            self.show()
+
+
 def hint(text: str) -> QLabel:
     """A muted, wrapping explanatory label."""
     label = QLabel(text)
@@ -75,6 +96,20 @@ def elide_middle(text: str, limit: int = 60) -> str:
         return text
     keep = (limit - 1) // 2
     return f"{text[:keep]}…{text[-(limit - 1 - keep):]}"
+
+
+def breakable(text: str) -> str:
+    """The text with a zero-width break after each path separator, so a wrapping label can wrap a long path."""
+    return text.replace("/", "/\u200b").replace("\\", "\\\u200b")
+
+
+def scrolled(widget: QWidget) -> QScrollArea:
+    """The widget in a frameless scroll area that resizes it: a page that never asks for more room than it gets."""
+    area = QScrollArea()
+    area.setWidgetResizable(True)
+    area.setFrameShape(QFrame.Shape.NoFrame)
+    area.setWidget(widget)
+    return area
 
 
 def glyph_icon(kind: str, colour: str = "#ffffff", size: int = 32) -> QIcon:
@@ -97,3 +132,38 @@ def glyph_icon(kind: str, colour: str = "#ffffff", size: int = 32) -> QIcon:
         raise ValueError(f"unknown glyph {kind!r}")
     painter.end()
     return QIcon(pixmap)
+
+
+THRESHOLD_DECIMALS = 4
+
+
+def format_threshold(value: float) -> str:
+    """A decision threshold as every panel shows it (4 decimals), so the panels, the report and messages agree."""
+    return f"{value:.{THRESHOLD_DECIMALS}f}"
+
+
+class _WheelOnlyWhenFocused(QObject):
+    """Keeps the wheel from an unfocused field and hands it to the scroll area it sits in, which scrolls instead."""
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt API
+        if event.type() != QEvent.Type.Wheel or obj.hasFocus():
+            return False
+        area = obj.parentWidget()
+        while area is not None and not isinstance(area, QAbstractScrollArea):
+            area = area.parentWidget()
+        if area is None:
+            event.ignore()  # ignored: Qt offers it to the parent widgets
+            return True
+        viewport = area.viewport()
+        pos = QPointF(obj.mapTo(viewport, event.position().toPoint()))
+        QApplication.sendEvent(viewport, QWheelEvent(pos, event.globalPosition(), event.pixelDelta(), event.angleDelta(),
+                                                     event.buttons(), event.modifiers(), event.phase(), event.inverted()))  # fmt: skip
+        event.accept()
+        return True
+
+
+def wheel_only_when_focused(*widgets: QWidget) -> None:
+    """Scrolling a page must not change the combo or spin box under the pointer: the wheel reaches one only once it has focus."""
+    for widget in widgets:
+        widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
+        widget.installEventFilter(_WheelOnlyWhenFocused(widget))

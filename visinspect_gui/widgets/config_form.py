@@ -4,7 +4,6 @@ from __future__ import annotations
 from dataclasses import fields
 from pathlib import Path
 
-from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -13,28 +12,33 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QLineEdit,
-    QPushButton,
     QSpinBox,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from engine.errors import BackboneWeightsError
+from engine.model.builder import BACKBONES
+from engine.paths import backbones_dir
 from engine.training.config import TrainConfig, config_fields
+from visinspect_gui.widgets.common import wheel_only_when_focused
 
 WEIGHT_KINDS = (("ImageNet", "imagenet"), ("Local file…", "file"), ("None (random init)", "none"))
+_WEIGHT_TEXT = {kind: text for text, kind in WEIGHT_KINDS}
 # Random init trains far better with batch norm and a higher learning rate (README "Where weights come from").
 RANDOM_INIT_RECIPE = {"backbone": "vgg16_bn", "lr": 1e-3}
 
 
-class _WheelOnlyWhenFocused(QObject):
-    """Scrolling the form must not change the field under the pointer: the wheel reaches a field only once it has focus."""
 
-    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt API
-        if event.type() == QEvent.Type.Wheel and not obj.hasFocus():
-            event.ignore()
-            return True
-        return False
+def weights_advice(backbone: str, message: str) -> str:
+    """A backbone-weights error told with this form's controls, not the command line's flags."""
+    if "--" not in message:
+        return message
+    file_name = BACKBONES[backbone][1].url.rsplit("/", 1)[-1] if backbone in BACKBONES else "the weights file"
+    return (f"The ImageNet weights for {backbone} could not be downloaded. On an offline station copy {file_name} to "
+            f"{backbones_dir()}, or set Backbone weights to “{_WEIGHT_TEXT['file']}” (a .pth or .safetensors file) "
+            f"or “{_WEIGHT_TEXT['none']}”.")  # fmt: skip
 
 
 class WeightsChooser(QWidget):
@@ -47,8 +51,9 @@ class WeightsChooser(QWidget):
             self.kind.addItem(text, kind)
         self.file_edit = QLineEdit()
         self.file_edit.setPlaceholderText("vgg16-397923af.pth or .safetensors")
-        self.browse = QPushButton("…")
-        self.browse.setFixedWidth(32)
+        self.browse = QToolButton()
+        self.browse.setText("…")
+        self.browse.setToolTip("Choose the weights file")
         self.browse.clicked.connect(self._on_browse_clicked)
         column = QVBoxLayout(self)
         column.setContentsMargins(0, 0, 0, 0)
@@ -94,16 +99,16 @@ class ConfigForm(QWidget):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
-        self._wheel_guard = _WheelOnlyWhenFocused(self)
         self._fields = config_fields(where="gui")
         self.widgets: dict[str, QWidget | tuple] = {}
         self._setting = False
         self.form = QFormLayout(self)
         self.form.setContentsMargins(0, 0, 0, 0)
+        self.form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         for f in self._fields:
             widget = self._make(f)
             self.form.addRow(f.metadata["label"], widget)
-            widget.setToolTip(f.metadata["help"])
+            widget.setToolTip(f.metadata.get("gui_help", f.metadata["help"]))
         self.note = QLabel("")
         self.note.setWordWrap(True)
         self.note.setStyleSheet("color: #9aa0a6;")
@@ -120,8 +125,7 @@ class ConfigForm(QWidget):
         return self.widgets[name]
 
     def _guard(self, widget: QWidget) -> QWidget:
-        widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
-        widget.installEventFilter(self._wheel_guard)
+        wheel_only_when_focused(widget)
         return widget
 
     def _spin(self, f, default) -> QWidget:

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
 from engine.data.layouts import DatasetIndex, DatasetScan, scan_dataset
 from engine.modelfile import MODEL_SUFFIX
 from engine.paths import weights_dir
+from visinspect_gui.widgets.common import breakable, elide_middle, wheel_only_when_focused
 from visinspect_gui.workers import Latest, call
 
 PRODUCT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
@@ -46,6 +47,9 @@ class DatasetPicker(QGroupBox):
         row.addWidget(self.browse_button)
         self.good_dir_combo = QComboBox()
         self.good_dir_combo.setEditable(True)
+        self.good_dir_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.good_dir_combo.setMinimumContentsLength(10)
+        wheel_only_when_focused(self.good_dir_combo)
         self.good_dir_combo.setToolTip("For class folders: the folder of good images (e.g. MT_Free); every other folder is a defect type")
         self.good_dir_combo.lineEdit().editingFinished.connect(self._on_good_dir_edited)
         self.good_dir_combo.activated.connect(self._on_good_dir_edited)
@@ -60,6 +64,7 @@ class DatasetPicker(QGroupBox):
         self.target_label.setWordWrap(True)
         self.target_label.setStyleSheet("color: #9aa0a6;")
         form = QFormLayout(self)
+        form.setRowWrapPolicy(QFormLayout.RowWrapPolicy.WrapLongRows)
         form.addRow("Folder", row)
         form.addRow("Good folder", self.good_dir_combo)
         form.addRow(self.dataset_label)
@@ -102,7 +107,7 @@ class DatasetPicker(QGroupBox):
             self.dataset_label.setText("No dataset chosen.")
             self.dataset_scanned.emit(None)
             return
-        self.dataset_label.setText(f"Reading {html.escape(folder, quote=False)}…")
+        self.dataset_label.setText(f"Reading {html.escape(breakable(folder), quote=False)}…")
         self._scanner.start(call, scan_dataset, folder, good_dir, on_event=self._on_scanned, on_failed=self._on_scan_failed)
 
     def _on_scanned(self, scan: DatasetScan) -> None:
@@ -116,7 +121,7 @@ class DatasetPicker(QGroupBox):
             self.good_dir_combo.blockSignals(False)
         index = self.dataset = scan.index
         if index is None:
-            self.dataset_label.setText(f"<span style='color:#ff8a80'>{html.escape(scan.error or '', quote=False)}</span>")
+            self.dataset_label.setText(f"<span style='color:#ff8a80'>{html.escape(breakable(scan.error or ''), quote=False)}</span>")
             self.dataset_scanned.emit(None)
             return
         self.good_dir_combo.setEnabled(index.layout == "folders")
@@ -131,7 +136,7 @@ class DatasetPicker(QGroupBox):
         self.dataset_scanned.emit(index)
 
     def _on_scan_failed(self, message: str) -> None:
-        self.dataset_label.setText(f"<span style='color:#ff8a80'>{html.escape(message, quote=False)}</span>")
+        self.dataset_label.setText(f"<span style='color:#ff8a80'>{html.escape(breakable(message), quote=False)}</span>")
         self.dataset_scanned.emit(None)
 
     def _on_browse_clicked(self) -> None:
@@ -152,6 +157,8 @@ class DatasetPicker(QGroupBox):
         path = self.model_path()
         if path is None:
             self.target_label.setText("Product name: letters, digits, '_', '-', '.'")
+            self.target_label.setToolTip("")
         else:
             exists = " (exists: you will be asked before it is replaced)" if path.exists() else ""
-            self.target_label.setText(f"Saves to {path}{exists}")
+            self.target_label.setText(f"Saves to {breakable(elide_middle(str(path)))}{exists}")
+            self.target_label.setToolTip(str(path))

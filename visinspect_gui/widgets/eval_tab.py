@@ -6,7 +6,7 @@ import html
 import time
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QSize, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -28,6 +28,7 @@ from engine.modelfile import MODEL_SUFFIX, ModelMeta, list_models, read_meta
 from engine.paths import weights_dir
 from engine.types import JobOutcome, RuntimeOptions
 from visinspect_gui.widgets.calibration_view import ScoredImages
+from visinspect_gui.widgets.common import TAB_ROOM, breakable, format_threshold, wheel_only_when_focused
 from visinspect_gui.widgets.report_view import fmt_pct
 from visinspect_gui.widgets.results_pane import ResultsPane
 from visinspect_gui.workers import Latest, call
@@ -57,14 +58,19 @@ class EvalTab(QWidget):
         self._probes = {key: Latest() for key in ("model", "folder", "models")}
         self._meta: ModelMeta | None = None  # header of the chosen model file
         self._good_dir_wanted: str | None = None
+        self._model_chosen = False  # a model was typed or chosen here: the station's loaded one no longer replaces it
+        self._folder_proposed = ""  # the folder this tab filled in (the model's own dataset); a typed one is never replaced
         self._t0 = 0.0
 
         self.model_combo = QComboBox()
         self.model_combo.setEditable(True)
         self.model_combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
-        self.model_combo.setMinimumWidth(380)
+        self.model_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.model_combo.setMinimumContentsLength(24)  # long paths scroll in the field, they do not widen the tab
         self.model_combo.lineEdit().setPlaceholderText("model file (.safetensors)")
         self.model_combo.currentTextChanged.connect(self._on_model_changed)
+        self.model_combo.lineEdit().textEdited.connect(self._on_model_typed)
+        self.model_combo.activated.connect(self._on_model_typed)
         model_browse = QPushButton("Browse…")
         model_browse.clicked.connect(self._on_model_browse_clicked)
         self.model_label = QLabel("")
@@ -72,12 +78,16 @@ class EvalTab(QWidget):
         self.model_label.setStyleSheet("color: #9aa0a6;")
         self.folder_edit = QLineEdit()
         self.folder_edit.setPlaceholderText("dataset folder (MVTec category or class folders)")
-        self.folder_edit.editingFinished.connect(lambda: self.set_dataset_folder(self.folder_edit.text().strip()))
+        self.folder_edit.editingFinished.connect(self._on_folder_edited)
+        self.folder_edit.textEdited.connect(lambda _t: setattr(self, "_folder_proposed", None))  # the user's from now on
         folder_browse = QPushButton("Browse…")
         folder_browse.clicked.connect(self._on_folder_browse_clicked)
         self.good_dir_combo = QComboBox()
         self.good_dir_combo.setEditable(True)
+        self.good_dir_combo.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.good_dir_combo.setMinimumContentsLength(10)
         self.good_dir_combo.setToolTip("For class folders: the folder of good images (default: the one the model was trained with)")
+        wheel_only_when_focused(self.model_combo, self.good_dir_combo)
         self.every_check = QCheckBox("every image (not only the held-out split)")
         self.eval_button = QPushButton("Evaluate")
         self.eval_button.setStyleSheet("QPushButton{font-weight:600; padding:6px 18px;}")
@@ -117,6 +127,10 @@ class EvalTab(QWidget):
         lay.addWidget(self.results, 1)
         self.refresh_models()
 
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        """No more than a 1280x720 window has room for: the window must not open (or grow) past the screen."""
+        return super().sizeHint().boundedTo(TAB_ROOM)
+
     # --- public API -------------------------------------------------------------------------------
 
     def refresh_models(self) -> None:
@@ -128,10 +142,18 @@ class EvalTab(QWidget):
         return any(p.busy() for p in self._probes.values())
 
     def set_model(self, path: str) -> None:
+        """Choose a model file (as Browse does); the station's loaded model no longer replaces it."""
+        self._model_chosen = True
         self.model_combo.setCurrentText(str(path))
 
+    def set_loaded_model(self, path: str) -> None:
+        """The model the station has loaded: selected here unless a model was already typed or chosen."""
+        if not self._model_chosen and not self._worker.busy():
+            self.model_combo.setCurrentText(str(path))
+
     def set_dataset_folder(self, folder: str, *, good_dir: str | None = None) -> None:
-        """Choose the dataset folder; its sub-folders are listed in a worker for the good-folder choice."""
+        """Choose the dataset folder (as Browse does); its sub-folders are listed in a worker for the good-folder choice."""
+        self._folder_proposed = None
         self.folder_edit.setText(str(folder))
         self._good_dir_wanted = good_dir
         if folder:
@@ -196,16 +218,27 @@ class EvalTab(QWidget):
     def _on_model_read(self, meta: ModelMeta) -> None:
         """Describe the chosen model; with no folder chosen yet, propose its own dataset when it is there."""
         self._meta = meta
-        self.model_label.setText(meta.describe() + f"; threshold {meta.threshold:.4f}")
+        self.model_label.setText(meta.describe() + f"; threshold {format_threshold(meta.threshold)}")
         root = meta.dataset.get("root")
-        if root and not self.folder_edit.text().strip():
+        if root and self._may_propose():
+            model = self.model_combo.currentText().strip()
             self._probes["folder"].start(call, lambda r=root: (r, subfolder_names(r)) if Path(r).is_dir() else None,
-                                         on_event=self._on_own_dataset)  # fmt: skip
+                                         on_event=lambda listed: self._on_own_dataset(model, listed))  # fmt: skip
 
-    def _on_own_dataset(self, listed) -> None:
-        if listed is not None and not self.folder_edit.text().strip():
-            self.folder_edit.setText(listed[0])
-            self._on_subfolders_listed(listed)
+    def _may_propose(self) -> bool:
+        """The folder field is empty or holds this tab's own proposal, not something the user typed or chose."""
+        return self.folder_edit.text().strip() in ("", self._folder_proposed)
+
+    def _on_own_dataset(self, model: str, listed) -> None:
+        """Propose the model's own dataset, unless the model was changed or a folder typed in the meantime."""
+        if listed is None or model != self.model_combo.currentText().strip() or not self._may_propose():
+            return
+        self.folder_edit.setText(listed[0])
+        self._folder_proposed = listed[0]
+        self._on_subfolders_listed(listed)
+
+    def _on_model_typed(self, *_args) -> None:
+        self._model_chosen = True
 
     def _on_subfolders_listed(self, listed) -> None:
         """Offer the folder's sub-folders as the good-image folder; the model's own is the default."""
@@ -225,6 +258,11 @@ class EvalTab(QWidget):
         self.model_combo.addItems([str(m.path) for m in listings if m.meta is not None])
         self.model_combo.setCurrentText(current)
         self.model_combo.blockSignals(False)
+
+    def _on_folder_edited(self) -> None:
+        folder = self.folder_edit.text().strip()
+        if self._folder_proposed is None:  # typed here: list it for the good-folder choice
+            self.set_dataset_folder(folder)
 
     def _on_model_browse_clicked(self) -> None:
         path, _ = QFileDialog.getOpenFileName(self, "Model file", str(weights_dir()), f"VisInspect model (*{MODEL_SUFFIX})")
@@ -279,6 +317,7 @@ class EvalTab(QWidget):
         self.report_exported.emit(path)
 
     def _on_threshold_stored(self, path: str, threshold: float) -> None:
+        self._status(self.results.stored_summary(path, threshold))
         if self._meta is not None and self.model_combo.currentText().strip() == path:
             self._on_model_changed(path)  # the file's new threshold and calibration record
         self.threshold_stored.emit(path, threshold)
@@ -297,5 +336,5 @@ class EvalTab(QWidget):
             self.progress.setRange(0, 1)
 
     def _status(self, text: str, *, error: bool = False) -> None:
-        text = html.escape(text, quote=False)
+        text = html.escape(breakable(text), quote=False)
         self.status_label.setText(f"<span style='color:#ff8a80'>{text}</span>" if error else text)

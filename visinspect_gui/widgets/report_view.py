@@ -11,7 +11,6 @@ from PySide6.QtWidgets import (
     QAbstractItemView,
     QFormLayout,
     QGridLayout,
-    QHBoxLayout,
     QLabel,
     QListView,
     QListWidget,
@@ -26,6 +25,7 @@ from PySide6.QtWidgets import (
 from engine.evaluation.metrics import EvalReport
 from engine.evaluation.report import GalleryEntry, gallery_order, rethreshold, thumbnail
 from engine.thresholds import Thresholds
+from visinspect_gui.widgets.common import format_threshold
 
 OK_BG, BAD_BG, ZERO_BG = "#1f4a33", "#6b2626", "#2b2e33"
 WRONG_ITEM_BG = "#4a2424"
@@ -154,7 +154,7 @@ class MetricsPanel(QWidget):
         n_anom, n_good = report.tp + report.fn, report.fp + report.tn
         values = {
             "images": f"{report.n}  ({n_good} good, {n_anom} defective)",
-            "threshold": f"{report.threshold:.4f}",
+            "threshold": format_threshold(report.threshold),
             "accuracy": fmt_pct(report.accuracy),
             "balanced accuracy": fmt_pct(report.balanced_accuracy),
             "miss rate": f"{fmt_pct(report.fn / n_anom if n_anom else None)}  ({report.fn} of {n_anom})",
@@ -177,7 +177,11 @@ class PerTypeTable(QTableWidget):
         self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
         self.setSelectionMode(QAbstractItemView.SelectionMode.NoSelection)
         self.horizontalHeader().setStretchLastSection(True)
-        self.setMaximumWidth(320)
+        self._natural_width = 240
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        """As wide as its columns need (the last one stretches into any room beyond)."""
+        return QSize(self._natural_width, super().sizeHint().height())
 
     def set_report(self, report: EvalReport | None) -> None:
         groups: dict[str, list[int]] = {}
@@ -196,6 +200,8 @@ class PerTypeTable(QTableWidget):
                     item.setForeground(QBrush(QColor(BAD_FG)))
                 self.setItem(row, col, item)
         self.resizeColumnsToContents()
+        self._natural_width = sum(self.columnWidth(c) for c in range(self.columnCount())) + 2 * self.frameWidth() + 4
+        self.updateGeometry()
         rows = max(1, self.rowCount())
         self.setFixedHeight(min(260, self.horizontalHeader().sizeHint().height() + rows * self.verticalHeader().defaultSectionSize() + 4))
 
@@ -213,6 +219,7 @@ class Gallery(QListWidget):
         self.setWordWrap(True)
         self.setUniformItemSizes(True)
         self.setSpacing(4)
+        self.setMinimumHeight(ICON_SIDE + 54 + 16)  # at least one row of thumbnails, however little room the page has
         self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         self._entries: list[GalleryEntry] = []
 
@@ -241,7 +248,7 @@ class Gallery(QListWidget):
         item = QListWidgetItem(QIcon(square_pixmap(thumbnail(entry.image, insp, ICON_SIDE), ICON_SIDE)),
                                f"{insp.verdict.value}  {insp.p_anomaly:.3f}\n{tag or Path(entry.path).parent.name}\n{name}")
         item.setToolTip(f"{entry.path}\ntruth: {'anomaly' if entry.label else 'good'}; verdict {insp.verdict.value} "
-                        f"(p {insp.p_anomaly:.4f}, threshold {insp.threshold:.4f}); {len(insp.boxes)} boxes")
+                        f"(p {insp.p_anomaly:.4f}, threshold {format_threshold(insp.threshold)}); {len(insp.boxes)} boxes")
         item.setTextAlignment(Qt.AlignmentFlag.AlignHCenter | Qt.AlignmentFlag.AlignTop)
         if wrong:
             item.setBackground(QBrush(QColor(WRONG_ITEM_BG)))
@@ -260,27 +267,83 @@ class ReportView(QWidget):
         self.headline = QLabel("No report yet.")
         self.headline.setWordWrap(True)
         self.headline.setStyleSheet("font-size: 14px; font-weight: 600;")
+        self.warning = QLabel("")
+        self.warning.setWordWrap(True)
+        self.warning.setObjectName("ReportWarning")
+        self.warning.setStyleSheet("background:#4a3b12; color:#ffd98a; border:1px solid #a8852c; border-radius:3px; padding:4px 8px;")
+        self.warning.hide()
         self.metrics = MetricsPanel()
         self.confusion = ConfusionGrid()
         self.per_type = PerTypeTable()
         self.per_type.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Preferred)
         self.gallery = Gallery()
         self.gallery_label = QLabel("Gallery")
+        self.gallery_label.setWordWrap(True)
         self.gallery_label.setStyleSheet("color: #9aa0a6;")
 
-        top = QHBoxLayout()
-        top.setSpacing(24)
-        top.addWidget(self.metrics, 0, Qt.AlignmentFlag.AlignTop)
-        top.addWidget(self.confusion, 0, Qt.AlignmentFlag.AlignTop)
-        top.addWidget(self.per_type, 1, Qt.AlignmentFlag.AlignTop)
+        self.top = QGridLayout()
+        self.top.setHorizontalSpacing(24)
+        self.top.setVerticalSpacing(12)
+        self._columns = 0
         lay = QVBoxLayout(self)
         lay.addWidget(self.headline)
-        lay.addLayout(top)
+        lay.addWidget(self.warning)
+        lay.addLayout(self.top)
         lay.addWidget(self.gallery_label)
         lay.addWidget(self.gallery, 1)
+        self._fit_top()
+        margins = lay.contentsMargins()
+        self.setMinimumWidth(max(w.minimumSizeHint().width() for w in (self.metrics, self.confusion, self.per_type))
+                             + margins.left() + margins.right())  # fmt: skip
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        self._fit_top()
+
+    def top_columns(self) -> int:
+        """How many of metrics, confusion grid and per-type table sit side by side (3, 2 or 1)."""
+        return self._columns
+
+    def _fit_top(self) -> None:
+        """Metrics, confusion grid and per-type table side by side where they fit; else two, then one, per row."""
+        margins = self.layout().contentsMargins()
+        room = self.width() - margins.left() - margins.right()
+        widths = [w.sizeHint().width() for w in (self.metrics, self.confusion, self.per_type)]
+        gap = self.top.horizontalSpacing()
+        columns = 3 if sum(widths) + 2 * gap <= room else 2 if widths[0] + widths[1] + gap <= room else 1
+        if columns == self._columns:
+            return
+        self._columns = columns
+        top = Qt.AlignmentFlag.AlignTop
+        for w in (self.metrics, self.confusion, self.per_type):
+            self.top.removeWidget(w)
+        for c in range(3):
+            self.top.setColumnStretch(c, 0)
+        if columns == 3:
+            self.top.addWidget(self.metrics, 0, 0, top)
+            self.top.addWidget(self.confusion, 0, 1, top)
+            self.top.addWidget(self.per_type, 0, 2, top)
+            self.top.setColumnStretch(2, 1)
+        elif columns == 2:
+            self.top.addWidget(self.metrics, 0, 0, top)
+            self.top.addWidget(self.confusion, 0, 1, top)
+            self.top.addWidget(self.per_type, 1, 0, 1, 2)
+            self.top.setColumnStretch(1, 1)
+        else:
+            for row, w in enumerate((self.metrics, self.confusion, self.per_type)):
+                self.top.addWidget(w, row, 0)
+
+    def set_warning(self, text: str) -> None:
+        """A caution shown under the headline (e.g. the threshold was calibrated on these images); '' hides it."""
+        self.warning.setText(f"⚠ {text}" if text else "")
+        self.warning.setVisible(bool(text))
+
+    def warning_text(self) -> str:
+        return self.warning.text()
 
     def clear(self) -> None:
         self.report = None
+        self.set_warning("")
         self.headline.setText("No report yet.")
         self.metrics.set_report(None)
         self.confusion.clear()
@@ -295,12 +358,13 @@ class ReportView(QWidget):
         if not box_recall_note:
             self._box_note, self._box_threshold = "", report.threshold
         wrong = report.fn + report.fp
-        self.headline.setText(f"{title}: {report.n} images at threshold {report.threshold:.4f}  —  "
+        self.headline.setText(f"{title}: {report.n} images at threshold {format_threshold(report.threshold)}  —  "
                               f"accuracy {fmt_pct(report.accuracy)}, balanced {fmt_pct(report.balanced_accuracy)}, "
                               f"{wrong} misclassified")
         self.metrics.set_report(report, box_recall_note=box_recall_note)
         self.confusion.set_counts(report.tp, report.fn, report.fp, report.tn)
         self.per_type.set_report(report)
+        self._fit_top()
         self._update_gallery_label()
 
     def apply_thresholds(self, thresholds: Thresholds) -> None:
@@ -310,7 +374,7 @@ class ReportView(QWidget):
         threshold = thresholds.decision
         measured = self.report.threshold if not self._box_note else self._box_threshold
         self._box_threshold = measured
-        self._box_note = f"(measured at threshold {measured:.4f})" if abs(measured - threshold) > 1e-12 else ""
+        self._box_note = f"(measured at threshold {format_threshold(measured)})" if abs(measured - threshold) > 1e-12 else ""
         self.set_report(rethreshold(self.report, threshold), title=self._title, box_recall_note=self._box_note)
         self.gallery.set_entries([e.at(thresholds) for e in self.gallery.entries()])
         self._update_gallery_label()

@@ -3,16 +3,13 @@ report, gallery and calibration, scored as the line will run the model."""
 from __future__ import annotations
 
 import html
-import time
 from pathlib import Path
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
-    QLabel,
     QMessageBox,
-    QProgressBar,
     QPushButton,
     QScrollArea,
     QSplitter,
@@ -20,28 +17,29 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.errors import VisInspectError
+from engine.errors import BackboneWeightsError, VisInspectError
 from engine.evaluation.report import GalleryEntry
 from engine.jobs.train import ModelSaved, train_job
 from engine.training import TrainConfig
 from engine.training.recipe import DataReady, EpochReport, StepReport, TrainResult
 from engine.types import JobOutcome, RuntimeOptions
 from visinspect_gui.widgets.calibration_view import ScoredImages
-from visinspect_gui.widgets.config_form import ConfigForm
+from visinspect_gui.widgets.common import TAB_ROOM, FoldingLabel, breakable, elide_middle
+from visinspect_gui.widgets.config_form import ConfigForm, weights_advice
 from visinspect_gui.widgets.dataset_picker import DatasetPicker
 from visinspect_gui.widgets.report_view import fmt_pct
 from visinspect_gui.widgets.results_pane import ResultsPane
+from visinspect_gui.widgets.train_progress import RunProgress, fmt_seconds
 from visinspect_gui.widgets.training_curves import TrainingCurves
 from visinspect_gui.workers import Latest
 
 
-def fmt_seconds(s: float) -> str:
-    s = max(0, int(round(s)))
-    if s < 60:
-        return f"{s} s"
-    if s < 3600:
-        return f"{s // 60} min {s % 60:02d} s"
-    return f"{s // 3600} h {(s % 3600) // 60:02d} min"
+def _train_job(dataset, config: TrainConfig, *, stop, **kwargs):
+    """The train job, its backbone-weights trouble told in terms of this tab's form (never a command-line flag)."""
+    try:
+        yield from train_job(dataset, config, stop=stop, **kwargs)
+    except BackboneWeightsError as exc:
+        raise BackboneWeightsError(weights_advice(config.backbone, str(exc))) from None
 
 
 class TrainTab(QWidget):
@@ -61,8 +59,6 @@ class TrainTab(QWidget):
         self.result: TrainResult | None = None
         self.saved_path: str | None = None
         self._worker = Latest()
-        self._t0 = self._epoch_t0 = 0.0
-        self._step_seconds: float | None = None
         self._build()
         self._set_running(False)
 
@@ -97,55 +93,66 @@ class TrainTab(QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(self.train_button)
         buttons.addWidget(self.cancel_button)
-        buttons.addStretch(1)
-        self.epoch_bar = QProgressBar()
-        self.epoch_bar.setFormat("%v of %m epochs done")
-        self.step_bar = QProgressBar()
-        self.step_bar.setFormat("step %v / %m")
-        self.eta_label, self.status_label, self.saved_label = QLabel(""), QLabel(""), QLabel("")
-        for label in (self.eta_label, self.status_label, self.saved_label):
-            label.setWordWrap(True)
+        self.progress = RunProgress()
+        self.epoch_bar, self.step_bar, self.eta_label = self.progress.epoch_bar, self.progress.step_bar, self.progress.eta_label
+        self.status_label = FoldingLabel("Choose a dataset folder and a product name, then Train.")
+        self.saved_label = FoldingLabel()
         self.status_label.setTextFormat(Qt.TextFormat.RichText)
         self.saved_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.use_button = QPushButton("Use on live view")
+        self.use_button.setEnabled(False)  # until a model is saved
         self.use_button.clicked.connect(lambda: self.saved_path and self.use_model_requested.emit(self.saved_path))
         self.export_button = QPushButton("Export report…")
         self.export_button.setToolTip("Save the held-out report with its gallery as HTML or PDF")
         self.export_button.clicked.connect(self._on_export_clicked)
-        run_box = QGroupBox("Run")
+        after = QHBoxLayout()
+        after.addWidget(self.use_button)
+        after.addWidget(self.export_button)
+        self.run_box = run_box = QGroupBox("Run")  # below the scrolling form: Train, progress and status always in view
         rl = QVBoxLayout(run_box)
         rl.addLayout(buttons)
-        for w in (self.epoch_bar, self.step_bar, self.eta_label, self.status_label, self.saved_label, self.use_button,
-                  self.export_button):  # fmt: skip
+        for w in (self.progress, self.status_label, self.saved_label):
             rl.addWidget(w)
+        rl.addLayout(after)
 
-        left = QWidget()
-        ll = QVBoxLayout(left)
-        for w in (self.picker, opt_box, run_box):
-            ll.addWidget(w)
-        ll.addStretch(1)
-        scroll = QScrollArea()
+        form = QWidget()
+        fl = QVBoxLayout(form)
+        fl.setContentsMargins(0, 0, 0, 0)
+        for w in (self.picker, opt_box):
+            fl.addWidget(w)
+        fl.addStretch(1)
+        scroll = self.form_scroll = QScrollArea()
         scroll.setWidgetResizable(True)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        scroll.setWidget(left)
-        scroll.setMinimumWidth(400)
+        scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setWidget(form)
+        scroll.setMinimumWidth(form.minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width())
+        left = QWidget()
+        ll = QVBoxLayout(left)
+        ll.setContentsMargins(0, 0, 0, 0)
+        ll.addWidget(scroll, 1)
+        ll.addWidget(run_box)
 
         self.curves = TrainingCurves()
         self.results = ResultsPane()
         self.results.insertTab(0, self.curves, "Curves")
         self.results.setTabText(1, "Held-out report")
         self.report_view, self.calibration = self.results.report_view, self.results.calibration
-        self.results.threshold_stored.connect(self.threshold_stored)
+        self.results.threshold_stored.connect(self._on_threshold_stored)
         self.results.report_exported.connect(self._on_exported)
         self.results.export_failed.connect(lambda m: self._status(m, error=True))
-        split = QSplitter(Qt.Orientation.Horizontal)
-        split.addWidget(scroll)
+        split = self.splitter = QSplitter(Qt.Orientation.Horizontal)
+        split.addWidget(left)
         split.addWidget(self.results)
         split.setStretchFactor(1, 1)
-        split.setSizes([420, 1000])
+        split.setSizes([400, 1000])  # the form at its width, the results take the rest
         lay = QVBoxLayout(self)
         lay.setContentsMargins(4, 4, 4, 4)
         lay.addWidget(split)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        """No more than a 1280x720 window has room for: the window must not open (or grow) past the screen."""
+        return super().sizeHint().boundedTo(TAB_ROOM)
 
     # --- public API -------------------------------------------------------------------------------
 
@@ -182,9 +189,9 @@ class TrainTab(QWidget):
             self._status(f"Not started: {path.name} exists. Choose another product name.", error=True)
             return False
         self._reset_results()
-        self._t0 = time.perf_counter()
+        self.progress.begin(config.epochs)
         self._worker.start(
-            train_job, self.dataset, config, product=self.picker.product, out=str(path), runtime=self.runtime,
+            _train_job, self.dataset, config, product=self.picker.product, out=str(path), runtime=self.runtime,
             gallery_limit=self.gallery_limit, on_event=self._on_worker_event, on_failed=lambda m: self._status(m, error=True),
             on_finished=self._on_worker_finished,
         )  # fmt: skip
@@ -198,6 +205,7 @@ class TrainTab(QWidget):
         if self._worker.busy():
             self._worker.stop()
             self.cancel_button.setEnabled(False)
+            self.eta_label.setText("")
             self._status("Cancelling…")
 
     def export_report(self, path: str) -> bool:
@@ -240,9 +248,7 @@ class TrainTab(QWidget):
             skipped = f"; {len(event.skipped)} unreadable files skipped" if event.skipped else ""
             self._status(f"Training on {event.device}: {event.n_train} images, {event.n_test} held out; "
                          f"backbone {event.backbone_origin}{skipped}.")  # fmt: skip
-            self.epoch_bar.setRange(0, 1)
-            self.epoch_bar.setValue(0)
-            self._epoch_t0 = time.perf_counter()
+            self.progress.data_ready()
             self.curves.label.setText(f"{event.n_train} training images, {event.n_test} held out.")
         elif isinstance(event, TrainResult):
             self._on_result(event)
@@ -252,27 +258,12 @@ class TrainTab(QWidget):
             self.results.add_gallery_entry(event)
 
     def _on_step(self, ev: StepReport) -> None:
-        if self.step_bar.maximum() != ev.steps:
-            self.step_bar.setRange(0, ev.steps)
-        self.step_bar.setValue(ev.step)
-        self.epoch_bar.setRange(0, ev.epochs)
-        self.epoch_bar.setValue(ev.epoch - 1)
+        self.progress.step(ev)
         self.curves.add_step(ev)
-        rate = self._step_seconds or (time.perf_counter() - self._epoch_t0) / max(1, ev.step)
-        remaining = (ev.epochs - ev.epoch) * ev.steps + (ev.steps - ev.step)
-        self.eta_label.setText(
-            f"epoch {ev.epoch}/{ev.epochs} · step {ev.step}/{ev.steps} · loss {ev.loss:.4f}\n"
-            f"elapsed {fmt_seconds(time.perf_counter() - self._t0)} · at most {fmt_seconds(remaining * rate)} more"
-            " (early stop may end sooner)"
-        )
 
     def _on_epoch(self, ev: EpochReport) -> None:
         self.curves.add_epoch(ev)
-        self._epoch_t0 = time.perf_counter()
-        self._step_seconds = ev.seconds / max(1, self.step_bar.maximum())
-        self.epoch_bar.setValue(ev.epoch)
-        if ev.early_stop:
-            self.epoch_bar.setRange(0, ev.epoch)  # stopped early: every epoch that will run has run
+        self.progress.epoch(ev)
         if ev.early_stop or ev.epoch == ev.epochs:
             self._status("Evaluating the held-out images as the line will run the model…")
 
@@ -281,7 +272,7 @@ class TrainTab(QWidget):
         self.results.show_report(result.report, result.meta, title=f"Held-out report ({result.meta.product})",
                                  how="the held-out split", precision=result.precision, images=None)  # fmt: skip
         self.results.setCurrentWidget(self.report_view)
-        self.eta_label.setText(f"trained {len(result.history)} epochs in {fmt_seconds(result.seconds)}")
+        self.progress.trained(len(result.history), result.seconds)
         self._status("Saving the model…")
 
     def _on_model_saved(self, saved: ModelSaved) -> None:
@@ -290,7 +281,8 @@ class TrainTab(QWidget):
         self.results.set_images(ScoredImages(saved.path, str(saved.meta.dataset.get("root", "")), self.runtime,
                                              layout=dataset.layout if dataset else None,
                                              good_dir=dataset.good_dir if dataset else None))  # fmt: skip
-        self.saved_label.setText(f"Saved: {saved.path}")
+        self.saved_label.setText(f"Saved: {breakable(elide_middle(saved.path))}")
+        self.saved_label.setToolTip(saved.path)
         self.use_button.setEnabled(True)
         self._status("Model saved. Building the gallery of held-out predictions…")
         self.model_saved.emit(saved.path)
@@ -298,16 +290,20 @@ class TrainTab(QWidget):
     def _on_worker_finished(self) -> None:
         outcome = self._worker.worker.outcome
         self._set_running(False)
-        self.eta_label.setText("" if self.result is None else self.eta_label.text())
+        self.progress.finish(outcome, trained=self.result is not None)
         if outcome is JobOutcome.CANCELLED:
             self._status(f"Gallery stopped. The model was saved to {self.saved_path}." if self.saved_path
                          else "Training cancelled; no model was saved.")  # fmt: skip
         elif outcome is JobOutcome.DONE and self.result is not None:
             r = self.result.report
             auroc = "n/a" if r.image_auroc is None else f"{r.image_auroc:.3f}"
-            self._status(f"Done in {fmt_seconds(time.perf_counter() - self._t0)}: held-out accuracy {fmt_pct(r.accuracy)}, "
+            self._status(f"Done in {fmt_seconds(self.progress.elapsed())}: held-out accuracy {fmt_pct(r.accuracy)}, "
                          f"balanced {fmt_pct(r.balanced_accuracy)}, image AUROC {auroc}. Review the report, calibrate, "
                          "then use the model on the live view.")  # fmt: skip
+
+    def _on_threshold_stored(self, path: str, threshold: float) -> None:
+        self._status(self.results.stored_summary(path, threshold))
+        self.threshold_stored.emit(path, threshold)
 
     def _on_export_clicked(self) -> None:
         if self.result is not None:
@@ -332,15 +328,13 @@ class TrainTab(QWidget):
     def _reset_results(self) -> None:
         self.result = None
         self.saved_path = None
-        self._step_seconds = None
         self.curves.clear()
         self.results.clear()
         self.use_button.setEnabled(False)
         self.export_button.setEnabled(False)
         self.saved_label.setText("")
-        self.eta_label.setText("")
+        self.progress.clear()
         self.results.setCurrentIndex(0)
-        self.step_bar.setValue(0)
 
     def _set_running(self, running: bool) -> None:
         self.train_button.setEnabled(not running and self.dataset is not None)
@@ -348,15 +342,8 @@ class TrainTab(QWidget):
         for w in (self.picker, self.options, self.defaults_button):
             w.setEnabled(not running)
         self.export_button.setEnabled(not running and self.result is not None)
-        if running:
-            self.epoch_bar.setRange(0, 0)  # busy until the data is loaded
-            self.step_bar.setRange(0, 1)
-            self.step_bar.setValue(0)
-        elif self.epoch_bar.maximum() == 0:
-            self.epoch_bar.setRange(0, 1)
-            self.epoch_bar.setValue(0)
         self.busy_changed.emit(running)
 
     def _status(self, text: str, *, error: bool = False) -> None:
-        text = html.escape(text, quote=False)
+        text = html.escape(breakable(text), quote=False)
         self.status_label.setText(f"<span style='color:#ff8a80'>{text}</span>" if error else text)
