@@ -19,6 +19,7 @@ from visinspect_gui.menus import build_menus
 from visinspect_gui.run_feedback import RunFeedback
 from visinspect_gui.settings import StationSettings
 from visinspect_gui.station import Station
+from visinspect_gui.widgets.common import format_threshold
 from visinspect_gui.widgets.demo_panel import DemoPanel
 from visinspect_gui.widgets.eval_tab import EvalTab
 from visinspect_gui.widgets.history_tab import HistoryTab
@@ -255,6 +256,7 @@ class MainWindow(QMainWindow):
         self.live.set_model(inspector)
         self.review.set_inspector(inspector)
         self.history.set_inspector(inspector)
+        self.evaluate.set_loaded_model(str(inspector.path))
         name = Path(inspector.path).name
         self.setWindowTitle(f"{inspector.meta.product} · {name} — {TITLE}")
         self.status.set_model(f"{inspector.meta.product} ({name})")
@@ -296,15 +298,15 @@ class MainWindow(QMainWindow):
         """A calibrated threshold was stored: reload that model if it is the one on the line."""
         inspector = self.station.inspector
         if inspector is not None and Path(inspector.path).resolve() == Path(path).resolve():
-            self.access.record(ChangeKind.THRESHOLD, f"{inspector.meta.threshold:.4f} in {Path(path).name}", f"{threshold:.4f} stored")
+            self.access.record(ChangeKind.THRESHOLD, f"{format_threshold(inspector.meta.threshold)} in {Path(path).name}", f"{format_threshold(threshold)} stored")
             self.open_model(path)
-        self.show_message(f"Threshold {threshold:.4f} stored in {Path(path).name}.", "info")
+        self.show_message(f"Threshold {format_threshold(threshold)} stored in {Path(path).name}.", "info")
 
     def _on_threshold_changed(self, value: float) -> None:
         """Apply the decision threshold to later frames; re-judge the frame on screen and the reviewed files."""
         inspector = self.station.inspector
         if inspector is not None and inspector.thresholds.decision != value:
-            self.access.record_settled(ChangeKind.THRESHOLD, f"{inspector.thresholds.decision:.4f}", f"{value:.4f}")
+            self.access.record_settled(ChangeKind.THRESHOLD, format_threshold(inspector.thresholds.decision), format_threshold(value))
         self.station.set_threshold(value)
         self.live.counters.set_threshold(value)
         self.live.rejudge(inspector)

@@ -50,8 +50,8 @@ def test_operator_mode_hides_model_thresholds_training_and_source_choice(loaded_
 def test_model_and_threshold_changes_are_audited_with_who_and_old_and_new(loaded_window, model_file, qtbot):
     w = loaded_window
     old = w.station.inspector.thresholds.decision
-    w.model_panel.threshold.slider.setValue(700)
-    w.model_panel.threshold.slider.setValue(720)  # one drag: one audit row, from where it started to where it ended
+    w.model_panel.threshold.slider.setValue(7000)
+    w.model_panel.threshold.slider.setValue(7200)  # one drag: one audit row, from where it started to where it ended
     w.access.flush()
     changes = w.results.changes()
     kinds = [c.what.value for c in changes]

@@ -175,7 +175,7 @@ def test_threshold_slider_rejudges_the_reviewed_files_and_moving_back_restores_t
         table = list(csv.DictReader(f))
     assert len(table) == 6 and all(json.loads(r["boxes"]) for r in table) and {r["threshold"] for r in table} == {"0.000000"}
 
-    w.model_panel.threshold.slider.setValue(700)  # a step away...
+    w.model_panel.threshold.slider.setValue(7000)  # a step away...
     w.model_panel.reset_threshold.click()  # ...and back to the model's own threshold: the review as it ran
     assert {r.path: (r.verdict, r.boxes) for r in review.model.rows} == as_run  # boxes are back, none lost
     assert "0 verdict(s) differ from the review" in review.progress_label.text()

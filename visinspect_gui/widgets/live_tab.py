@@ -9,6 +9,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 from engine.inference.live import LiveResult
 from engine.types import Inspection
+from visinspect_gui.widgets.common import format_threshold
 from visinspect_gui.widgets.counters import CountersPanel
 from visinspect_gui.widgets.model_panel import NO_IMAGENET_NOTE
 from visinspect_gui.widgets.verdict_banner import VerdictBanner
@@ -81,7 +82,7 @@ class LiveTab(QWidget):
             self._counting = key
             self.counters.reset()
             self.counters.set_threshold(insp.thresholds.decision)
-            self.counters.set_scope(f"{model_name(insp)} · threshold {insp.thresholds.decision:.4f}", self.source)
+            self.counters.set_scope(f"{model_name(insp)} · threshold {format_threshold(insp.thresholds.decision)}", self.source)
         self.counters.add(insp.verdict, insp.p_anomaly, fps=result.fps, latency_ms=result.latency_ms)
         if self._pending is None:
             QTimer.singleShot(0, self._draw_pending)
@@ -102,7 +103,7 @@ class LiveTab(QWidget):
         """The banner and, beside it, the model, threshold and source that produced the verdict."""
         insp, result = self.shown, self.result
         self.banner.show_inspection(insp, latency_ms=result.latency_ms, item=item_label(result))
-        self.context.setText(f"Judged by {model_name(insp)} at threshold {insp.threshold:.4f}\nSource: {self.source}")
+        self.context.setText(f"Judged by {model_name(insp)} at threshold {format_threshold(insp.threshold)}\nSource: {self.source}")
         self.context.setToolTip(f"{insp.model.path}\nsha256 {insp.model.sha256}")
 
     def show_no_verdict(self, title: str, reason: str, *, keep_image: bool = True) -> None:

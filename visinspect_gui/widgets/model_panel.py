@@ -22,7 +22,7 @@ from PySide6.QtWidgets import (
 
 from engine.modelfile import MODEL_SUFFIX, list_models
 from engine.paths import weights_dir
-from visinspect_gui.widgets.common import Card
+from visinspect_gui.widgets.common import THRESHOLD_DECIMALS, Card
 from visinspect_gui.widgets.viewer import COLORMAPS
 from visinspect_gui.workers import Latest, call
 
@@ -124,7 +124,7 @@ class ModelPanel(Card):
         grid = QGridLayout()
         grid.setHorizontalSpacing(8)
         grid.setVerticalSpacing(6)
-        self.threshold = _Slider(1000, "{:.3f}")
+        self.threshold = _Slider(10_000, f"{{:.{THRESHOLD_DECIMALS}f}}")  # a calibrated 0.5136 is shown and kept exactly
         self.threshold.setToolTip("p(anomaly) at or above this is ANOMALY; applies from the next frame")
         self.threshold.slider.valueChanged.connect(self._on_threshold_moved)
         self.reset_threshold = QPushButton("Default")

@@ -6,7 +6,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from engine.types import Inspection, Verdict
-from visinspect_gui.widgets.common import set_prop
+from visinspect_gui.widgets.common import format_threshold, set_prop
 
 
 class VerdictBanner(QFrame):
@@ -44,7 +44,7 @@ class VerdictBanner(QFrame):
     def show_inspection(self, inspection: Inspection, *, latency_ms: float | None = None, item: str = "") -> None:
         """Show a verdict with its anomaly probability, the threshold it was judged at, and the latency."""
         self.verdict_label.setText(inspection.verdict.value)
-        parts = [f"p(anomaly) {inspection.p_anomaly:.3f}", f"threshold {inspection.threshold:.2f}"]
+        parts = [f"p(anomaly) {inspection.p_anomaly:.3f}", f"threshold {format_threshold(inspection.threshold)}"]
         if latency_ms is not None:
             parts.append(f"{latency_ms:.0f} ms")
         self.detail_label.setText("  ·  ".join(parts))
