@@ -307,7 +307,8 @@ class TrainTab(QWidget):
 
     def _on_export_clicked(self) -> None:
         if self.result is not None:
-            self.results.ask_and_export(Path(self.saved_path or Path.home() / "x").with_name(f"{self.result.meta.product}-report.html"))
+            folder = Path(self.saved_path).parent if self.saved_path else Path.home()
+            self.results.ask_and_export(folder / f"{self.result.meta.product}-report.html")
 
     def _on_exported(self, path: str) -> None:
         self.export_button.setEnabled(self.result is not None)
