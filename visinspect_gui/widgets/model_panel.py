@@ -144,8 +144,8 @@ class ModelPanel(Card):
         self.opacity.slider.valueChanged.connect(lambda _v: self.overlay_changed.emit())
         self.scale_combo = QComboBox()
         self.scale_combo.setObjectName("HeatScaleCombo")
-        self.scale_combo.addItem("Absolute", HeatScale.ABSOLUTE)
-        self.scale_combo.addItem("Per image", HeatScale.PER_IMAGE)
+        self.scale_combo.addItem("Absolute", HeatScale.ABSOLUTE.value)
+        self.scale_combo.addItem("Per image", HeatScale.PER_IMAGE.value)
         self.scale_combo.setToolTip(
             "Absolute: colours and box labels on the model's scale, measured on good and defective parts "
             "(a good part stays cool). Per image: each image stretched so its hottest point is red."
@@ -192,7 +192,7 @@ class ModelPanel(Card):
     @property
     def heat_scale(self) -> HeatScale:
         """The scale the heatmap and box labels are shown on: the model's absolute one (default) or per image."""
-        return self.scale_combo.currentData()
+        return HeatScale.parse(self.scale_combo.currentData())
 
     @property
     def colormap(self) -> int:
