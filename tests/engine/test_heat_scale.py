@@ -15,7 +15,7 @@ from engine.inference.localize import GOOD_LEVEL, CamScale, ScaleError, full_hea
 from engine.modelfile import load_model, read_meta, save_model, update_meta
 from engine.render import annotate, render_overlay
 from engine.thresholds import Thresholds
-from engine.types import Box, HeatScale, Inspection
+from engine.types import Box, HeatScale, Inspection, RuntimeOptions
 
 
 def _parts(synthetic_dataset, label: int, n: int = 8):
@@ -122,7 +122,8 @@ def test_calibration_measures_the_scale_again_and_stores_it_with_the_threshold(t
 
     path = tmp_path / "m.safetensors"
     path.write_bytes(_old_file(trained[1], tmp_path / "old.safetensors").read_bytes())
-    events = list(calibrate_job(path, synthetic_dataset, target="balanced", stop=threading.Event()))
+    runtime = RuntimeOptions("cpu", "fp32")
+    events = list(calibrate_job(path, synthetic_dataset, target="balanced", runtime=runtime, stop=threading.Event()))
     done = events[-1]
     assert isinstance(done, CalibrationDone) and done.heat_scale is not None
     stored = read_meta(path).cam_scale
