@@ -107,7 +107,7 @@ class Box:
 
     def label(self, scale: HeatScale = HeatScale.ABSOLUTE) -> str:
         """The number drawn beside the box: its own peak on the absolute scale, or on the per-image stretch."""
-        value = self.level if scale is HeatScale.ABSOLUTE and self.level is not None else self.score
+        value = self.level if HeatScale.parse(scale) is HeatScale.ABSOLUTE and self.level is not None else self.score
         return f"{value:.2f}"
 
     @property
@@ -205,14 +205,16 @@ class Inspection:
 
     def heat_view(self, wanted: HeatScale = HeatScale.ABSOLUTE) -> HeatView:
         """How to colour this heatmap on the scale wanted; per image, saying so, when the model has no absolute scale."""
-        if wanted is HeatScale.ABSOLUTE:
+        if HeatScale.parse(wanted) is HeatScale.ABSOLUTE:
             raw = self._raw_span()
             if self.scale is not None and raw is not None:
                 lo, span = raw
                 width = self.scale.high - self.scale.low
                 caption = f"heat: absolute (good parts ≤ {self.scale.good_level:.2f}, typical defect 1.00)"
                 return HeatView(HeatScale.ABSOLUTE, span / width, (lo - self.scale.low) / width, caption)
-            why = "this model has no absolute scale" if self.scale is None else "this image's heat is not a number"
+            why = "this image's heat is not a number"
+            if self.scale is None:
+                why = "this model has no absolute scale; calibrating it adds one"
             return HeatView(HeatScale.PER_IMAGE, 1.0, 0.0, f"heat: stretched per image ({why})")
         return HeatView(HeatScale.PER_IMAGE, 1.0, 0.0, "heat: stretched per image (its hottest point is 1.00)")
 
