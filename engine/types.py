@@ -191,6 +191,7 @@ class Inspection:
     scale: CamScale | None = None  # the model's absolute heat scale; None for a model file without one
 
     def __post_init__(self) -> None:
+        """Give every region its own level on the absolute scale (any copy made with replace() gets them again)."""
         if self.scale is not None and self._raw_span() is not None:
             lo, span = self._raw_span()
             levelled = tuple(replace(b, level=self.scale.level(lo + b.score * span)) for b in self.regions)
