@@ -178,7 +178,7 @@ class Inspection:
     p_anomaly and the regions (every hot heatmap region at the box threshold) do not depend on the
     decision threshold, so `at()` re-judges an inspection at any other threshold without the model.
     With the model's absolute heat scale and the raw CAM range, every region carries its own level on
-    that scale (filled in here, so every copy of an inspection agrees).
+    that scale (filled in here for regions found without one, so every copy of an inspection agrees).
     """
 
     p_anomaly: float
@@ -191,10 +191,10 @@ class Inspection:
     scale: CamScale | None = None  # the model's absolute heat scale; None for a model file without one
 
     def __post_init__(self) -> None:
-        """Give every region its own level on the absolute scale (any copy made with replace() gets them again)."""
-        if self.scale is not None and self._raw_span() is not None:
+        """Give every region without one its own level on the absolute scale (a logged box keeps the level it had)."""
+        if self.scale is not None and self._raw_span() is not None and any(b.level is None for b in self.regions):
             lo, span = self._raw_span()
-            levelled = tuple(replace(b, level=self.scale.level(lo + b.score * span)) for b in self.regions)
+            levelled = tuple(b if b.level is not None else replace(b, level=self.scale.level(lo + b.score * span)) for b in self.regions)
             object.__setattr__(self, "regions", levelled)
 
     def _raw_span(self) -> tuple[float, float] | None:
