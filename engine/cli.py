@@ -287,6 +287,8 @@ def cmd_calibrate(args) -> int:
             for note in event.notes:
                 print(f"note: {note}")
             print(f"{event.calibration}\n  scored in         {event.precision} (the precision the line runs at this threshold)")
+            if event.heat_scale is not None:
+                print(f"  heat scale        good parts <= {event.heat_scale.good_level:.2f}, a typical defect 1.00 (absolute heatmaps)")
             if event.stored:
                 print(f"stored threshold {event.calibration.threshold:.4f} in {event.model_path} (it was {event.previous_threshold:.4f}); "
                       "a station that has this model loaded uses it once it loads the model again")  # fmt: skip

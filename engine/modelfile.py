@@ -17,7 +17,7 @@ from safetensors.torch import save_file
 from engine import __version__
 from engine.data.preprocess import Preprocess
 from engine.errors import ModelFileError
-from engine.inference.localize import DEFAULT_BOX_THRESHOLD, DEFAULT_MIN_AREA_FRACTION
+from engine.inference.localize import DEFAULT_BOX_THRESHOLD, DEFAULT_MIN_AREA_FRACTION, CamScale
 from engine.model import BACKBONES, VGG16CAM, empty_model
 from engine.thresholds import Thresholds
 from engine.types import CLASS_NAMES, ModelRef
@@ -46,6 +46,7 @@ class ModelMeta:
     training: dict = field(default_factory=dict)
     metrics: dict = field(default_factory=dict)
     calibration: dict = field(default_factory=dict)
+    heat_scale: dict = field(default_factory=dict)  # CamScale.to_dict(); empty in files made before absolute heatmaps
     architecture: str = ARCHITECTURE
     format_version: int = FORMAT_VERSION
     engine_version: str = __version__
@@ -63,6 +64,11 @@ class ModelMeta:
     def thresholds(self) -> Thresholds:
         """The decision threshold, box threshold and minimum box area stored in the file, as one Thresholds."""
         return Thresholds.of(self)
+
+    @property
+    def cam_scale(self) -> CamScale | None:
+        """The absolute heat scale stored with the model, or None (older files: heatmaps are stretched per image)."""
+        return CamScale.from_dict(self.heat_scale)
 
     def preprocessing(self) -> Preprocess:
         return Preprocess.from_dict(self.preprocess)
@@ -102,6 +108,7 @@ class ModelMeta:
         try:
             meta = cls(**{k: v for k, v in d.items() if k in known})
             meta.preprocessing()
+            CamScale.from_dict(meta.heat_scale)  # a damaged scale is a damaged file, said on load
         except (TypeError, KeyError, ValueError) as exc:
             raise ModelFileError(f"{name}: model metadata is incomplete ({exc})") from None
         return replace(meta, class_names=tuple(meta.class_names))

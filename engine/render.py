@@ -10,7 +10,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from engine.types import Box, Inspection
+from engine.types import HeatScale, Inspection
 
 BOX_COLOUR = (255, 40, 40)  # RGB
 
@@ -29,22 +29,37 @@ def render_overlay(
     show_heatmap: bool = True,
     show_boxes: bool = True,
     colormap: int = cv2.COLORMAP_JET,
+    heat_scale: HeatScale = HeatScale.ABSOLUTE,
+    caption: bool = False,
 ) -> np.ndarray:
-    """RGB uint8 image with the heatmap blended at `opacity` and each box outlined and labelled."""
+    """RGB uint8 image with the heatmap blended at `opacity` on heat_scale, each box outlined and labelled on it,
+    and (with caption) the scale in use written in the bottom-left corner."""
     out = image.copy()
+    view = inspection.heat_view(heat_scale)
     if show_heatmap and opacity > 0 and inspection.heatmap.shape == image.shape[:2]:
-        out = cv2.addWeighted(colorize(inspection.heatmap, colormap), float(opacity), out, 1.0 - float(opacity), 0)
+        heat = colorize(view.apply(inspection.heatmap), colormap)
+        out = cv2.addWeighted(heat, float(opacity), out, 1.0 - float(opacity), 0)
+    scale = max(0.35, max(image.shape[:2]) / 900)
     if show_boxes:
         thick = max(1, round(max(image.shape[:2]) / 250))
-        scale = max(0.35, max(image.shape[:2]) / 900)
         for box in inspection.boxes:
             cv2.rectangle(out, (box.x0, box.y0), (box.x1 - 1, box.y1 - 1), BOX_COLOUR, thick, cv2.LINE_AA)
-            label = f"{box.score:.2f}"
+            label = box.label(view.scale)
             (tw, th), base = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
             y = box.y0 - 3 if box.y0 - th - 4 >= 0 else min(box.y1 + th + 3, image.shape[0] - 2)
             cv2.rectangle(out, (box.x0, y - th - 2), (box.x0 + tw + 4, y + base - 1), BOX_COLOUR, -1)
             cv2.putText(out, label, (box.x0 + 2, y - 1), cv2.FONT_HERSHEY_SIMPLEX, scale, (255, 255, 255), 1, cv2.LINE_AA)
+    if caption:
+        _caption(out, view.caption.replace("≤", "<="), scale)  # Hershey fonts draw ASCII only
     return out
+
+
+def _caption(out: np.ndarray, text: str, scale: float) -> None:
+    """The heat scale in use, written small in the bottom-left corner on a dark strip."""
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    y = out.shape[0] - base - 3
+    cv2.rectangle(out, (0, y - th - 3), (min(out.shape[1], tw + 6), out.shape[0]), (20, 20, 20), -1)
+    cv2.putText(out, text, (3, y), cv2.FONT_HERSHEY_SIMPLEX, scale, (235, 235, 235), 1, cv2.LINE_AA)
 
 
 def encode_image(path_suffix: str, image: np.ndarray, *, quality: int = 90) -> bytes:
@@ -59,8 +74,11 @@ def encode_image(path_suffix: str, image: np.ndarray, *, quality: int = 90) -> b
 MIN_ANNOTATED_SIDE = 512  # small images are enlarged before drawing so box labels stay legible
 
 
-def annotate(image: np.ndarray, inspection: Inspection, *, opacity: float = 0.4, colormap: int = cv2.COLORMAP_JET) -> np.ndarray:
-    """The image with heatmap and labelled boxes drawn in, enlarged first (nearest whole factor) when it is small."""
+def annotate(
+    image: np.ndarray, inspection: Inspection, *, opacity: float = 0.4, colormap: int = cv2.COLORMAP_JET,
+    heat_scale: HeatScale = HeatScale.ABSOLUTE,
+) -> np.ndarray:
+    """The image with heatmap, labelled boxes and the heat scale's caption drawn in, enlarged first when it is small."""
     side = max(image.shape[:2])
     if side < MIN_ANNOTATED_SIDE:
         k = math.ceil(MIN_ANNOTATED_SIDE / side)
@@ -69,9 +87,9 @@ def annotate(image: np.ndarray, inspection: Inspection, *, opacity: float = 0.4,
         inspection = replace(
             inspection,
             heatmap=cv2.resize(inspection.heatmap, (w * k, h * k), interpolation=cv2.INTER_LINEAR),
-            regions=tuple(Box(b.x0 * k, b.y0 * k, b.x1 * k, b.y1 * k, b.score) for b in inspection.regions),
+            regions=tuple(replace(b, x0=b.x0 * k, y0=b.y0 * k, x1=b.x1 * k, y1=b.y1 * k) for b in inspection.regions),
         )
-    return render_overlay(image, inspection, opacity=opacity, colormap=colormap)
+    return render_overlay(image, inspection, opacity=opacity, colormap=colormap, heat_scale=heat_scale, caption=True)
 
 
 def annotated_name(path: str | os.PathLike, root: str | os.PathLike | None, inspection: Inspection) -> str:

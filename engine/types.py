@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:
+    from engine.inference.localize import CamScale
     from engine.thresholds import Thresholds
 
 # Numeric precisions an Inspector runs in (engine.inference.runtime says how auto picks one).
@@ -59,6 +60,40 @@ class JobOutcome(str, Enum):
         return self.value
 
 
+class HeatScale(str, Enum):
+    """How a heatmap is coloured: against the model's absolute scale (good parts cool), or stretched per image."""
+
+    ABSOLUTE = "absolute"
+    PER_IMAGE = "per_image"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @classmethod
+    def parse(cls, text: str | HeatScale) -> HeatScale:
+        """'absolute' or 'per_image' (any case, '-' or '_') -> HeatScale; ValueError naming the allowed values."""
+        try:
+            return cls(str(text).lower().replace("-", "_"))
+        except ValueError:
+            raise ValueError(f"heat scale must be one of {', '.join(v.value for v in cls)}; got {text!r}") from None
+
+
+@dataclass(frozen=True)
+class HeatView:
+    """How an inspection's heatmap is shown: colour = clip(heatmap * gain + offset, 0, 1), on `scale`, said in `caption`."""
+
+    scale: HeatScale
+    gain: float
+    offset: float
+    caption: str
+
+    def apply(self, heatmap: np.ndarray) -> np.ndarray:
+        """The heatmap on this view's scale, float32 0..1."""
+        if self.gain == 1.0 and self.offset == 0.0:
+            return heatmap
+        return np.clip(heatmap * np.float32(self.gain) + np.float32(self.offset), 0.0, 1.0).astype(np.float32)
+
+
 @dataclass(frozen=True)
 class Box:
     """One hot heatmap region, in original-image pixels (x0, y0 inclusive; x1, y1 exclusive)."""
@@ -67,7 +102,13 @@ class Box:
     y0: int
     x1: int
     y1: int
-    score: float  # peak normalised heatmap value inside the region, 0..1
+    score: float  # peak normalised heatmap value inside the region, 0..1 (the image's own peak is 1)
+    level: float | None = None  # the same peak on the model's absolute heat scale (may pass 1); None without one
+
+    def label(self, scale: HeatScale = HeatScale.ABSOLUTE) -> str:
+        """The number drawn beside the box: its own peak on the absolute scale, or on the per-image stretch."""
+        value = self.level if HeatScale.parse(scale) is HeatScale.ABSOLUTE and self.level is not None else self.score
+        return f"{value:.2f}"
 
     @property
     def width(self) -> int:
@@ -78,12 +119,15 @@ class Box:
         return self.y1 - self.y0
 
     def as_list(self) -> list:
-        return [self.x0, self.y0, self.x1, self.y1, round(self.score, 4)]
+        """[x0, y0, x1, y1, score] and, when the box has one, its absolute level."""
+        head = [self.x0, self.y0, self.x1, self.y1, round(self.score, 4)]
+        return head if self.level is None else [*head, round(self.level, 4)]
 
     @classmethod
     def from_list(cls, values) -> Box:
-        """The inverse of as_list (as stored in CSV files and the results log)."""
-        return cls(int(values[0]), int(values[1]), int(values[2]), int(values[3]), float(values[4]))
+        """The inverse of as_list (as stored in CSV files and the results log; the 5-number form of older logs too)."""
+        level = float(values[5]) if len(values) > 5 and values[5] is not None else None
+        return cls(int(values[0]), int(values[1]), int(values[2]), int(values[3]), float(values[4]), level)
 
 
 @dataclass(frozen=True)
@@ -133,14 +177,47 @@ class Inspection:
 
     p_anomaly and the regions (every hot heatmap region at the box threshold) do not depend on the
     decision threshold, so `at()` re-judges an inspection at any other threshold without the model.
+    With the model's absolute heat scale and the raw CAM range, every region carries its own level on
+    that scale (filled in here for regions found without one, so every copy of an inspection agrees).
     """
 
     p_anomaly: float
     thresholds: Thresholds
-    heatmap: np.ndarray  # float32 HxW in [0, 1], original image size, min-max normalised
+    heatmap: np.ndarray  # float32 HxW in [0, 1], original image size, min-max normalised (the founding map)
     regions: tuple[Box, ...]  # hot regions at thresholds.box, biggest peak first, whatever the verdict
     model: ModelRef = IN_MEMORY
     timings: Timings = field(default_factory=Timings)
+    cam_range: tuple[float, float] | None = None  # the raw CAM values the heatmap's 0 and 1 stand for
+    scale: CamScale | None = None  # the model's absolute heat scale; None for a model file without one
+
+    def __post_init__(self) -> None:
+        """Give every region without one its own level on the absolute scale (a logged box keeps the level it had)."""
+        if self.scale is not None and self._raw_span() is not None and any(b.level is None for b in self.regions):
+            lo, span = self._raw_span()
+            levelled = tuple(b if b.level is not None else replace(b, level=self.scale.level(lo + b.score * span)) for b in self.regions)
+            object.__setattr__(self, "regions", levelled)
+
+    def _raw_span(self) -> tuple[float, float] | None:
+        """(raw value of heatmap 0, raw span of heatmap 0..1), or None when the map's raw range is unknown."""
+        if self.cam_range is None:
+            return None
+        lo, hi = self.cam_range
+        return (lo, hi - lo) if np.isfinite(lo) and np.isfinite(hi) else None
+
+    def heat_view(self, wanted: HeatScale = HeatScale.ABSOLUTE) -> HeatView:
+        """How to colour this heatmap on the scale wanted; per image, saying so, when the model has no absolute scale."""
+        if HeatScale.parse(wanted) is HeatScale.ABSOLUTE:
+            raw = self._raw_span()
+            if self.scale is not None and raw is not None:
+                lo, span = raw
+                width = self.scale.high - self.scale.low
+                caption = f"heat: absolute (good parts ≤ {self.scale.good_level:.2f}, typical defect 1.00)"
+                return HeatView(HeatScale.ABSOLUTE, span / width, (lo - self.scale.low) / width, caption)
+            why = "this image's heat is not a number"
+            if self.scale is None:
+                why = "this model has no absolute scale; calibrating it adds one"
+            return HeatView(HeatScale.PER_IMAGE, 1.0, 0.0, f"heat: stretched per image ({why})")
+        return HeatView(HeatScale.PER_IMAGE, 1.0, 0.0, "heat: stretched per image (its hottest point is 1.00)")
 
     @property
     def verdict(self) -> Verdict:

@@ -323,7 +323,9 @@ class MainWindow(QMainWindow):
     def _on_overlay_changed(self) -> None:
         """Redraw both viewers with the heatmap switch, opacity and colour map chosen."""
         mp = self.model_panel
-        self.live.viewer.set_overlay(heatmap_on=mp.heatmap_on, opacity=mp.heatmap_opacity, colormap=mp.colormap)
+        self.live.viewer.set_overlay(
+            heatmap_on=mp.heatmap_on, opacity=mp.heatmap_opacity, colormap=mp.colormap, heat_scale=mp.heat_scale
+        )
         self.review.set_overlay(heatmap_on=mp.heatmap_on, opacity=mp.heatmap_opacity, colormap=mp.colormap)
 
     def _on_demo_ready(self, ready) -> None:

@@ -231,9 +231,14 @@ def store_calibration(
     source: str = "",
     data: str = "",
     precision: str = "",
+    heat_scale=None,
 ):
-    """Write the threshold and its calibration record into the model file; returns the new ModelMeta."""
+    """Write the threshold, its calibration record and (when given) the absolute heat scale into the model file.
+
+    heat_scale: a CamScale measured on the same images; returns the new ModelMeta.
+    """
     from engine.modelfile import update_meta
 
     record = {**calibration_record(calibration, table=table, source=source, data=data), "precision": precision}
-    return update_meta(model_path, threshold=float(calibration.threshold), calibration=record)
+    scale = {} if heat_scale is None else {"heat_scale": heat_scale.to_dict()}
+    return update_meta(model_path, threshold=float(calibration.threshold), calibration=record, **scale)

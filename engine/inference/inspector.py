@@ -17,7 +17,7 @@ import torch
 from engine.data.decode import read_image
 from engine.errors import VisInspectError
 from engine.inference.device import decode_workers, share_cpu_with_torch
-from engine.inference.localize import full_heatmap
+from engine.inference.localize import CamScale, full_heatmap_and_range
 from engine.inference.runtime import Runtime, choose_runtime
 from engine.inference.trace_gate import GATE
 from engine.modelfile import LoadedModel, ModelMeta, load_model
@@ -78,6 +78,7 @@ class Inspector:
             torch.backends.cudnn.benchmark = True  # fixed input size: let cuDNN pick its fastest kernels once
         self.preprocess = loaded.meta.preprocessing()
         self.thresholds = Thresholds.of(loaded.meta)
+        self.scale: CamScale | None = loaded.meta.cam_scale  # the absolute heat scale, when the file has one
         self.ref: ModelRef = loaded.ref
         self._amp_dtype = _AMP_DTYPES[runtime.precision]
         self._net = self.model  # the module forward() runs
@@ -153,7 +154,7 @@ class Inspector:
     ) -> Inspection:
         """One image's raw output -> full-size normalised heatmap, its regions, and the verdict at thresholds."""
         thresholds = self.thresholds if thresholds is None else thresholds
-        heatmap = full_heatmap(cam, shape[0], shape[1])
+        heatmap, cam_range = full_heatmap_and_range(cam, shape[0], shape[1])
         return Inspection(
             p_anomaly=float(p_anomaly),
             thresholds=thresholds,
@@ -161,6 +162,8 @@ class Inspector:
             regions=thresholds.regions(heatmap),
             model=self.ref,
             timings=timings,
+            cam_range=cam_range,
+            scale=self.scale,
         )
 
     def _run_model(self, resized: np.ndarray) -> tuple[ModelOutput, float]:
@@ -278,6 +281,19 @@ class Inspector:
         finally:
             if model_pool is not None:
                 model_pool.shutdown(wait=True)
+
+
+class RecordingInspector(Inspector):
+    """An Inspector that keeps every raw CAM it computes, in order: an evaluation's maps, to measure a heat scale from."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.cams: list[np.ndarray] = []
+
+    def forward(self, batch: torch.Tensor) -> ModelOutput:
+        out = super().forward(batch)
+        self.cams.extend(out.cams)
+        return out
 
 
 def _check_image(image: np.ndarray) -> np.ndarray:

@@ -23,7 +23,8 @@ from engine.evaluation.calibrate import (
     store_calibration,
 )
 from engine.evaluation.evaluate import evaluate_loaded, evaluation_samples, scores_arrays
-from engine.inference.inspector import Inspector
+from engine.inference.inspector import RecordingInspector
+from engine.inference.localize import CamScale, ScaleError, measure_cam_scale
 from engine.inference.runtime import choose_runtime
 from engine.jobs.evaluate import LoadProgress, dataset_for, load_chosen
 from engine.modelfile import load_model
@@ -53,6 +54,7 @@ class CalibrationDone:
     previous_threshold: float
     stored: bool  # False on a dry run
     notes: tuple[str, ...] = ()  # each change of precision on the way, in words
+    heat_scale: CamScale | None = None  # the absolute heat scale measured on the same images (stored with the threshold)
 
 
 def calibrate_job(
@@ -87,11 +89,14 @@ def calibrate_job(
         else:
             yield item
     scores: dict[str, tuple] = {}
+    cams: dict[str, list] = {}  # the raw CAMs of the images per precision, for the heat scale
 
     def scored(runtime_now):
         """(labels, p) of the images in a precision, scoring them first if needed."""
         if runtime_now.precision not in scores:
-            scores[runtime_now.precision] = scores_arrays(evaluate_loaded(Inspector(loaded, runtime_now), data, stop=stop))
+            inspector = RecordingInspector(loaded, runtime_now)
+            scores[runtime_now.precision] = scores_arrays(evaluate_loaded(inspector, data, stop=stop))
+            cams[runtime_now.precision] = inspector.cams
         return scores[runtime_now.precision]
 
     def choose(runtime_now, at: float | None = threshold) -> Calibration:
@@ -119,6 +124,14 @@ def calibrate_job(
         notes.append(f"the precision did not settle; the threshold was chosen on {chosen.precision}'s scores")
     labels, probs = scores[chosen.precision]
     table = tuple(calibration_table(labels, probs))
+    try:
+        scale = measure_cam_scale(cams[chosen.precision], labels, source=f"{choice.how} at calibration")
+    except ScaleError:
+        scale = None  # the images cannot give one: the model keeps the scale it has
     if not dry_run:
-        store_calibration(model_path, result, table=table, source=choice.how, data=str(Path(data_dir)), precision=chosen.precision)
-    yield CalibrationDone(result, table, chosen.precision, choice.how, str(model_path), float(meta.threshold), not dry_run, tuple(notes))
+        store_calibration(
+            model_path, result, table=table, source=choice.how, data=str(Path(data_dir)), precision=chosen.precision, heat_scale=scale
+        )
+    yield CalibrationDone(
+        result, table, chosen.precision, choice.how, str(model_path), float(meta.threshold), not dry_run, tuple(notes), scale
+    )

@@ -18,7 +18,8 @@ from engine.errors import Cancelled, DatasetError
 from engine.evaluation.evaluate import evaluate_loaded
 from engine.evaluation.metrics import EvalReport
 from engine.inference.device import resolve_device
-from engine.inference.inspector import Inspector
+from engine.inference.inspector import RecordingInspector
+from engine.inference.localize import ScaleError, measure_cam_scale
 from engine.inference.runtime import choose_runtime, with_int8_check
 from engine.model import VGG16CAM, build_model
 from engine.modelfile import LoadedModel, ModelMeta
@@ -281,15 +282,27 @@ def train(
     in_memory = with_int8_check(LoadedModel(model, meta, Path("<in memory>"), "", calibration), test_data.images)
     _check_stop(stop)
     chosen = choose_runtime(in_memory, runtime or RuntimeOptions(device=str(device)))
-    report = evaluate_loaded(Inspector(in_memory, chosen), test_data, batch_size=config.batch_size, stop=stop)
+    inspector = RecordingInspector(in_memory, chosen)
+    report = evaluate_loaded(inspector, test_data, batch_size=config.batch_size, stop=stop)
     _check_stop(stop)
     meta = replace(
-        in_memory.meta, metrics=report.metrics(), training={**in_memory.meta.training, "evaluated_in": chosen.precision}
+        in_memory.meta,
+        metrics=report.metrics(),
+        training={**in_memory.meta.training, "evaluated_in": chosen.precision},
+        heat_scale=_heat_scale(inspector.cams, [s.label for s in test_data.samples], f"{len(test_data.samples)} held-out images at training"),
     )
     model.to(memory_format=torch.contiguous_format)
     yield TrainResult(
         model, meta, report, tuple(history), skipped, time.perf_counter() - t_start, calibration, chosen.precision, chosen.note
     )
+
+
+def _heat_scale(cams, labels, source: str) -> dict:
+    """The absolute heat scale measured on the held-out maps, as stored in the model file; empty when they cannot give one."""
+    try:
+        return measure_cam_scale(cams, labels, source=source).to_dict()
+    except ScaleError:  # e.g. a held-out split without defective images: heatmaps stay stretched per image
+        return {}
 
 
 def fit(

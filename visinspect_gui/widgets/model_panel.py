@@ -22,6 +22,7 @@ from PySide6.QtWidgets import (
 
 from engine.modelfile import MODEL_SUFFIX, list_models
 from engine.paths import weights_dir
+from engine.types import HeatScale
 from visinspect_gui.widgets.common import THRESHOLD_DECIMALS, Card
 from visinspect_gui.widgets.viewer import COLORMAPS
 from visinspect_gui.workers import Latest, call
@@ -68,7 +69,7 @@ class ModelPanel(Card):
     model_requested = Signal(str)  # path of a model file to load
     threshold_changed = Signal(float)
     box_threshold_changed = Signal(float)
-    overlay_changed = Signal()  # heatmap on/off, opacity or colour map
+    overlay_changed = Signal()  # heatmap on/off, opacity, colour map or heat scale
     models_found = Signal(int)  # how many loadable model files the last scan listed
 
     def __init__(self, parent: QWidget | None = None, *, folder: Path | None = None) -> None:
@@ -143,6 +144,15 @@ class ModelPanel(Card):
         self.opacity = _Slider(100, "{:.0%}")
         self.opacity.set_value(0.45, quiet=True)
         self.opacity.slider.valueChanged.connect(lambda _v: self.overlay_changed.emit())
+        self.scale_combo = QComboBox()
+        self.scale_combo.setObjectName("HeatScaleCombo")
+        self.scale_combo.addItem("Absolute", HeatScale.ABSOLUTE.value)
+        self.scale_combo.addItem("Per image", HeatScale.PER_IMAGE.value)
+        self.scale_combo.setToolTip(
+            "Absolute: colours and box labels on the model's scale, measured on good and defective parts "
+            "(a good part stays cool). Per image: each image stretched so its hottest point is red."
+        )
+        self.scale_combo.currentIndexChanged.connect(lambda _i: self.overlay_changed.emit())
         grid.addWidget(QLabel("Decision threshold"), 0, 0, 1, 2)
         grid.addWidget(self.threshold, 1, 0)
         grid.addWidget(self.reset_threshold, 1, 1)
@@ -156,6 +166,11 @@ class ModelPanel(Card):
         grid.addLayout(overlay, 4, 0, 1, 2)
         grid.addWidget(QLabel("Heatmap opacity"), 5, 0, 1, 2)
         grid.addWidget(self.opacity, 6, 0, 1, 2)
+        scale_row = QHBoxLayout()
+        scale_row.addWidget(QLabel("Heatmap scale"))
+        scale_row.addStretch(1)
+        scale_row.addWidget(self.scale_combo)
+        grid.addLayout(scale_row, 7, 0, 1, 2)
         self.body.addLayout(grid)
         self.set_controls_enabled(False)
 
@@ -175,6 +190,11 @@ class ModelPanel(Card):
     def heatmap_opacity(self) -> float:
         """How strongly the heatmap is blended in, 0..1."""
         return self.opacity.value()
+
+    @property
+    def heat_scale(self) -> HeatScale:
+        """The scale the heatmap and box labels are shown on: the model's absolute one (default) or per image."""
+        return HeatScale.parse(self.scale_combo.currentData())
 
     @property
     def colormap(self) -> int:

@@ -9,7 +9,7 @@ from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QGraphicsRectItem, QLabel, QWidget
 
-from engine.types import Inspection
+from engine.types import HeatScale, Inspection
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
 
@@ -18,11 +18,13 @@ BOX_COLOUR = QColor(255, 64, 64)
 BACKGROUND = "#111316"
 
 
-def blend_heatmap(image: np.ndarray, heatmap: np.ndarray, *, opacity: float, colormap: int) -> np.ndarray:
-    """RGB uint8 image with the [0, 1] heatmap colour-mapped and blended in at opacity."""
+def blend_heatmap(
+    image: np.ndarray, heatmap: np.ndarray, *, opacity: float, colormap: int, gain: float = 1.0, offset: float = 0.0
+) -> np.ndarray:
+    """RGB uint8 image with the heatmap (on its scale: heatmap * gain + offset, clipped to 0..1) colour-mapped and blended in."""
     if opacity <= 0 or heatmap.shape != image.shape[:2]:
         return image
-    u8 = np.clip(np.nan_to_num(heatmap) * 255.0, 0, 255).astype(np.uint8)
+    u8 = np.clip(np.nan_to_num(heatmap) * np.float32(255.0 * gain) + np.float32(255.0 * offset), 0, 255).astype(np.uint8)
     colour = cv2.cvtColor(cv2.applyColorMap(u8, colormap), cv2.COLOR_BGR2RGB)
     return cv2.addWeighted(colour, float(opacity), image, 1.0 - float(opacity), 0)
 
@@ -40,6 +42,7 @@ class ImageViewer(pg.GraphicsView):
         self.heatmap_on = True
         self.opacity = 0.45
         self.colormap = cv2.COLORMAP_JET
+        self.heat_scale = HeatScale.ABSOLUTE  # wanted; a model without an absolute scale is shown per image, said in the caption
         self.image: np.ndarray | None = None  # the frame as given (RGB uint8)
         self.inspection: Inspection | None = None
         self.composite: np.ndarray | None = None  # what is on screen: frame + heatmap
@@ -48,6 +51,11 @@ class ImageViewer(pg.GraphicsView):
         self._placeholder.setObjectName("ViewerPlaceholder")
         self._placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self._placeholder.setWordWrap(True)
+        self.caption = QLabel(self)  # which heat scale the colours and box labels are on
+        self.caption.setObjectName("HeatCaption")
+        self.caption.setStyleSheet("background: rgba(17, 19, 22, 190); color: #e6e6e6; padding: 1px 4px;")
+        self.caption.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
+        self.caption.hide()
 
     # -- public --------------------------------------------------------------------------------
 
@@ -80,8 +88,13 @@ class ImageViewer(pg.GraphicsView):
         """Draw these boxes over the current frame (e.g. boxes logged with a saved frame)."""
         self._draw_boxes(tuple(boxes))
 
-    def set_overlay(self, *, heatmap_on: bool | None = None, opacity: float | None = None, colormap: int | None = None) -> None:
-        """Change how the heatmap is drawn and redraw."""
+    def set_overlay(
+        self, *, heatmap_on: bool | None = None, opacity: float | None = None, colormap: int | None = None,
+        heat_scale: HeatScale | None = None,
+    ) -> None:
+        """Change how the heatmap is drawn (and on which scale) and redraw."""
+        if heat_scale is not None:
+            self.heat_scale = HeatScale.parse(heat_scale)
         if heatmap_on is not None:
             self.heatmap_on = heatmap_on
         if opacity is not None:
@@ -96,6 +109,7 @@ class ImageViewer(pg.GraphicsView):
         self.image = self.inspection = self.composite = None
         self.image_item.clear()
         self._draw_boxes(())
+        self.caption.hide()
         self._placeholder.show()
 
     def fit(self) -> None:
@@ -107,16 +121,34 @@ class ImageViewer(pg.GraphicsView):
     # -- drawing -------------------------------------------------------------------------------
 
     def _render(self) -> None:
-        """Compose frame and heatmap, put it on screen, and place the boxes."""
+        """Compose frame and heatmap, put it on screen, place the boxes and say which heat scale they are on."""
         image, inspection = self.image, self.inspection
-        if inspection is not None and self.heatmap_on:
-            image = blend_heatmap(image, inspection.heatmap, opacity=self.opacity, colormap=self.colormap)
+        view = inspection.heat_view(self.heat_scale) if inspection is not None else None
+        if view is not None and self.heatmap_on:
+            image = blend_heatmap(
+                image, inspection.heatmap, opacity=self.opacity, colormap=self.colormap, gain=view.gain, offset=view.offset
+            )
         self.composite = image
         self.image_item.setImage(image, autoLevels=False)  # no levels: uint8 RGB goes to the screen without a rescale
-        self._draw_boxes(inspection.boxes if inspection is not None else ())
+        self._draw_boxes(inspection.boxes if inspection is not None else (), view.scale if view is not None else None)
+        self._show_caption(view.caption if view is not None else "")
 
-    def _draw_boxes(self, boxes) -> None:
-        """Boxes as vector outlines with their score, crisp at any zoom (items are reused frame to frame)."""
+    def _show_caption(self, text: str) -> None:
+        """The heat scale in use, small in the bottom-left corner (elided to the viewer's width)."""
+        if not text:
+            self.caption.hide()
+            return
+        self.caption.setToolTip(text)
+        width = max(40, self.width() - 16)
+        self.caption.setText(self.caption.fontMetrics().elidedText(text, Qt.TextElideMode.ElideRight, width - 10))
+        self.caption.adjustSize()
+        self.caption.move(6, max(0, self.height() - self.caption.height() - 6))
+        self.caption.show()
+        self.caption.raise_()
+
+    def _draw_boxes(self, boxes, scale: HeatScale | None = None) -> None:
+        """Boxes as vector outlines with their own score on the scale shown, crisp at any zoom (items are reused)."""
+        scale = self.heat_scale if scale is None else scale
         pen = QPen(BOX_COLOUR, 2.5)
         pen.setCosmetic(True)
         while len(self._box_items) < len(boxes):
@@ -132,7 +164,7 @@ class ImageViewer(pg.GraphicsView):
             if i < len(boxes):
                 box = boxes[i]
                 rect.setRect(QRectF(box.x0, box.y0, box.width, box.height))
-                label.setText(f"{box.score:.2f}")
+                label.setText(box.label(scale))
                 label.setPos(box.x0, box.y0)
                 rect.show()
                 label.show()
@@ -140,10 +172,17 @@ class ImageViewer(pg.GraphicsView):
                 rect.hide()
                 label.hide()
 
+    @property
+    def box_labels(self) -> list[str]:
+        """The numbers written beside the visible boxes, in drawing order."""
+        return [label.textItem.toPlainText() for rect, label in self._box_items if rect.isVisible()]
+
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(event)
-        if hasattr(self, "_placeholder"):  # pyqtgraph calls this from its own __init__
+        if hasattr(self, "caption"):  # pyqtgraph calls this from its own __init__
             self._placeholder.setGeometry(self.rect().adjusted(24, 24, -24, -24))
+            if self.caption.isVisible():
+                self._show_caption(self.caption.toolTip())
 
     def mouseDoubleClickEvent(self, event) -> None:  # noqa: N802 - Qt override
         """Double-click shows the whole image again."""
