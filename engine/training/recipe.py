@@ -21,6 +21,7 @@ from engine.inference.device import resolve_device
 from engine.inference.inspector import RecordingInspector
 from engine.inference.localize import ScaleError, measure_cam_scale
 from engine.inference.runtime import choose_runtime, with_int8_check
+from engine.inference.trace_gate import GATE
 from engine.model import VGG16CAM, build_model
 from engine.modelfile import LoadedModel, ModelMeta
 from engine.training.config import TrainConfig
@@ -145,7 +146,8 @@ def _recalibrate_batch_norm(
     with torch.no_grad():
         for start in range(0, n, 32):
             _check_stop(stop)
-            model.block5(stem_out(np.arange(start, min(n, start + 32))))
+            with GATE.model_call():
+                model.block5(stem_out(np.arange(start, min(n, start + 32))))
     for m, momentum in zip(bns, momenta):
         m.momentum = momentum
 
@@ -216,8 +218,8 @@ def train(
         for step in range(steps):
             _check_stop(stop)
             idx = order[step * config.batch_size : (step + 1) * config.batch_size]
-            stem_out = train_cache.features(model, idx, x_train)
-            logits = model.forward_head(model.block5(stem_out))
+            with GATE.model_call():  # another thread may be tracing a model for int8 (see trace_gate)
+                logits = model.forward_head(model.block5(train_cache.features(model, idx, x_train)))
             loss = criterion(logits, y_train[idx])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -233,7 +235,8 @@ def train(
             for start in range(0, len(test_labels), config.batch_size):
                 _check_stop(stop)
                 idx = np.arange(start, min(start + config.batch_size, len(test_labels)))
-                logits = model.forward_head(model.block5(test_cache.features(model, idx, x_test)))
+                with GATE.model_call():
+                    logits = model.forward_head(model.block5(test_cache.features(model, idx, x_test)))
                 test_loss += float(criterion(logits, test_labels[idx])) * len(idx)
                 test_correct += float((logits.argmax(1) == test_labels[idx]).sum())
         train_acc = correct / n
