@@ -88,3 +88,17 @@ def test_the_log_names_the_arguments_it_started_with(monkeypatch, caplog, tmp_pa
         app.main(["--no-demo", "--precision", "fp32"])
     line = next(r.getMessage() for r in caplog.records if "station starting" in r.getMessage())
     assert line.endswith("--no-demo --precision fp32") and "()" not in line
+
+
+def test_scrolling_the_sidebar_never_moves_a_threshold_or_a_choice(loaded_window):
+    from tests.gui.test_train_eval_fit import wheel
+
+    mp = loaded_window.model_panel
+    before = (mp.decision_threshold, mp.box_threshold.value(), mp.opacity.value(), mp.colormap_combo.currentIndex(),
+              mp.scale_combo.currentIndex(), loaded_window.source_panel.rate_combo.currentIndex())  # fmt: skip
+    for widget in (mp.threshold.slider, mp.box_threshold.slider, mp.opacity.slider, mp.colormap_combo, mp.scale_combo,
+                   loaded_window.source_panel.rate_combo):  # fmt: skip
+        wheel(widget, -1)
+    after = (mp.decision_threshold, mp.box_threshold.value(), mp.opacity.value(), mp.colormap_combo.currentIndex(),
+             mp.scale_combo.currentIndex(), loaded_window.source_panel.rate_combo.currentIndex())  # fmt: skip
+    assert after == before

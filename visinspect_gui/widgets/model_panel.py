@@ -23,7 +23,7 @@ from PySide6.QtWidgets import (
 from engine.modelfile import MODEL_SUFFIX, list_models
 from engine.paths import weights_dir
 from engine.types import HeatScale
-from visinspect_gui.widgets.common import THRESHOLD_DECIMALS, Card
+from visinspect_gui.widgets.common import THRESHOLD_DECIMALS, Card, wheel_only_when_focused
 from visinspect_gui.widgets.viewer import COLORMAPS
 from visinspect_gui.workers import Latest, call
 
@@ -172,6 +172,7 @@ class ModelPanel(Card):
         scale_row.addWidget(self.scale_combo)
         grid.addLayout(scale_row, 7, 0, 1, 2)
         self.body.addLayout(grid)
+        wheel_only_when_focused(self.threshold.slider, self.box_threshold.slider, self.opacity.slider, self.colormap_combo, self.scale_combo)
         self.set_controls_enabled(False)
 
     # -- values the station and viewer read -----------------------------------------------------

@@ -20,7 +20,7 @@ from PySide6.QtWidgets import (
 
 from engine.data.decode import IMAGE_SUFFIXES, is_image_file
 from engine.sources import VIDEO_SUFFIXES, camera_spec
-from visinspect_gui.widgets.common import Card, elide_middle, glyph_icon, hint
+from visinspect_gui.widgets.common import Card, elide_middle, glyph_icon, hint, wheel_only_when_focused
 
 RATES = (("As fast as possible", None), ("30 fps", 30.0), ("10 fps", 10.0), ("5 fps", 5.0), ("2 fps", 2.0), ("1 fps", 1.0))
 
@@ -79,6 +79,7 @@ class SourcePanel(Card):
         self.rate_combo = QComboBox()
         for label, value in RATES:
             self.rate_combo.addItem(label, value)
+        wheel_only_when_focused(self.rate_combo)
         self.rate_combo.setToolTip("Read at most this many frames per second (replaying files at line speed)")
         options.addWidget(self.loop_box)
         options.addStretch(1)
