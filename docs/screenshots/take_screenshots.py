@@ -1,7 +1,8 @@
-"""Take the README screenshots from the real station: first run builds the demo, then Live, Review, History and Train.
+"""Take the README screenshots from the real station: first run builds the demo, then every tab, at two sizes.
 
 Run under a display (e.g. `Xvfb :99 -screen 0 1600x1000x24 & DISPLAY=:99 python docs/screenshots/take_screenshots.py`).
-Uses fresh data and weights folders under a temporary directory, so nothing of yours is touched.
+Each view is saved at 1600x1000 (NAME.png) and at 1280x720 (NAME-1280x720.png), the smallest screen the
+station is made for. Uses fresh data and weights folders under a temporary directory, so nothing of yours is touched.
 """
 
 from __future__ import annotations
@@ -47,10 +48,22 @@ def settle(seconds: float = 0.5) -> None:
         app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 20)
 
 
-def shot(name: str) -> None:
-    settle()
-    window.grab().save(str(OUT / name))
-    print("saved", OUT / name)
+SIZES = ((1600, 1000, ""), (1280, 720, "-1280x720"))
+
+
+def shot(name: str, prepare=None) -> None:
+    """Save the window as it is at each size (prepare() runs again after each resize, e.g. to reselect a row)."""
+    for width, height, suffix in SIZES:
+        window.resize(width, height)
+        settle()
+        if prepare is not None:
+            prepare()
+            settle()
+        assert (window.width(), window.height()) == (width, height), f"{name}: the window grew to {window.width()}x{window.height()}"
+        target = OUT / f"{Path(name).stem}{suffix}.png"
+        window.grab().save(str(target))
+        print("saved", target)
+    window.resize(*SIZES[0][:2])
 
 
 # 1. First run: the demo is being built (skipped when WORK already holds a demo from an earlier run).
@@ -102,14 +115,19 @@ review.table.selectRow(row)
 wait(lambda: review.viewer.image is not None, 60)
 shot("review.png")
 
-# 4. History: everything logged, anomalies only.
+# 4. History: everything logged, anomalies only; then the audit trail of changes.
 window.tabs.setCurrentWidget(window.history)
 settle(1.0)
-window.history.verdict_combo.setCurrentIndex(window.history.verdict_combo.findData(Verdict.ANOMALY))
-settle(1.0)
+combo = window.history.filter_bar.verdict_combo
+combo.setCurrentIndex(combo.findData(Verdict.ANOMALY))
+settle(1.5)
 window.history.table.selectRow(0)
 wait(lambda: window.history.viewer.image is not None, 30)
 shot("history.png")
+window.history.views.setCurrentWidget(window.history.changes)
+settle(1.0)
+shot("changes.png")
+window.history.views.setCurrentIndex(0)
 
 # 5. Train: the demo dataset trained as the demo recipe does; curves, the held-out report, calibration.
 train = window.train
@@ -129,6 +147,22 @@ shot("report.png")
 train.results.setCurrentWidget(train.calibration)
 train.calibration.no_miss_button.click()
 shot("calibration.png")
+
+# 6. Evaluate: the demo model on its own dataset (its held-out images), as the Evaluate tab starts.
+evaluate = window.evaluate
+window.tabs.setCurrentWidget(evaluate)
+evaluate.set_model(str(inspector.path))
+evaluate.set_dataset_folder(str(dataset))
+settle(2.0)
+assert evaluate.start_evaluation()
+wait(lambda: not evaluate.is_busy() and evaluate.done is not None, 600)
+shot("evaluate.png")
+
+# 7. Operator mode: an engineer PIN set and the station locked: verdict, counters, Start / Stop only.
+window.access.set_pin("2468")
+window.access.lock()
+window.tabs.setCurrentWidget(window.live)
+shot("operator.png")
 
 window.close()
 print("work folder:", WORK)
