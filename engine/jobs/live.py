@@ -57,10 +57,10 @@ class InspectorSlot:
     A newly loaded model takes over from the next frame, under a new run id: one run, one model.
     """
 
-    def __init__(self, inspector, run_id: str = "") -> None:
+    def __init__(self, inspector, run_id: str = "") -> None:  # inspector None: a run that fails before any frame
         self.current = inspector
         self.run_id = run_id
-        self._runs = {inspector.ref.sha256: run_id}
+        self._runs = {} if inspector is None else {inspector.ref.sha256: run_id}
 
     def set(self, inspector, run_id: str | None = None) -> None:
         """Use this inspector (and log under run_id, when given) from the next frame on."""

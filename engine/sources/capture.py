@@ -86,10 +86,11 @@ class VideoSource(FrameSource):
         self.close()
         self._index = 0
         self._open_capture()
-        frames = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
-        start = self.start_at % frames if self.start_at and frames and self._loop else self.start_at
-        if 0 < start < frames and self._cap.set(cv2.CAP_PROP_POS_FRAMES, start):
-            self._index = self.start_at
+        if self.start_at:
+            frames = int(self._cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+            start = self.start_at % frames if frames and self._loop else self.start_at
+            if 0 < start < frames and self._cap.set(cv2.CAP_PROP_POS_FRAMES, start):
+                self._index = self.start_at
 
     def read(self) -> Frame | None:
         """The next frame as RGB, None at the end (unless looping over a video that gave frames)."""

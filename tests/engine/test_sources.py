@@ -76,6 +76,29 @@ def test_video_source_loops_with_increasing_indices(tmp_path):
     assert indices == list(range(8))
 
 
+def test_a_stopped_file_source_goes_on_where_it_stopped(tmp_path):
+    """start_at (set by the station for a folder, image list or video it stopped) skips what was already read."""
+    video = VideoSource(_video(tmp_path / "line.avi", frames=6))
+    video.start_at = 4
+    with video:
+        assert [video.read().index, video.read().index, video.read()] == [4, 5, None]
+    files = [_png(tmp_path / f"p{i}.png", 10 * i) for i in range(4)]
+    listed = ImageFilesSource(files)
+    listed.start_at = 2
+    with listed:
+        assert [f.path for f in (listed.read(), listed.read())] == [str(files[2]), str(files[3])]
+        assert listed.read() is None
+    looping = ImageFilesSource(files, loop=True)
+    looping.start_at = 6  # past the end of a looping list: it wraps around
+    with looping:
+        frame = looping.read()
+    assert frame.path == str(files[2]) and frame.index == 6
+    done = ImageFilesSource(files)
+    done.start_at = 9  # past the end, not looping: from the start again
+    with done:
+        assert done.read().path == str(files[0])
+
+
 def test_video_source_missing_or_corrupt_file_is_source_error(tmp_path):
     with pytest.raises(SourceError, match="file not found"):
         VideoSource(tmp_path / "missing.avi").open()

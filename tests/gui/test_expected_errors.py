@@ -53,7 +53,7 @@ def test_a_camera_that_is_not_there_is_one_line_and_opencv_stays_quiet(qtbot, ca
         pytest.skip(f"this machine has a camera {ABSENT_CAMERA}")
     caplog.set_level(logging.WARNING)
     capfd.readouterr()
-    failures = run_job(qtbot, live_job, str(ABSENT_CAMERA), InspectorSlot(None), None, "run-1")
+    failures = run_job(qtbot, live_job, str(ABSENT_CAMERA), InspectorSlot(None, "run-1"), None)
     err = capfd.readouterr().err
     assert failures == [f"camera {ABSENT_CAMERA} could not be opened"]
     records = warnings_of(caplog)
