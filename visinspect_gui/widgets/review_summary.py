@@ -28,7 +28,7 @@ def summary_text(counts: dict[Verdict, int], shown: int, filters: str, saved: st
     total = sum(counts.values())
     text = totals_text(counts)
     if filters:
-        text = f"Showing {shown:,} of {total:,} (filter: {filters})  ·  all: {text}"
+        text = f"Showing {shown:,} of {total:,} (filter: {filters})\nAll: {text}"
     return f"{text}\n{saved}" if saved else text
 
 
