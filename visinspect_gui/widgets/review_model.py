@@ -3,6 +3,7 @@ model gave it, sorted in the model (one Python sort, not a Qt comparison per pai
 
 from __future__ import annotations
 
+import bisect
 import os
 from collections import Counter
 
@@ -43,6 +44,7 @@ class ReviewModel(ListTableModel):
         self._seq: dict[int, int] = {}  # id(row) -> its place in folder order
         self._names: dict[str, str] = {}  # path -> casefolded relative path, for the text filter
         self._counts: Counter = Counter()
+        self._keys: list | None = None  # the sort keys of rows, in their order, while a column is sorted
 
     def data(self, index: QModelIndex, role=Qt.ItemDataRole.DisplayRole):
         if not index.isValid():
@@ -99,15 +101,26 @@ class ReviewModel(ListTableModel):
             return
         if self.decision is not None:
             rows = [r.at(self.decision) if self.is_current(r) else r for r in rows]
-        first = len(self.rows)
-        self.beginInsertRows(QModelIndex(), first, first + len(rows) - 1)
         for row in rows:
             self._seq[id(row)] = len(self._seq)
-        self.rows.extend(rows)
         self._counts.update(r.verdict for r in rows)
-        self.endInsertRows()
-        if self.sort_column >= 0:
-            self._resort()
+        if self.sort_column < 0:  # folder order, which is the order rows arrive in
+            first = len(self.rows)
+            self.beginInsertRows(QModelIndex(), first, first + len(rows) - 1)
+            self.rows.extend(rows)
+            self.endInsertRows()
+            return
+        key = self._sort_key()  # sorted: each row goes to its place, without re-sorting (and re-filtering) the rest
+        if self._keys is None or len(self._keys) != len(self.rows):
+            self._keys = [key(r) for r in self.rows]
+        keys = self._keys
+        for row in rows:
+            k = key(row)
+            i = bisect.bisect_right(keys, k)
+            self.beginInsertRows(QModelIndex(), i, i)
+            self.rows.insert(i, row)
+            keys.insert(i, k)
+            self.endInsertRows()
 
     def set_decision(self, threshold: float) -> int:
         """Judge the loaded model's rows at threshold (errors stay errors; regions are kept, so moving back restores
@@ -122,7 +135,7 @@ class ReviewModel(ListTableModel):
                 r2, left = r, left + 1
             self._seq[id(r2)] = self._seq.pop(id(r))
             rows.append(r2)
-        self.rows = rows
+        self.rows, self._keys = rows, None
         self._counts = Counter(r.verdict for r in rows)
         if rows:
             self.dataChanged.emit(self.index(0, VERDICT), self.index(len(rows) - 1, BOXES))
@@ -139,7 +152,7 @@ class ReviewModel(ListTableModel):
     def clear(self, root: str = "") -> None:
         """Empty the table for a new review of root."""
         self.beginResetModel()
-        self.rows, self._seq, self._names, self._counts = [], {}, {}, Counter()
+        self.rows, self._seq, self._names, self._counts, self._keys = [], {}, {}, Counter(), None
         self.root = root
         self.endResetModel()
 
@@ -149,19 +162,26 @@ class ReviewModel(ListTableModel):
 
     def _resort(self) -> None:
         """Order rows by the sort column (-1: folder order) in one Python sort; selections follow their rows."""
-        col = self.sort_column
         self.layoutAboutToBeChanged.emit()
         old = self.persistentIndexList()
         held = [self.rows[i.row()] for i in old]
-        if col < 0:
-            self.rows.sort(key=lambda r: self._seq[id(r)])
-        else:
-            pick = _SORT_KEYS[col]
-            self.rows.sort(key=lambda r: pick(self, r), reverse=self.sort_order == Qt.SortOrder.DescendingOrder)
+        keys = list(map(self._sort_key(), self.rows))
+        order = sorted(range(len(keys)), key=keys.__getitem__)  # stable: ties keep their folder order
+        self.rows = [self.rows[i] for i in order]
+        self._keys = [keys[i] for i in order] if self.sort_column >= 0 else None
         if old:
             place = {id(r): i for i, r in enumerate(self.rows)}
             self.changePersistentIndexList(old, [self.index(place[id(r)], i.column()) for r, i in zip(held, old)])
         self.layoutChanged.emit()
+
+    def _sort_key(self):
+        """The key that orders rows as shown: the sort column's value (reversed when descending), else folder order."""
+        if self.sort_column < 0:
+            return lambda r: self._seq[id(r)]
+        pick = _SORT_KEYS[self.sort_column]
+        if self.sort_order == Qt.SortOrder.DescendingOrder:
+            return lambda r: _Descending(pick(self, r))
+        return lambda r: pick(self, r)
 
     # -- questions -----------------------------------------------------------------------------
 
@@ -186,6 +206,18 @@ _SORT_KEYS = {
     MODEL: lambda m, r: model_name(r.model).casefold(),
     ERROR: lambda m, r: r.error or "",
 }
+
+
+class _Descending:
+    """A sort key ordered backwards (a stable descending sort, and bisect, for keys of any type)."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value) -> None:
+        self.value = value
+
+    def __lt__(self, other: _Descending) -> bool:
+        return other.value < self.value
 
 
 class ReviewFilter(QSortFilterProxyModel):
