@@ -35,6 +35,8 @@ def test_rows_of_another_model_are_not_rejudged_and_can_be_reinspected(model_fil
         tab.set_inspector(first)
         assert _review(tab, qtbot, lambda: tab.start(str(line_folder))) == "done"
         assert not tab.model_notice.isVisibleTo(tab)
+        assert not tab.frames_box.isChecked() and "Results logged; anomaly frames not saved" in tab.summary.text()
+        assert not list(results.frames_dir.rglob("*.jpg"))  # nothing but the log unless asked for
         as_reviewed = [r.verdict for r in tab.model.rows]
         assert Verdict.GOOD in as_reviewed
 

@@ -7,19 +7,15 @@ import os
 from pathlib import Path
 
 import cv2
-from PySide6.QtCore import QModelIndex, Qt, Signal
+from PySide6.QtCore import QModelIndex, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QCheckBox,
     QComboBox,
     QFileDialog,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
     QPushButton,
     QSplitter,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -42,10 +38,13 @@ from engine.types import Verdict
 from visinspect_gui.widgets.common import elide_middle, glyph_icon
 from visinspect_gui.widgets.file_preview import FilePreview
 from visinspect_gui.widgets.review_actions import ExportButton, ExportScope, ModelNotice
-from visinspect_gui.widgets.review_model import BOXES, ERROR, FILE, MODEL, ReviewFilter, ReviewModel, model_name
+from visinspect_gui.widgets.review_model import ReviewFilter, ReviewModel, model_name
 from visinspect_gui.widgets.review_progress import ReviewProgress
 from visinspect_gui.widgets.review_summary import other_models_text, saved_text, selection_text, summary_text
+from visinspect_gui.widgets.review_widgets import option_boxes, review_table
 from visinspect_gui.workers import Worker
+
+SHOW_EVERY_MS = 250  # how often rows arriving are put into the table (each update repaints it, on the inference's CPU)
 
 
 class ReviewTab(QWidget):
@@ -67,6 +66,9 @@ class ReviewTab(QWidget):
         self._saver: Worker | None = None
         self._reviewed: tuple[str, bool] | None = None  # the folder the table holds and whether sub-folders were in
         self._saved = ""  # what the last run wrote besides the table
+        self._arrived: list[ReviewChunk] = []  # chunks not shown yet: the table takes them a few times a second
+        self._show_timer = QTimer(self, singleShot=True, interval=SHOW_EVERY_MS)
+        self._show_timer.timeout.connect(self._show_arrived)
         self._build()
         self._update_buttons()
 
@@ -79,21 +81,7 @@ class ReviewTab(QWidget):
         self.folder_button.clicked.connect(self._on_choose_folder_clicked)
         self.folder_label = QLabel("No folder chosen")
         self.folder_label.setObjectName("FolderLabel")
-        self.recursive_box = QCheckBox("Include sub-folders")
-        self.recursive_box.setChecked(True)
-        self.resume_box = QCheckBox("Resume")
-        self.resume_box.setChecked(True)
-        self.resume_box.setToolTip(
-            "Files this model already reviewed in this folder (and that have not changed since) are shown from the\n"
-            "results log, judged at the threshold in force, instead of being inspected again; files that could not be\n"
-            "read stay errors unless 'Retry errors' is ticked."
-        )
-        self.retry_box = QCheckBox("Retry errors")
-        self.frames_box = QCheckBox("Save anomaly frames")
-        self.frames_box.setToolTip(
-            "Also save a JPEG copy of every ANOMALY beside the results log (History shows them); the review is slower\n"
-            "and takes disk space, which is shown when it ends. The reviewed files themselves stay where they are."
-        )
+        self.recursive_box, self.resume_box, self.retry_box, self.frames_box = option_boxes()
         self.run_button = QPushButton("Inspect folder")
         self.run_button.setIcon(glyph_icon("play"))
         self.run_button.setObjectName("StartButton")
@@ -135,24 +123,7 @@ class ReviewTab(QWidget):
         self.model = ReviewModel(self)
         self.proxy = ReviewFilter(self)
         self.proxy.setSourceModel(self.model)
-        self.table = QTableView()
-        self.table.setObjectName("ReviewTable")
-        self.table.setModel(self.proxy)
-        self.table.setSortingEnabled(True)
-        self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setAlternatingRowColors(True)
-        self.table.verticalHeader().hide()
-        self.table.verticalHeader().setDefaultSectionSize(24)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(FILE, QHeaderView.ResizeMode.Stretch)
-        for col, width in ((1, 90), (2, 100), (BOXES, 60)):
-            header.setSectionResizeMode(col, QHeaderView.ResizeMode.Fixed)
-            header.resizeSection(col, width)
-        for col, width in ((MODEL, 130), (ERROR, 160)):
-            header.setSectionResizeMode(col, QHeaderView.ResizeMode.Interactive)
-            header.resizeSection(col, width)
+        self.table = review_table(self.proxy)
         self.table.selectionModel().currentRowChanged.connect(self._on_row_selected)
         left_layout.addWidget(self.table, 1)
         self.filter_edit.textChanged.connect(lambda t: self._filter(text=t))
@@ -213,6 +184,7 @@ class ReviewTab(QWidget):
             return False
         if not self.folder or self._batch is not None:
             return False
+        self._arrived = []
         self.model.clear(root=str(Path(os.path.abspath(self.folder))) + os.sep)
         self.model.decision = self.review_decision = self.inspector.threshold
         self.model.set_current(self.inspector.ref)
@@ -313,14 +285,25 @@ class ReviewTab(QWidget):
             self.run_id = event.run_id
             self.progress_view.started(event)
         elif isinstance(event, ReviewChunk):
-            self.model.add_rows(event.rows)
-            self.progress_view.chunk(event)
-            self._update_summary()
+            self._arrived.append(event)
+            if not self._show_timer.isActive():
+                self._show_timer.start()
         elif isinstance(event, LogTrouble):
             self.failed.emit(f"Results are not being saved: {event.message}")
         elif isinstance(event, ReviewDone):
+            self._show_arrived()
             self.progress_view.done(event, len(self.model.rows))
             self._saved = saved_text(event, self.frames_box.isChecked(), self.results is not None)
+
+    def _show_arrived(self) -> None:
+        """Put the rows that arrived since the last update into the table in one go, with progress and summary."""
+        self._show_timer.stop()
+        if not self._arrived:
+            return
+        chunks, self._arrived = self._arrived, []
+        self.model.add_rows([row for chunk in chunks for row in chunk.rows])
+        self.progress_view.chunk(chunks[-1])
+        self._update_summary()
 
     def _on_batch_failed(self, message: str) -> None:
         """The review stopped on an error (e.g. the folder vanished): say so."""
@@ -334,6 +317,7 @@ class ReviewTab(QWidget):
         if worker is not self._batch:
             return
         self._batch = None
+        self._show_arrived()
         self.progress_view.finished(worker.outcome, len(self.model.rows))
         self._update_summary()
         self._update_model_notice()
