@@ -9,6 +9,7 @@ Rows come out in input order, reused and new alike.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import threading
@@ -21,6 +22,7 @@ from pathlib import Path
 from engine.csvfile import storable_text
 from engine.data.walk import list_images
 from engine.errors import SourceError
+from engine.results.filters import ResultFilter
 from engine.results.log import ResultRow, ResultsLog, resumable_run_id
 from engine.thresholds import Thresholds
 from engine.types import Box, ModelRef, Verdict
@@ -29,6 +31,24 @@ CHUNK_SECONDS = 0.1  # rows are handed on at least this often (and at most CHUNK
 CHUNK_ROWS = 256
 FINAL_FLUSH_S = 15.0  # how long a command keeps retrying results still waiting for the log at the end
 CSV_COLUMNS = ("path", "verdict", "p_anomaly", "threshold", "boxes", "error", "model_sha256", "run_id", "inspected_at")
+EXPORT_COLUMNS = (*CSV_COLUMNS, "rows_exported")  # the Review tab's export also says which rows it holds
+
+
+def error_reason(path: str, message: str) -> str:
+    """The reason of an error message without the file's path or name in front (the path is its own column)."""
+    for prefix in (path, os.path.basename(path)):
+        if prefix and message.startswith(prefix + ": "):
+            return message[len(prefix) + 2 :]
+    return message
+
+
+def same_model(a: ModelRef | None, b: ModelRef | None) -> bool:
+    """True when both name the same model file: the same sha256 (older logs hold 16 hex digits of it), else path."""
+    if a is None or b is None:
+        return False
+    if a.sha256 and b.sha256:
+        return a.sha256.startswith(b.sha256) or b.sha256.startswith(a.sha256)
+    return not a.sha256 and not b.sha256 and a.path == b.path
 
 
 @dataclass(frozen=True)
@@ -107,6 +127,8 @@ class ReviewDone:
     reused: int = 0
     seconds: float = 0.0
     lost: int = 0  # results that could not be written to the results log
+    frames_saved: int = 0  # anomaly frames this run saved beside the results log (save_frames)
+    frame_bytes: int = 0  # the disk space they take
 
 
 def review_run_id(model: ModelRef, inputs: Sequence[str | os.PathLike], *, recursive: bool = True) -> str:
@@ -143,7 +165,7 @@ def _reusable(row: ResultRow, path: str, thresholds: Thresholds, retry_errors: b
     if row.verdict is Verdict.ERROR:
         if retry_errors:
             return None
-        return ReviewRow(path, None, (), None, row.error, row.model, row.time, reused=True)
+        return ReviewRow(path, None, (), None, error_reason(path, row.error or ""), row.model, row.time, reused=True)
     logged = row.thresholds
     if row.regions is None or logged is None or not logged.same_regions(thresholds) or row.p_anomaly is None:
         return None  # logged before regions were kept, or with another box rule: inspect again
@@ -172,7 +194,7 @@ def review_job(
     decoded image of each newly inspected file (e.g. to draw an overlay; keep_images must be set).
     final_flush_s: how long to keep retrying results the log could not take yet before ReviewDone.
     """
-    t0 = time.perf_counter()
+    t0, started = time.perf_counter(), time.time()
     thresholds = inspector.thresholds
     model = inspector.ref
     listed = expand_inputs(inputs, recursive=recursive)
@@ -205,9 +227,9 @@ def review_job(
             if i in reused:
                 row = reused[i]
             elif problem is not None:
-                row = ReviewRow(path, None, (), None, problem, model, time.time())
+                row = ReviewRow(path, None, (), None, error_reason(path, problem), model, time.time())
                 if results is not None:
-                    results.log_error(run_id=run_id, source=label, item=path, model=model, message=problem)
+                    results.log_error(run_id=run_id, source=label, item=path, model=model, message=row.error)
             else:
                 result = next(fresh, None)
                 if result is None:  # stopped while inspecting
@@ -228,7 +250,8 @@ def review_job(
         if chunk or not listed:
             yield ReviewChunk(tuple(chunk), len(listed), len(listed))
         lost = _flush(results, final_flush_s) if results is not None else 0
-        yield ReviewDone(dict(counts), n_inspected, len(reused), time.perf_counter() - t0, lost)
+        frames = _frames_saved(results, run_id, started) if results is not None and save_frames else (0, 0)
+        yield ReviewDone(dict(counts), n_inspected, len(reused), time.perf_counter() - t0, lost, *frames)
     finally:
         fresh.close()  # its decode threads end now, also when the review is stopped
 
@@ -237,14 +260,26 @@ def _logged(result, run_id: str, source: str, results: ResultsLog | None, model:
     """A FileResult as a row, logged."""
     insp = result.inspection
     if insp is None:
+        reason = error_reason(result.path, result.error or "could not be inspected")
         if results is not None:
-            results.log_error(run_id=run_id, source=source, item=result.path, model=model, message=result.error)
-        return ReviewRow(result.path, None, (), None, result.error or "could not be inspected", model, time.time())
+            results.log_error(run_id=run_id, source=source, item=result.path, model=model, message=reason)
+        return ReviewRow(result.path, None, (), None, reason, model, time.time())
     if results is not None:
         results.log_inspection(
             run_id=run_id, source=source, item=result.path, inspection=insp, image=result.image if save_frames else None
         )
     return ReviewRow(result.path, insp.p_anomaly, insp.regions, insp.thresholds, None, insp.model, time.time())
+
+
+def _frames_saved(results: ResultsLog, run_id: str, since: float) -> tuple[int, int]:
+    """How many anomaly frames this run saved and their bytes on disk."""
+    count = size = 0
+    for row in results.stream(ResultFilter(Verdict.ANOMALY, since=since, run_id=run_id)):
+        if row.frame_path:
+            with contextlib.suppress(OSError):
+                size += (results.path.parent / row.frame_path).stat().st_size
+                count += 1
+    return count, size
 
 
 def _flush(results: ResultsLog, seconds: float) -> int:
@@ -261,16 +296,19 @@ class RowsExported:
 
     path: str
     rows: int
+    selection: str = ""
 
 
-def export_rows_job(path: str | os.PathLike, rows: Sequence[ReviewRow], run_id: str, *, stop: threading.Event):
-    """Write review rows (as judged now) to a CSV file through the one CSV writer; yields RowsExported."""
+def export_rows_job(path: str | os.PathLike, rows: Sequence[ReviewRow], run_id: str, *, selection: str = "",
+                    stop: threading.Event):  # fmt: skip
+    """Write review rows (as judged now) to a CSV file through the one CSV writer, each saying which rows the
+    file holds (selection, e.g. "all 7 rows" or "3 of 7 rows: verdict ANOMALY"); yields RowsExported."""
     from engine.csvfile import open_csv
 
-    with open_csv(path, CSV_COLUMNS) as writer:
+    with open_csv(path, EXPORT_COLUMNS) as writer:
         for row in rows:
-            writer.writerow(row.csv_cells(run_id))
-    yield RowsExported(str(path), len(rows))
+            writer.writerow((*row.csv_cells(run_id), selection))
+    yield RowsExported(str(path), len(rows), selection)
 
 
 @dataclass(frozen=True, eq=False)

@@ -66,7 +66,7 @@ def test_station_killed_mid_review_resumes_without_repeating_files(model_file, b
     try:
         assert _review(tab, big_folder, qtbot) == "done"
         rows = tab.model.rows
-        assert sorted(r.path for r in rows) == sorted(str(p) for p in big_folder.iterdir())
+        assert [r.path for r in rows] == sorted(str(p) for p in big_folder.iterdir())  # folder order, resumed or not
         shown = {r.path: r.verdict for r in rows}
         assert all(shown[item] == verdict for item, verdict in earlier.items())  # earlier verdicts shown as logged
         label = tab.progress_label.text()
@@ -120,4 +120,27 @@ def test_review_again_shows_logged_verdicts_and_reinspects_only_changed_files(mo
         assert _review(tab, folder, qtbot) == "done"
         assert "earlier run" not in tab.progress_label.text()
         assert results.count(ResultFilter(run_id=tab.run_id)) == 13
+        tab.shutdown()
+
+
+def test_a_resumed_review_shows_every_row_in_folder_order(model_file, line_folder, tmp_path, qtbot):
+    folder = tmp_path / "shift"
+    folder.mkdir()
+    parts = sorted(line_folder.iterdir())
+    for p in parts[1::2]:  # the first run saw every other part...
+        (folder / p.name).write_bytes(p.read_bytes())
+    inspector = Inspector.from_file(model_file, device="cpu")
+    with ResultsLog(tmp_path / "results.sqlite3") as results:
+        tab = ReviewTab(results)
+        qtbot.addWidget(tab)
+        tab.set_inspector(inspector)
+        assert _review(tab, folder, qtbot) == "done"
+        for p in parts[0::2]:  # ...the rest arrived later, with names that sort between them
+            (folder / p.name).write_bytes(p.read_bytes())
+        assert _review(tab, folder, qtbot) == "done"
+        assert f"({len(parts[1::2])} from the earlier run)" in tab.progress_label.text()
+        expected = [str(folder / p.name) for p in parts]
+        assert [r.path for r in tab.model.rows] == expected  # reused and new rows interleaved, as in the folder
+        shown = [tab.proxy.index(r, 0).data() for r in range(tab.proxy.rowCount())]
+        assert shown == [p.name for p in parts]
         tab.shutdown()

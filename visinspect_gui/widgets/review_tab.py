@@ -4,24 +4,18 @@ any file shown with its heatmap, CSV and annotated exports. All file work runs i
 from __future__ import annotations
 
 import os
-import time
 from pathlib import Path
 
 import cv2
-from PySide6.QtCore import QModelIndex, Qt, Signal
+from PySide6.QtCore import QModelIndex, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
-    QAbstractItemView,
-    QCheckBox,
     QComboBox,
     QFileDialog,
     QHBoxLayout,
-    QHeaderView,
     QLabel,
     QLineEdit,
-    QProgressBar,
     QPushButton,
     QSplitter,
-    QTableView,
     QVBoxLayout,
     QWidget,
 )
@@ -40,11 +34,17 @@ from engine.jobs.review import (
 )
 from engine.results import ResultsLog
 from engine.thresholds import Thresholds
-from engine.types import JobOutcome, Verdict
+from engine.types import Verdict
 from visinspect_gui.widgets.common import elide_middle, glyph_icon
 from visinspect_gui.widgets.file_preview import FilePreview
-from visinspect_gui.widgets.review_model import ReviewFilter, ReviewModel
+from visinspect_gui.widgets.review_actions import ExportButton, ExportScope, ModelNotice
+from visinspect_gui.widgets.review_model import ReviewFilter, ReviewModel, model_name
+from visinspect_gui.widgets.review_progress import ReviewProgress
+from visinspect_gui.widgets.review_summary import other_models_text, saved_text, selection_text, summary_text
+from visinspect_gui.widgets.review_widgets import option_boxes, review_table
 from visinspect_gui.workers import Worker
+
+SHOW_EVERY_MS = 250  # how often rows arriving are put into the table (each update repaints it, on the inference's CPU)
 
 
 class ReviewTab(QWidget):
@@ -64,8 +64,11 @@ class ReviewTab(QWidget):
         self.opacity, self.colormap, self.heatmap_on = 0.45, cv2.COLORMAP_JET, True
         self._batch: Worker | None = None
         self._saver: Worker | None = None
-        self._t0 = self._t_listed = 0.0
-        self._resumed = 0
+        self._reviewed: tuple[str, bool] | None = None  # the folder the table holds and whether sub-folders were in
+        self._saved = ""  # what the last run wrote besides the table
+        self._arrived: list[ReviewChunk] = []  # chunks not shown yet: the table takes them a few times a second
+        self._show_timer = QTimer(self, singleShot=True, interval=SHOW_EVERY_MS)
+        self._show_timer.timeout.connect(self._show_arrived)
         self._build()
         self._update_buttons()
 
@@ -78,16 +81,7 @@ class ReviewTab(QWidget):
         self.folder_button.clicked.connect(self._on_choose_folder_clicked)
         self.folder_label = QLabel("No folder chosen")
         self.folder_label.setObjectName("FolderLabel")
-        self.recursive_box = QCheckBox("Include sub-folders")
-        self.recursive_box.setChecked(True)
-        self.resume_box = QCheckBox("Resume")
-        self.resume_box.setChecked(True)
-        self.resume_box.setToolTip(
-            "Files this model already reviewed in this folder (and that have not changed since) are shown from the\n"
-            "results log, judged at the threshold in force, instead of being inspected again; files that could not be\n"
-            "read stay errors unless 'Retry errors' is ticked."
-        )
-        self.retry_box = QCheckBox("Retry errors")
+        self.recursive_box, self.resume_box, self.retry_box, self.frames_box = option_boxes()
         self.run_button = QPushButton("Inspect folder")
         self.run_button.setIcon(glyph_icon("play"))
         self.run_button.setObjectName("StartButton")
@@ -96,20 +90,16 @@ class ReviewTab(QWidget):
         self.cancel_button.clicked.connect(self.cancel)
         for w in (self.folder_button, self.folder_label):
             bar.addWidget(w, 1 if w is self.folder_label else 0)
-        for w in (self.recursive_box, self.resume_box, self.retry_box, self.run_button, self.cancel_button):
+        for w in (self.recursive_box, self.resume_box, self.retry_box, self.frames_box, self.run_button, self.cancel_button):
             bar.addWidget(w)
         layout.addLayout(bar)
 
-        progress = QHBoxLayout()
-        self.progress = QProgressBar()
-        self.progress.setTextVisible(False)
-        self.progress.setFixedHeight(8)
-        self.progress_label = QLabel("")
-        self.progress_label.setObjectName("ProgressLabel")
-        self.progress_label.setMinimumWidth(300)
-        progress.addWidget(self.progress, 1)
-        progress.addWidget(self.progress_label)
-        layout.addLayout(progress)
+        self.progress_view = ReviewProgress()
+        self.progress, self.progress_label = self.progress_view.bar, self.progress_view.label
+        layout.addWidget(self.progress_view)
+        self.model_notice = ModelNotice()
+        self.model_notice.reinspect.connect(self.reinspect)
+        layout.addWidget(self.model_notice)
 
         split = QSplitter(Qt.Orientation.Horizontal)
         left = QWidget()
@@ -125,6 +115,7 @@ class ReviewTab(QWidget):
             self.verdict_combo.addItem(verdict.value, verdict)
         self.summary = QLabel("")
         self.summary.setObjectName("Summary")
+        self.summary.setWordWrap(True)
         filters.addWidget(self.filter_edit, 1)
         filters.addWidget(self.verdict_combo)
         left_layout.addLayout(filters)
@@ -132,33 +123,16 @@ class ReviewTab(QWidget):
         self.model = ReviewModel(self)
         self.proxy = ReviewFilter(self)
         self.proxy.setSourceModel(self.model)
-        self.table = QTableView()
-        self.table.setObjectName("ReviewTable")
-        self.table.setModel(self.proxy)
-        self.table.setSortingEnabled(True)
-        self.table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)
-        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-        self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
-        self.table.setAlternatingRowColors(True)
-        self.table.verticalHeader().hide()
-        self.table.verticalHeader().setDefaultSectionSize(24)
-        header = self.table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for col, width in ((1, 90), (2, 100), (3, 60)):
-            header.setSectionResizeMode(col, QHeaderView.ResizeMode.Fixed)
-            header.resizeSection(col, width)
-        header.setSectionResizeMode(4, QHeaderView.ResizeMode.Interactive)
-        header.resizeSection(4, 160)
+        self.table = review_table(self.proxy)
         self.table.selectionModel().currentRowChanged.connect(self._on_row_selected)
         left_layout.addWidget(self.table, 1)
-        self.filter_edit.textChanged.connect(lambda t: self.proxy.set_filter(text=t))
-        self.verdict_combo.currentIndexChanged.connect(lambda _i: self.proxy.set_filter(verdict=self.verdict_combo.currentData()))
+        self.filter_edit.textChanged.connect(lambda t: self._filter(text=t))
+        self.verdict_combo.currentIndexChanged.connect(lambda _i: self._filter(verdict=self.verdict_combo.currentData()))
 
         actions = QHBoxLayout()
         actions.addWidget(self.summary, 1)
-        self.export_button = QPushButton("Export CSV…")
-        self.export_button.setToolTip("Save the rows shown (filters apply), judged at the threshold in force, as a CSV file")
-        self.export_button.clicked.connect(self._on_export_clicked)
+        self.export_button = ExportButton()
+        self.export_button.chosen.connect(self._on_export_chosen)
         self.save_button = QPushButton("Save annotated anomalies…")
         self.save_button.setToolTip("Write every ANOMALY image with its heatmap and boxes drawn in to a folder")
         self.save_button.clicked.connect(self._on_save_clicked)
@@ -183,8 +157,10 @@ class ReviewTab(QWidget):
         return self._batch is not None
 
     def set_inspector(self, inspector) -> None:
-        """The model reviews and re-inspections use."""
+        """The model reviews and re-inspections use; rows another model gave are marked and not re-judged."""
         self.inspector = inspector
+        self.model.set_current(None if inspector is None else inspector.ref)
+        self._update_model_notice()
         self._update_buttons()
 
     def set_overlay(self, *, heatmap_on: bool, opacity: float, colormap: int) -> None:
@@ -208,17 +184,19 @@ class ReviewTab(QWidget):
             return False
         if not self.folder or self._batch is not None:
             return False
+        self._arrived = []
         self.model.clear(root=str(Path(os.path.abspath(self.folder))) + os.sep)
         self.model.decision = self.review_decision = self.inspector.threshold
+        self.model.set_current(self.inspector.ref)
+        self._reviewed = (self.folder, self.recursive_box.isChecked())
+        self._saved = ""
+        self.model_notice.say("")
         self.preview.clear()
-        self.progress.setRange(0, 0)
-        self.progress_label.setText("Listing images…")
-        self._t0 = self._t_listed = time.monotonic()
-        self._resumed = 0
+        self.progress_view.listing()
         self._batch = Worker(
             review_job, [self.folder], self.inspector, results=self.results, source=f"review {self.folder}",
             resume=self.resume_box.isChecked(), retry_errors=self.retry_box.isChecked(),
-            recursive=self.recursive_box.isChecked(), save_frames=True,
+            recursive=self.recursive_box.isChecked(), save_frames=self.frames_box.isChecked(),
         )  # fmt: skip
         self._batch.event_ready.connect(self._on_batch_event)
         self._batch.failed.connect(self._on_batch_failed)
@@ -233,10 +211,21 @@ class ReviewTab(QWidget):
             if w is not None:
                 w.stop()
 
-    def export_csv(self, path: str | os.PathLike) -> int:
-        """Write the rows shown, in the order shown, judged now, to a CSV file in a worker; csv_exported follows."""
-        rows = self.proxy.shown_rows()
-        worker = Worker(export_rows_job, str(path), rows, self.run_id or "")
+    def reinspect(self) -> bool:
+        """Review the table's folder again with the loaded model: rows another model gave are inspected anew."""
+        if self._reviewed is None or self._batch is not None:
+            return False
+        folder, recursive = self._reviewed
+        self.recursive_box.setChecked(recursive)
+        return self.start(folder)
+
+    def export_csv(self, path: str | os.PathLike, scope: ExportScope = ExportScope.ALL) -> int:
+        """Write every row in folder order, or only those shown in the order shown, judged now, to a CSV file in a
+        worker (each row says which rows the file holds); csv_exported follows. Returns how many rows."""
+        filters = self.proxy.describe() if scope is ExportScope.SHOWN else ""
+        rows = self.proxy.shown_rows() if filters else self.model.in_folder_order()
+        selection = selection_text(len(rows), len(self.model.rows), filters)
+        worker = Worker(export_rows_job, str(path), rows, self.run_id or "", selection=selection)
         worker.event_ready.connect(self._on_csv_written)
         worker.failed.connect(self.failed)
         worker.start()
@@ -252,28 +241,33 @@ class ReviewTab(QWidget):
         self._saver.event_ready.connect(self._on_annotated)
         self._saver.failed.connect(self.failed)
         self._saver.finished.connect(self._on_save_finished)
-        self.progress.setRange(0, len(paths))
-        self.progress.setValue(0)
-        self.progress_label.setText(f"Saving annotated images to {elide_middle(out_dir, 40)}…")
+        self.progress_view.counting(0, len(paths), f"Saving annotated images to {elide_middle(out_dir, 40)}…")
         self._saver.start()
         self._update_buttons()
         return True
 
     def rejudge(self, threshold: float) -> None:
-        """Show every verdict as it is at threshold (the slider moved), without inspecting again."""
-        self.model.set_decision(threshold)
+        """Show the loaded model's verdicts as they are at threshold (the slider moved), without inspecting again;
+        rows another model gave stay as they were, and the notice offers to re-inspect them."""
+        left = self.model.set_decision(threshold)
         if self.inspector is not None:
             self.preview.judge_at(self.inspector.thresholds.with_decision(threshold))
         if not self.model.rows:
             return
-        self.proxy.set_filter()  # a verdict filter may now show other rows
+        if self.proxy.verdict is not None:
+            self.proxy.set_filter()  # the verdict filter may now show other rows
         self._update_summary()
-        if self.review_decision is not None:
+        self._update_model_notice()
+        if left == len(self.model.rows):
+            self.progress_label.setText(f"Not judged at threshold {threshold:.4f}: every row is another model's")
+        elif self.review_decision is not None:
             base = self.review_decision
             as_reviewed = Thresholds(decision=base)
-            changed = sum(r.p_anomaly is not None and as_reviewed.verdict(r.p_anomaly) is not r.verdict for r in self.model.rows)
+            changed = sum(r.p_anomaly is not None and as_reviewed.verdict(r.p_anomaly) is not r.verdict
+                          for r in self.model.rows if self.model.is_current(r))  # fmt: skip
+            others = f"; {left:,} row(s) of another model left as they were" if left else ""
             self.progress_label.setText(
-                f"Judged at threshold {threshold:.4f}: {changed:,} verdict(s) differ from the review at {base:.4f}"
+                f"Judged at threshold {threshold:.4f}: {changed:,} verdict(s) differ from the review at {base:.4f}{others}"
             )
 
     def shutdown(self) -> None:
@@ -289,31 +283,27 @@ class ReviewTab(QWidget):
             return
         if isinstance(event, ReviewStarted):
             self.run_id = event.run_id
-            self.progress.setRange(0, max(1, event.total))
-            self.progress.setValue(event.resumed)
-            self._resumed = event.resumed
-            self._t_listed = time.monotonic()
-            if event.resumed:
-                again = f"; {event.rejudged:,} judged again at threshold {event.thresholds.decision:.4f}" if event.rejudged else ""
-                self.progress_label.setText(f"Resuming: {event.resumed:,} of {event.total:,} files were already reviewed{again}")
-            else:
-                self.progress_label.setText(f"0 / {event.total:,}")
+            self.progress_view.started(event)
         elif isinstance(event, ReviewChunk):
-            self.model.add_rows(event.rows)
-            self.progress.setValue(event.done)
-            inspected = event.done - self._resumed
-            elapsed = time.monotonic() - self._t_listed
-            if inspected > 0 and elapsed > 0:
-                rate = inspected / elapsed
-                left = (event.total - event.done) / rate if rate > 0 else 0.0
-                eta = f" · ETA {int(left // 60)}:{int(left % 60):02d}" if event.done < event.total else ""
-                self.progress_label.setText(f"{event.done:,} / {event.total:,} · {rate:.1f} images/s{eta}")
-            self._update_summary()
+            self._arrived.append(event)
+            if not self._show_timer.isActive():
+                self._show_timer.start()
         elif isinstance(event, LogTrouble):
             self.failed.emit(f"Results are not being saved: {event.message}")
         elif isinstance(event, ReviewDone):
-            earlier = f" ({event.reused:,} from the earlier run)" if event.reused else ""
-            self.progress_label.setText(f"Done: {len(self.model.rows):,} files in {time.monotonic() - self._t0:.1f} s{earlier}")
+            self._show_arrived()
+            self.progress_view.done(event, len(self.model.rows))
+            self._saved = saved_text(event, self.frames_box.isChecked(), self.results is not None)
+
+    def _show_arrived(self) -> None:
+        """Put the rows that arrived since the last update into the table in one go, with progress and summary."""
+        self._show_timer.stop()
+        if not self._arrived:
+            return
+        chunks, self._arrived = self._arrived, []
+        self.model.add_rows([row for chunk in chunks for row in chunk.rows])
+        self.progress_view.chunk(chunks[-1])
+        self._update_summary()
 
     def _on_batch_failed(self, message: str) -> None:
         """The review stopped on an error (e.g. the folder vanished): say so."""
@@ -327,25 +317,19 @@ class ReviewTab(QWidget):
         if worker is not self._batch:
             return
         self._batch = None
-        if self.progress.maximum() == 0:
-            self.progress.setRange(0, 1)
-        if worker.outcome is JobOutcome.DONE:
-            self.progress.setValue(self.progress.maximum())
-        elif worker.outcome is JobOutcome.CANCELLED:
-            self.progress_label.setText(f"Cancelled after {len(self.model.rows):,} files")
+        self._show_arrived()
+        self.progress_view.finished(worker.outcome, len(self.model.rows))
         self._update_summary()
+        self._update_model_notice()
         self._update_buttons()
         self.review_finished.emit(worker.outcome.value)
 
     def _on_csv_written(self, done: RowsExported) -> None:
-        total = len(self.model.rows)
-        shown = "" if done.rows == total else f" of {total:,} (filters applied)"
-        self.progress_label.setText(f"Exported {done.rows:,} rows{shown} to {elide_middle(done.path, 40)}")
+        self.progress_label.setText(f"Exported {done.selection} to {elide_middle(done.path, 40)}")
         self.csv_exported.emit(done.rows, done.path)
 
     def _on_annotated(self, event: Annotated) -> None:
-        self.progress.setValue(event.done)
-        self.progress_label.setText(f"Saved {event.done} / {event.total} annotated images")
+        self.progress_view.counting(event.done, event.total, f"Saved {event.done} / {event.total} annotated images")
 
     def _on_save_finished(self) -> None:
         self._saver = None
@@ -364,20 +348,33 @@ class ReviewTab(QWidget):
 
     # -- helpers -------------------------------------------------------------------------------
 
+    def _filter(self, **change) -> None:
+        """Apply a filter change and say what is shown."""
+        self.proxy.set_filter(**change)
+        self._update_summary()
+
     def _update_summary(self) -> None:
-        """Counts per verdict under the table."""
-        c = self.model.counts()
-        total = sum(c.values())
-        self.summary.setText(
-            f"{total:,} files  ·  {c[Verdict.GOOD]:,} good  ·  {c[Verdict.ANOMALY]:,} anomaly  ·  {c[Verdict.ERROR]:,} error"
-        )
+        """Under the table: the totals, how many rows a filter shows, what the run saved; the export menu's counts."""
+        counts, shown, filters = self.model.counts(), self.proxy.rowCount(), self.proxy.describe()
+        self.summary.setText(summary_text(counts, shown, filters, self._saved))
+        self.export_button.set_counts(len(self.model.rows), shown, filters)
+
+    def _update_model_notice(self) -> None:
+        """Say when rows were judged by another model than the loaded one, offering to re-inspect them."""
+        others = self.model.other_model_rows() if self.inspector is not None else []
+        if not others:
+            self.model_notice.say("")
+            return
+        names = sorted({model_name(r.model) for r in others})
+        self.model_notice.say(other_models_text(len(others), len(self.model.rows), names, model_name(self.inspector.ref)))
+        self.model_notice.button.setEnabled(self._batch is None and self._reviewed is not None)
 
     def _update_buttons(self) -> None:
         """Enable only what makes sense now (no second review while one runs)."""
         busy = self._batch is not None
         self.run_button.setEnabled(not busy and bool(self.folder) and self.inspector is not None)
         self.cancel_button.setEnabled(busy or self._saver is not None)
-        for w in (self.folder_button, self.resume_box, self.retry_box, self.recursive_box):
+        for w in (self.folder_button, self.resume_box, self.retry_box, self.recursive_box, self.frames_box):
             w.setEnabled(not busy)
         has_rows = bool(self.model.rows)
         self.export_button.setEnabled(has_rows and not busy)
@@ -388,10 +385,11 @@ class ReviewTab(QWidget):
         if folder:
             self.set_folder(folder)
 
-    def _on_export_clicked(self) -> None:
-        path, _ = QFileDialog.getSaveFileName(self, "Export review as CSV", str(Path.home() / "review.csv"), "CSV files (*.csv)")
+    def _on_export_chosen(self, scope: ExportScope) -> None:
+        title = "Export all rows as CSV" if scope is ExportScope.ALL else "Export the rows shown as CSV"
+        path, _ = QFileDialog.getSaveFileName(self, title, str(Path.home() / "review.csv"), "CSV files (*.csv)")
         if path:
-            self.export_csv(path)
+            self.export_csv(path, scope)
 
     def _on_save_clicked(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Folder for annotated images", str(Path.home()))
