@@ -106,10 +106,10 @@ class OverlayWriter:
     """Writes annotated copies (heatmap and boxes drawn) into a folder; names never collide with each other."""
 
     def __init__(self, folder: str | os.PathLike, *, root: str | os.PathLike | None = None, opacity: float = 0.4,
-                 colormap: int = cv2.COLORMAP_JET) -> None:  # fmt: skip
+                 colormap: int = cv2.COLORMAP_JET, heat_scale: HeatScale = HeatScale.ABSOLUTE) -> None:  # fmt: skip
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
-        self.root, self.opacity, self.colormap = root, opacity, colormap
+        self.root, self.opacity, self.colormap, self.heat_scale = root, opacity, colormap, heat_scale
         self.written = 0
         self._names: set[str] = set()
 
@@ -120,6 +120,6 @@ class OverlayWriter:
             name = f"{Path(name).stem}_{hashlib.sha1(str(path).encode('utf-8', 'surrogateescape')).hexdigest()[:8]}.jpg"
         self._names.add(name)
         target = self.folder / name
-        target.write_bytes(encode_image(".jpg", annotate(image, inspection, opacity=self.opacity, colormap=self.colormap)))
+        target.write_bytes(encode_image(".jpg", annotate(image, inspection, opacity=self.opacity, colormap=self.colormap, heat_scale=self.heat_scale)))
         self.written += 1
         return target

@@ -326,7 +326,9 @@ class MainWindow(QMainWindow):
         self.live.viewer.set_overlay(
             heatmap_on=mp.heatmap_on, opacity=mp.heatmap_opacity, colormap=mp.colormap, heat_scale=mp.heat_scale
         )
-        self.review.set_overlay(heatmap_on=mp.heatmap_on, opacity=mp.heatmap_opacity, colormap=mp.colormap)
+        self.review.set_overlay(
+            heatmap_on=mp.heatmap_on, opacity=mp.heatmap_opacity, colormap=mp.colormap, heat_scale=mp.heat_scale
+        )
 
     def _on_demo_ready(self, ready) -> None:
         """Load the demo model and replay its line folder in a loop, so the station shows itself working."""

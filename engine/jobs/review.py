@@ -25,7 +25,7 @@ from engine.errors import SourceError
 from engine.results.filters import ResultFilter
 from engine.results.log import ResultRow, ResultsLog, resumable_run_id
 from engine.thresholds import Thresholds
-from engine.types import Box, ModelRef, Verdict
+from engine.types import Box, HeatScale, ModelRef, Verdict
 
 CHUNK_SECONDS = 0.1  # rows are handed on at least this often (and at most CHUNK_ROWS at a time)
 CHUNK_ROWS = 256
@@ -338,12 +338,13 @@ class Annotated:
 
 
 def annotate_job(paths: Sequence[str], inspector, out_dir: str, *, root: str | None = None, opacity: float = 0.4,
-                 colormap: int | None = None, stop: threading.Event):  # fmt: skip
+                 colormap: int | None = None, heat_scale: HeatScale = HeatScale.ABSOLUTE, stop: threading.Event):  # fmt: skip
     """Write copies of paths with heatmap and labelled boxes drawn in (names keep their sub-folders); yield progress."""
     from engine.data.decode import read_image
     from engine.render import OverlayWriter
 
-    writer = OverlayWriter(out_dir, root=root, opacity=opacity, **({} if colormap is None else {"colormap": colormap}))
+    writer = OverlayWriter(out_dir, root=root, opacity=opacity, heat_scale=heat_scale,
+                           **({} if colormap is None else {"colormap": colormap}))  # fmt: skip
     for i, path in enumerate(paths, start=1):
         if stop.is_set():
             return

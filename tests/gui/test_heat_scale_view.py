@@ -28,6 +28,9 @@ def test_a_good_part_stays_cool_in_the_live_view_until_per_image_is_chosen(loade
     assert _red(viewer) > cool + 5  # stretched, the same good part shows red blobs
     combo.setCurrentText("Absolute")
     assert _red(viewer) == cool
+    assert w.review.viewer.heat_scale is HeatScale.ABSOLUTE
+    combo.setCurrentText("Per image")  # the Review preview and its annotated copies follow the same choice
+    assert w.review.viewer.heat_scale is HeatScale.PER_IMAGE and w.review.heat_scale is HeatScale.PER_IMAGE
 
 
 def test_box_labels_are_each_boxs_own_level_on_the_scale_shown(loaded_window, line_folder, run_to_end):

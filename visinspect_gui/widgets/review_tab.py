@@ -34,7 +34,7 @@ from engine.jobs.review import (
 )
 from engine.results import ResultsLog
 from engine.thresholds import Thresholds
-from engine.types import Verdict
+from engine.types import HeatScale, Verdict
 from visinspect_gui.widgets.common import elide_middle, glyph_icon
 from visinspect_gui.widgets.file_preview import FilePreview
 from visinspect_gui.widgets.review_actions import ExportButton, ExportScope, ModelNotice
@@ -61,7 +61,7 @@ class ReviewTab(QWidget):
         self.folder: str | None = None
         self.run_id: str | None = None
         self.review_decision: float | None = None  # the threshold the review ran at
-        self.opacity, self.colormap, self.heatmap_on = 0.45, cv2.COLORMAP_JET, True
+        self.opacity, self.colormap, self.heatmap_on, self.heat_scale = 0.45, cv2.COLORMAP_JET, True, HeatScale.ABSOLUTE
         self._batch: Worker | None = None
         self._saver: Worker | None = None
         self._reviewed: tuple[str, bool] | None = None  # the folder the table holds and whether sub-folders were in
@@ -163,10 +163,10 @@ class ReviewTab(QWidget):
         self._update_model_notice()
         self._update_buttons()
 
-    def set_overlay(self, *, heatmap_on: bool, opacity: float, colormap: int) -> None:
+    def set_overlay(self, *, heatmap_on: bool, opacity: float, colormap: int, heat_scale: HeatScale = HeatScale.ABSOLUTE) -> None:
         """How the heatmap is drawn in the viewer and in annotated exports."""
-        self.heatmap_on, self.opacity, self.colormap = heatmap_on, opacity, colormap
-        self.viewer.set_overlay(heatmap_on=heatmap_on, opacity=opacity, colormap=colormap)
+        self.heatmap_on, self.opacity, self.colormap, self.heat_scale = heatmap_on, opacity, colormap, heat_scale
+        self.viewer.set_overlay(heatmap_on=heatmap_on, opacity=opacity, colormap=colormap, heat_scale=heat_scale)
 
     def set_folder(self, folder: str) -> None:
         """The folder the next review inspects."""
@@ -237,7 +237,7 @@ class ReviewTab(QWidget):
         if not paths or self.inspector is None or self._saver is not None:
             return False
         self._saver = Worker(annotate_job, paths, self.inspector, out_dir, root=self.model.root, opacity=self.opacity,
-                             colormap=self.colormap)  # fmt: skip
+                             colormap=self.colormap, heat_scale=self.heat_scale)  # fmt: skip
         self._saver.event_ready.connect(self._on_annotated)
         self._saver.failed.connect(self.failed)
         self._saver.finished.connect(self._on_save_finished)
