@@ -123,3 +123,22 @@ def test_closing_hides_the_window_before_waiting_for_a_model_batch(loaded_window
     w.close()
     assert seen == [False]  # the operator sees the window go at once; the workers end behind it
     assert not Worker.running()
+
+
+def test_the_station_log_tells_an_engineer_what_happened_in_the_shift(loaded_window, line_folder, run_to_end, qtbot, caplog, tmp_path):
+    import logging
+
+    w = loaded_window
+    caplog.set_level(logging.INFO)
+    w.source_panel.set_source(str(line_folder))
+    run_to_end(w)
+    with qtbot.waitSignal(w.review.review_finished, timeout=60_000):
+        assert w.review.start(str(line_folder))
+    with qtbot.waitSignal(w.review.csv_exported, timeout=10_000):
+        w.review.export_csv(tmp_path / "shift.csv")
+    w.model_panel.threshold.slider.setValue(8000)
+    w.access.flush()
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("visinspect_gui")]
+    for expected in ("live run live-", "ended after frame", f"of {line_folder}: 6 files", "done in", "review exported: 6 rows",
+                     "change: threshold", "-> 0.8000"):  # fmt: skip
+        assert any(expected in line for line in lines), f"no log line with {expected!r}:\n" + "\n".join(lines)

@@ -3,6 +3,7 @@ any file shown with its heatmap, CSV and annotated exports. All file work runs i
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -44,6 +45,7 @@ from visinspect_gui.widgets.review_summary import other_models_text, saved_text,
 from visinspect_gui.widgets.review_widgets import option_boxes, review_table
 from visinspect_gui.workers import Worker
 
+log = logging.getLogger(__name__)
 SHOW_EVERY_MS = 250  # how often rows arriving are put into the table (each update repaints it, on the inference's CPU)
 
 
@@ -283,6 +285,7 @@ class ReviewTab(QWidget):
             return
         if isinstance(event, ReviewStarted):
             self.run_id = event.run_id
+            log.info("review %s of %s: %d files, %d done before (resumed)", event.run_id, self.folder, event.total, event.resumed)
             self.progress_view.started(event)
         elif isinstance(event, ReviewChunk):
             self._arrived.append(event)
@@ -291,6 +294,7 @@ class ReviewTab(QWidget):
         elif isinstance(event, LogTrouble):
             self.failed.emit(f"Results are not being saved: {event.message}")
         elif isinstance(event, ReviewDone):
+            log.info("review %s done in %.1f s: %d inspected, %d reused, %s", self.run_id, event.seconds, event.inspected, event.reused, {v.value: n for v, n in event.counts.items()})  # fmt: skip
             self._show_arrived()
             self.progress_view.done(event, len(self.model.rows))
             self._saved = saved_text(event, self.frames_box.isChecked(), self.results is not None)
