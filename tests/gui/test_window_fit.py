@@ -20,6 +20,8 @@ def test_every_tab_fits_a_1280x720_screen(loaded_window, title, qtbot):
     hint = w.minimumSizeHint()
     assert hint.width() <= SMALL[0] and hint.height() <= SMALL[1], f"{title} needs {hint.width()}x{hint.height()}"
     assert (w.width(), w.height()) == SMALL
+    area = w.tabs.widget(index)  # the page's scroll area: at 1280x720 the page fits without scrolling
+    assert not area.horizontalScrollBar().isVisible() and not area.verticalScrollBar().isVisible()
 
 
 def test_the_window_never_grows_and_the_message_bar_never_moves_the_tabs(loaded_window, qtbot):

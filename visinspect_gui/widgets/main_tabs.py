@@ -2,8 +2,41 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import QEvent, QSize, Qt
 from PySide6.QtWidgets import QFrame, QScrollArea, QTabWidget, QWidget
+
+
+class _Holder(QWidget):
+    """Holds a page in its scroll area without a layout, so the page's height-for-width is not passed on.
+
+    A scroll area sizes a page whose layout has height-for-width (any wrapping label) to its *preferred*
+    height and scrolls whenever that exceeds the tab; held, the page fills the tab and scrolls only below
+    its minimum size.
+    """
+
+    def __init__(self, page: QWidget) -> None:
+        super().__init__()
+        self.page = page
+        page.setParent(self)
+        page.installEventFilter(self)
+
+    def eventFilter(self, obj, event) -> bool:  # noqa: N802 - Qt API
+        """The page's content changed size needs: grow to its new minimum, so the scroll area scrolls to it."""
+        if obj is self.page and event.type() == QEvent.Type.LayoutRequest:
+            self.updateGeometry()
+            needed = self.size().expandedTo(self.minimumSizeHint())
+            if needed != self.size():
+                self.resize(needed)
+        return False
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        return self.page.minimumSizeHint().expandedTo(self.page.minimumSize())
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt API
+        return self.page.sizeHint()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        self.page.setGeometry(self.rect())
 
 
 class MainTabs(QTabWidget):
@@ -21,7 +54,7 @@ class MainTabs(QTabWidget):
         scroll.setFrameShape(QFrame.Shape.NoFrame)
         scroll.setWidgetResizable(True)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAsNeeded)
-        scroll.setWidget(page)
+        scroll.setWidget(_Holder(page))
         self._pages.append(page)
         return self.addTab(scroll, title)
 

@@ -83,6 +83,7 @@ class ReviewTab(QWidget):
         self.folder_button.clicked.connect(self._on_choose_folder_clicked)
         self.folder_label = QLabel("No folder chosen")
         self.folder_label.setObjectName("FolderLabel")
+        self.folder_label.setMinimumWidth(80)  # the path is elided; its tooltip holds the whole of it
         self.recursive_box, self.resume_box, self.retry_box, self.frames_box = option_boxes()
         self.run_button = QPushButton("Inspect folder")
         self.run_button.setIcon(glyph_icon("play"))
@@ -90,11 +91,14 @@ class ReviewTab(QWidget):
         self.run_button.clicked.connect(lambda: self.start())
         self.cancel_button = QPushButton("Cancel")
         self.cancel_button.clicked.connect(self.cancel)
-        for w in (self.folder_button, self.folder_label):
+        for w in (self.folder_button, self.folder_label, self.run_button, self.cancel_button):
             bar.addWidget(w, 1 if w is self.folder_label else 0)
-        for w in (self.recursive_box, self.resume_box, self.retry_box, self.frames_box, self.run_button, self.cancel_button):
-            bar.addWidget(w)
+        options = QHBoxLayout()  # a row of its own: beside the buttons they made the tab wider than a 1280 px screen
+        for w in (self.recursive_box, self.resume_box, self.retry_box, self.frames_box):
+            options.addWidget(w)
+        options.addStretch(1)
         layout.addLayout(bar)
+        layout.addLayout(options)
 
         self.progress_view = ReviewProgress()
         self.progress, self.progress_label = self.progress_view.bar, self.progress_view.label
