@@ -8,10 +8,11 @@ from datetime import datetime
 from functools import partial
 from pathlib import PurePath
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt, Signal
+from PySide6.QtCore import QModelIndex, Qt, Signal
 
 from engine.results import NEWEST_FIRST, ResultFilter, ResultOrder, ResultRow, ResultsLog, SortKey
 from engine.types import Verdict
+from visinspect_gui.widgets.common import ListTableModel
 from visinspect_gui.widgets.review_model import VERDICT_COLOURS
 from visinspect_gui.workers import Latest, call
 
@@ -68,31 +69,18 @@ def item_label(source: str, item: str) -> str:
     return item
 
 
-class LazyRowsModel(QAbstractTableModel):
+class LazyRowsModel(ListTableModel):
     """Rows of a query, fetched PAGE_ROWS at a time in a worker when the view scrolls near the end (fetchMore)."""
 
-    columns: tuple[str, ...] = ()
     page_loaded = Signal(int)  # rows loaded so far
     failed = Signal(str)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
-        self.rows: list = []
         self.total: int | None = None
         self._more: Callable[[int, int], Page] | None = None
         self._fetching = False
         self._pages = Latest()
-
-    def rowCount(self, parent=QModelIndex()) -> int:  # noqa: N802 - Qt API
-        return 0 if parent.isValid() else len(self.rows)
-
-    def columnCount(self, parent=QModelIndex()) -> int:  # noqa: N802 - Qt API
-        return 0 if parent.isValid() else len(self.columns)
-
-    def headerData(self, section, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802 - Qt API
-        if role == Qt.ItemDataRole.DisplayRole and orientation == Qt.Orientation.Horizontal:
-            return self.columns[section]
-        return None
 
     def restart(self, first: Callable[[int], Page]) -> None:
         """Drop the rows shown and load the first page of a new query; a page of the old query is ignored."""
