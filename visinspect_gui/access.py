@@ -111,8 +111,8 @@ class AccessControl(QObject):
     def _set_mode(self, mode: Mode) -> None:
         if mode is self.mode:
             return
-        old, self.mode = self.mode, mode
-        self.record(ChangeKind.MODE, old.value, mode.value)
+        self.record(ChangeKind.MODE, self.mode.value, mode.value)  # by whoever was in the old mode
+        self.mode = mode
         self.mode_changed.emit(mode)
 
     # -- audit ---------------------------------------------------------------------------------

@@ -149,7 +149,7 @@ class Station(QObject):
         self._end_reason = "ended"
         self._slot = InspectorSlot(self.inspector, self.run_id)
         start_at = self.resume_position(spec)
-        self._next_frame, self._position, self._spec_key = start_at, None, _key(spec)
+        self._next_frame, self._position, self._spec_key, self._is_live_source = start_at, None, _key(spec), True
         worker = Worker(
             live_job, spec, self._slot, self.results, loop=loop, start_at=start_at, gate=self._gate,
             max_fps=max_fps, stream_options=dict(self.stream_options),
@@ -224,8 +224,7 @@ class Station(QObject):
     def _on_live_failed(self, message: str) -> None:
         """The run stopped on an error: pass on its one sentence."""
         if self.sender() is self._live:
-            self._end_reason = "failed"
-            log.warning("live run %s failed: %s", self.run_id, message)
+            self._end_reason = "failed"  # the worker has logged the reason; _on_live_finished logs the run's end
             self.failed.emit(message)
 
     def _on_live_cancelled(self) -> None:
