@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QHBoxLayout, QLabel, QMainWindow, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QMainWindow, QScrollArea, QVBoxLayout, QWidget
 
 from engine import paths
 from engine.modelfile import MODEL_SUFFIX
@@ -29,7 +29,7 @@ from visinspect_gui.widgets.message_bar import MessageBar
 from visinspect_gui.widgets.model_panel import ModelPanel
 from visinspect_gui.widgets.review_tab import ReviewTab
 from visinspect_gui.widgets.source_panel import SourcePanel
-from visinspect_gui.widgets.status_bar import StationStatusBar
+from visinspect_gui.widgets.status_bar import ShrinkingLabel, StationStatusBar
 from visinspect_gui.widgets.train_tab import TrainTab
 from visinspect_gui.workers import Worker
 
@@ -80,7 +80,7 @@ class MainWindow(QMainWindow):
         self.train = TrainTab(runtime=runtime)
         self.evaluate = EvalTab(runtime=runtime)
         self.status = StationStatusBar()
-        self.mode_label = QLabel()
+        self.mode_label = ShrinkingLabel()
         self.mode_label.setObjectName("ModeField")
         self.status.addPermanentWidget(self.mode_label)
         self.setStatusBar(self.status)

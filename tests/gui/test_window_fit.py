@@ -39,8 +39,10 @@ def test_the_window_never_grows_and_the_message_bar_never_moves_the_tabs(loaded_
     QApplication.processEvents()
     assert w.tabs.mapTo(w, w.tabs.rect().topLeft()).y() == top
     w.status.set_source_state("Running: folder " + "/deep" * 80)
+    w.status.set_device("CPU: Intel(R) Xeon(R) Platinum 8480+ with a very long marketing name, 2 threads · int8")
+    w.status.set_model("a product with a long name (a-model-file-with-a-long-name-2026-11-30.safetensors)")
     QApplication.processEvents()
-    assert (w.width(), w.height()) == SMALL
+    assert (w.width(), w.height()) == SMALL and w.minimumSizeHint().width() <= SMALL[0]  # the status bar elides
 
 
 def test_window_opens_inside_a_small_screen(make_window, monkeypatch):

@@ -11,15 +11,7 @@ from visinspect_gui.widgets.common import elide_middle, set_prop
 from visinspect_gui.workers import Latest, call
 
 
-def _field(name: str, tooltip: str) -> QLabel:
-    """A permanent status-bar label."""
-    label = QLabel()
-    label.setObjectName(name)
-    label.setToolTip(tooltip)
-    return label
-
-
-class _ShrinkingLabel(QLabel):
+class ShrinkingLabel(QLabel):
     """A label that may be narrower than its text, which it then elides, so it never widens the window."""
 
     def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
@@ -29,6 +21,14 @@ class _ShrinkingLabel(QLabel):
         painter = QPainter(self)
         text = self.fontMetrics().elidedText(self.text(), Qt.TextElideMode.ElideRight, self.contentsRect().width())
         painter.drawText(self.contentsRect(), int(self.alignment()), text)
+
+
+def _field(name: str, tooltip: str) -> QLabel:
+    """A permanent status-bar label: every one shrinks (eliding its text), or together they widened the window."""
+    label = ShrinkingLabel()
+    label.setObjectName(name)
+    label.setToolTip(tooltip)
+    return label
 
 
 class StationStatusBar(QStatusBar):
@@ -43,8 +43,7 @@ class StationStatusBar(QStatusBar):
         self.dropped = _field("Dropped", "Frames the model could not keep up with (newest frame wins)")
         self.model = _field("ModelField", "The loaded model")
         self.device = _field("DeviceField", "Where inference runs, and in which numeric precision")
-        self.frames = _ShrinkingLabel()
-        self.frames.setObjectName("FramesField")
+        self.frames = _field("FramesField", "")
         self.frames.hide()  # until the frames folder has been measured
         self._frames_job = Latest()
         for w in (self.log_warning, self.source_state, self.dropped, self.frames, self.model, self.device):
