@@ -7,8 +7,9 @@ import os
 import time
 from pathlib import Path
 
+from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
-from PySide6.QtWidgets import QHBoxLayout, QMainWindow, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QMainWindow, QScrollArea, QVBoxLayout, QWidget
 
 from engine import paths
 from engine.modelfile import MODEL_SUFFIX
@@ -29,7 +30,7 @@ from visinspect_gui.widgets.message_bar import MessageBar
 from visinspect_gui.widgets.model_panel import ModelPanel
 from visinspect_gui.widgets.review_tab import ReviewTab
 from visinspect_gui.widgets.source_panel import SourcePanel
-from visinspect_gui.widgets.status_bar import ShrinkingLabel, StationStatusBar
+from visinspect_gui.widgets.status_bar import StationStatusBar
 from visinspect_gui.widgets.train_tab import TrainTab
 from visinspect_gui.workers import Worker
 
@@ -80,7 +81,7 @@ class MainWindow(QMainWindow):
         self.train = TrainTab(runtime=runtime)
         self.evaluate = EvalTab(runtime=runtime)
         self.status = StationStatusBar()
-        self.mode_label = ShrinkingLabel()
+        self.mode_label = QLabel()  # short: never elided
         self.mode_label.setObjectName("ModeField")
         self.status.addPermanentWidget(self.mode_label)
         self.setStatusBar(self.status)
@@ -116,7 +117,7 @@ class MainWindow(QMainWindow):
         main_layout = QVBoxLayout(main)
         main_layout.setContentsMargins(4, 10, 10, 6)
         main_layout.setSpacing(8)
-        main_layout.addWidget(self.messages)
+        self.tabs.setCornerWidget(self.messages, Qt.Corner.TopRightCorner)  # beside the tabs: showing it moves nothing
         main_layout.addWidget(self.tabs, 1)
         central = QWidget()
         layout = QHBoxLayout(central)

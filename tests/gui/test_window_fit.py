@@ -29,10 +29,14 @@ def test_the_window_never_grows_and_the_message_bar_never_moves_the_tabs(loaded_
     w.resize(*SMALL)
     qtbot.wait(50)
     top = w.tabs.mapTo(w, w.tabs.rect().topLeft()).y()
+    tabs_before = [w.tabs.tabBar().tabRect(i) for i in range(w.tabs.count())]
+    page_before = w.tabs.widget(0).geometry()
     long_sentence = "The results log could not be written: " + "disk full on /very/long/path/" * 20
     w.show_message(long_sentence, "error")
     QApplication.processEvents()
     assert w.tabs.mapTo(w, w.tabs.rect().topLeft()).y() == top  # the tabs stay where the mouse expects them
+    assert [w.tabs.tabBar().tabRect(i) for i in range(w.tabs.count())] == tabs_before
+    assert w.tabs.widget(0).geometry() == page_before and w.messages.isVisible()
     assert w.messages.message == long_sentence and w.messages.text.toolTip() == long_sentence
     assert w.messages.text.text().endswith("…")  # one line, elided: the bar keeps its height
     w.messages.hide()

@@ -42,19 +42,16 @@ class _ElidedLabel(QLabel):
 
 
 class MessageBar(QFrame):
-    """One message at a time above the tabs in a band of fixed height, so the tabs never move under the mouse.
-
-    Errors stay until dismissed or replaced; notices fade. The band keeps its place while empty.
-    """
+    """One message at a time beside the tabs, one line high (elided, whole in its tooltip and the status bar),
+    so showing it never moves the tabs under the mouse. Errors stay until dismissed or replaced; notices fade."""
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("MessageBar")
         self.setProperty("level", "info")
         self.setFixedHeight(BAR_HEIGHT)
-        policy = self.sizePolicy()
-        policy.setRetainSizeWhenHidden(True)
-        self.setSizePolicy(policy)
+        self.setMinimumWidth(160)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Fixed)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(10, 2, 4, 2)
         self.icon = QLabel()

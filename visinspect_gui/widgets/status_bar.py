@@ -40,7 +40,9 @@ class StationStatusBar(QStatusBar):
         self.log_warning = _field("LogWarning", "The results log could not be written; results wait in memory")
         self.log_warning.hide()
         self.source_state = _field("SourceState", "What the source is doing")
-        self.dropped = _field("Dropped", "Frames the model could not keep up with (newest frame wins)")
+        self.dropped = QLabel()  # short: never elided
+        self.dropped.setObjectName("Dropped")
+        self.dropped.setToolTip("Frames the model could not keep up with (newest frame wins)")
         self.model = _field("ModelField", "The loaded model")
         self.device = _field("DeviceField", "Where inference runs, and in which numeric precision")
         self.frames = _field("FramesField", "")
@@ -64,7 +66,7 @@ class StationStatusBar(QStatusBar):
 
     def set_source_state(self, text: str, level: str = "info") -> None:
         """Show the source state (elided: a long path must not widen the window), coloured when in trouble."""
-        self.source_state.setText(elide_middle(text, 56))
+        self.source_state.setText(elide_middle(text, 44))
         self.source_state.setToolTip(text)
         set_prop(self.source_state, "level", level)
 
