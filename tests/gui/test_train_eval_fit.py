@@ -113,6 +113,12 @@ def test_a_report_never_raises_the_tab_minimum_above_the_room_it_has(qtbot, kind
     tab.resize(*ROOM)
     tab.show()
     settle(qtbot)
+    if kind is TrainTab:  # the curves' line of figures after an epoch (once wider than the screen)
+        from engine.training.recipe import EpochReport
+
+        tab.curves.add_epoch(EpochReport(14, 30, 0.0671, 0.985, 0.1382, 0.944, 1.6, early_stop=True))
+        settle(qtbot)
+        assert tab.minimumSizeHint().width() <= ROOM[0], tab.minimumSizeHint()
     before = tab.minimumSizeHint()
     report, meta = report_and_meta()
     tab.results.show_report(report, meta, title="Held-out report (widget)", how="the held-out split", precision="fp32", images=None)

@@ -50,6 +50,7 @@ class TrainingCurves(QWidget):
         self._step_y: list[float] = []
         self.label = QLabel("Curves appear here while training.")
         self.label.setStyleSheet("color: #9aa0a6;")
+        self.label.setWordWrap(True)  # one long line of figures made the Train tab wider than a 1280 px screen
         lay = QVBoxLayout(self)
         lay.addWidget(self.label)
         lay.addWidget(self.loss_plot, 1)
