@@ -121,9 +121,16 @@ settle(1.0)
 combo = window.history.filter_bar.verdict_combo
 combo.setCurrentIndex(combo.findData(Verdict.ANOMALY))
 settle(1.5)
-window.history.table.selectRow(0)
-wait(lambda: window.history.viewer.image is not None, 30)
-shot("history.png")
+wait(lambda: any(r.frame_path for r in window.history.model.rows), 30)  # the live run saved its anomaly frames; Review did not
+
+
+def select_saved_frame() -> None:
+    window.history.table.selectRow(next(i for i, r in enumerate(window.history.model.rows) if r.frame_path))
+    wait(lambda: window.history.viewer.image is not None, 30)
+
+
+select_saved_frame()
+shot("history.png", select_saved_frame)
 window.history.views.setCurrentWidget(window.history.changes)
 settle(1.0)
 shot("changes.png")
