@@ -142,6 +142,14 @@ class ModelRef:
         """The short form shown to people: the first 16 hex digits of the sha256."""
         return self.sha256[:16]
 
+    def same_model(self, other: ModelRef | None) -> bool:
+        """True when both name the same model file: the same sha256 (older logs hold 16 hex digits of it), else path."""
+        if other is None:
+            return False
+        if self.sha256 and other.sha256:
+            return self.sha256.startswith(other.sha256) or other.sha256.startswith(self.sha256)
+        return not self.sha256 and not other.sha256 and self.path == other.path
+
 
 IN_MEMORY = ModelRef("<in memory>")
 

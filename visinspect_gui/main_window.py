@@ -224,7 +224,7 @@ class MainWindow(QMainWindow):
         log.info("review of %s %s", self.review.folder, outcome)
         if self.review.folder:
             self.settings.save_review_folder(self.review.folder)
-        self._check_results_log()
+        self.check_results_log()
 
     def _restore_settings(self) -> None:
         """Put back the last source and review folder (the command line's --source still wins)."""
@@ -360,7 +360,7 @@ class MainWindow(QMainWindow):
         if self.tabs.currentWidget() is self.history:
             self.history.refresh()
 
-    def _check_results_log(self) -> None:
+    def check_results_log(self) -> None:
         """Show (or clear) the status-bar warning when results cannot be written, and the saved frames' size."""
         self.status.set_log_warning(self.results.last_error)
         self.status.refresh_frames(self.results.frames)

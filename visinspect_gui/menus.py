@@ -16,11 +16,8 @@ DOCS = Path(__file__).resolve().parent.parent / "README.md"
 
 @dataclass(frozen=True)
 class MenuActions:
-    """The actions whose availability depends on the mode or the run."""
+    """The actions whose availability depends on the mode."""
 
-    start: QAction
-    stop: QAction
-    step: QAction
     engineer_only: tuple[QAction, ...]
     unlock: QAction
     lock: QAction
@@ -46,9 +43,9 @@ def build_menus(w) -> MenuActions:
     _action(w, file_menu, "Quit", w.close, "Ctrl+Q")
 
     station = bar.addMenu("&Station")
-    start = _action(w, station, "Start", w._on_start_requested, "F5")
-    stop = _action(w, station, "Stop", w.station.stop, "Shift+F5")
-    step = _action(w, station, "Step one frame", w._on_step_requested, "F10")
+    _action(w, station, "Start", w._on_start_requested, "F5")
+    _action(w, station, "Stop", w.station.stop, "Shift+F5")
+    _action(w, station, "Step one frame", w._on_step_requested, "F10")
     start_over = _action(w, station, "Start over from the first frame", w._on_start_over)
     station.addSeparator()
     _action(w, station, "Reset counters", w.live.counters.reset)
@@ -65,7 +62,7 @@ def build_menus(w) -> MenuActions:
     help_menu.addSeparator()
     _action(w, help_menu, "About VisInspect", lambda: show_about(w))
     return MenuActions(
-        start=start, stop=stop, step=step, unlock=unlock, lock=lock,
+        unlock=unlock, lock=lock,
         engineer_only=(open_model, open_folder, open_video, start_over, set_pin, demo),
     )  # fmt: skip
 

@@ -22,7 +22,7 @@ class RunFeedback:
         self.w.live.add_result(result)
         self.w.status.set_dropped(result.dropped_total)
         if result.inspected_total % 10 == 1:
-            self.w._check_results_log()
+            self.w.check_results_log()
 
     def on_source_event(self, event) -> None:
         """Tell the operator what the source did (lost, recovered, stalled, bad file, ended)."""
@@ -75,7 +75,7 @@ class RunFeedback:
 
     def on_run_finished(self, reason: str) -> None:
         """The run ended: the last verdict is marked as the run's last; refresh History if it is on screen."""
-        self.w._check_results_log()
+        self.w.check_results_log()
         if reason == "failed":
             self.w.status.set_source_state("Stopped on an error", "error")
         else:

@@ -43,12 +43,8 @@ def error_reason(path: str, message: str) -> str:
 
 
 def same_model(a: ModelRef | None, b: ModelRef | None) -> bool:
-    """True when both name the same model file: the same sha256 (older logs hold 16 hex digits of it), else path."""
-    if a is None or b is None:
-        return False
-    if a.sha256 and b.sha256:
-        return a.sha256.startswith(b.sha256) or b.sha256.startswith(a.sha256)
-    return not a.sha256 and not b.sha256 and a.path == b.path
+    """True when both name the same model file (ModelRef.same_model); False when either is unknown."""
+    return a is not None and a.same_model(b)
 
 
 @dataclass(frozen=True)

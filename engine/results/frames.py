@@ -15,9 +15,7 @@ from engine.types import Inspection
 
 def judged_by(inspector, row: ResultRow) -> bool:
     """True when the row's model hash is the inspector's model (rows of older logs hold 16 hex digits of it)."""
-    if inspector is None or not row.model_hash or not inspector.ref.sha256:
-        return False
-    return inspector.ref.sha256.startswith(row.model_hash)
+    return inspector is not None and bool(row.model_hash and inspector.ref.sha256) and inspector.ref.same_model(row.model)
 
 
 @dataclass(frozen=True, eq=False)

@@ -106,19 +106,16 @@ class LiveTab(QWidget):
         self.context.setText(f"Judged by {model_name(insp)} at threshold {format_threshold(insp.threshold)}\nSource: {self.source}")
         self.context.setToolTip(f"{insp.model.path}\nsha256 {insp.model.sha256}")
 
-    def show_no_verdict(self, title: str, reason: str, *, keep_image: bool = True) -> None:
+    def show_no_verdict(self, title: str, reason: str) -> None:
         """No current verdict (model switched, source failed or stopped): a neutral banner with the reason.
 
-        The last frame stays without its heatmap and boxes (they were that verdict's) unless keep_image is False.
+        The last frame stays, without its heatmap and boxes: they were that verdict's.
         """
         self._pending = None
         self.result = self.shown = None
         self.banner.show_idle(title, reason)
         self.context.setText("")
-        if keep_image:
-            self.viewer.set_inspection(None)
-        else:
-            self.viewer.clear()
+        self.viewer.set_inspection(None)
 
     def mark_last(self, note: str) -> None:
         """Say beside the verdict that it is the last of a run that has ended (not a part on the line now)."""
@@ -139,7 +136,7 @@ class LiveTab(QWidget):
         """Re-apply the inspector's current thresholds to the frame on screen, without running the model."""
         if self.result is None or inspector is None:
             return
-        if self.result.inspection.model.sha256 != inspector.ref.sha256:
+        if not self.result.inspection.model.same_model(inspector.ref):
             return  # the frame on screen was judged by another model: it is not re-judged as if by this one
         self.shown = self.result.inspection.at(inspector.thresholds)
         self.viewer.set_inspection(self.shown)
@@ -149,7 +146,7 @@ class LiveTab(QWidget):
         """A model was loaded: no verdict is current until it judges a frame; note a model without ImageNet weights."""
         self.model_notice.setVisible(not inspector.meta.pretrained)
         self.counters.set_threshold(inspector.threshold)
-        if self.result is not None and self.result.inspection.model.sha256 != inspector.ref.sha256:
+        if self.result is not None and not self.result.inspection.model.same_model(inspector.ref):
             self.show_no_verdict("MODEL CHANGED", f"{Path(inspector.path).name} judges from the next frame")
         elif self.result is None:
             self.banner.show_idle("READY", f"{Path(inspector.path).name} loaded — choose a source and press Start")
