@@ -25,6 +25,14 @@ class SourceError(VisInspectError):
     """A frame source (camera, video, folder) cannot be opened or has failed."""
 
 
+class LineIOError(VisInspectError):
+    """A line endpoint (OPC UA, Modbus, MQTT) cannot start or its settings are wrong."""
+
+
+class RecipeError(VisInspectError):
+    """A product recipe is missing, unreadable or names settings that cannot be used."""
+
+
 class Cancelled(VisInspectError):
     """Long work was stopped on request."""
 
