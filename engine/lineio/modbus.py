@@ -145,6 +145,10 @@ class ModbusEndpoint:
         with self._lock:
             if self._thread is not None:
                 return
+            try:
+                from pymodbus.simulator import SimDevice  # noqa: F401 - the datastore hook this server is built on
+            except ImportError as exc:
+                raise LineIOError("Modbus needs the pymodbus package, 3.16: pip install 'visinspect[line]'") from exc
             started = threading.Event()
             failure: list[str] = []
             self._recipes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="modbus-recipe")
@@ -306,4 +310,11 @@ def _bind_error(host: str, port: int) -> str:
 __all__ = [
     "ERROR_TEXT_REGISTERS",
     "STRING_REGISTERS",
-    "Coil", "DiscreteInput", "ErrorCode", "ModbusEndpoint", "Register", "decode_string", "encode_string"]
+    "Coil",
+    "DiscreteInput",
+    "ErrorCode",
+    "ModbusEndpoint",
+    "Register",
+    "decode_string",
+    "encode_string",
+]

@@ -120,8 +120,10 @@ class MqttPublisher:
         with self._lock:
             if self._worker is not None:
                 return
-            import paho.mqtt.client as mqtt
-
+            try:
+                import paho.mqtt.client as mqtt
+            except ImportError as exc:
+                raise LineIOError("MQTT needs the paho-mqtt package: pip install 'visinspect[line]'") from exc
             self._buffer = ResultBuffer(self._buffer_path, max_rows=self._max_buffered)
             self._client = client = mqtt.Client(
                 mqtt.CallbackAPIVersion.VERSION2, client_id=f"visinspect-{_safe(self.station)}",
