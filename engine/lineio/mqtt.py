@@ -13,6 +13,7 @@ import os
 import queue
 import re
 import socket
+import sqlite3
 import threading
 from pathlib import Path
 
@@ -247,6 +248,10 @@ class MqttPublisher:
                 self._pump()
                 if state is not None:
                     self._publish_status(state)
+            except sqlite3.Error as exc:  # e.g. a full disk: the result stays in the results log, not on MQTT
+                message = f"MQTT buffer {self._buffer_path} failed: {exc}"
+                log.error(message)
+                self._hub.set_error(message)
             except Exception:  # noqa: BLE001 - thread boundary: log it and keep the worker alive
                 log.exception("MQTT publisher to %s: unexpected failure", self.address)
 

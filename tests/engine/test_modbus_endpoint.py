@@ -148,3 +148,20 @@ def test_port_in_use_is_one_line_and_stop_is_idempotent(hub):
         assert ep.description.endswith("(listening)")
     ep.stop()
     assert not [t for t in threading.enumerate() if t.name.startswith("modbus")]
+
+
+def test_a_plc_that_drops_off_and_reconnects_is_served_again(hub, endpoint, plc):
+    plc.write_coil(Coil.TRIGGER, True)
+    assert hub.next_trigger(timeout=5) is not None
+    plc.close()  # cable pulled with Trigger still 1
+    host, port = endpoint.address.rsplit(":", 1)
+    again = ModbusTcpClient(host, port=int(port), timeout=5)
+    assert again.connect()
+    try:
+        again.write_coil(Coil.TRIGGER, False)
+        again.write_coil(Coil.TRIGGER, True)
+        assert hub.next_trigger(timeout=5) is not None
+        hub.publish(LineVerdict.GOOD, 0.2)
+        assert read_outputs(again)[2] == 1
+    finally:
+        again.close()
