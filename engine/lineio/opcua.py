@@ -262,6 +262,11 @@ class OpcUaEndpoint:
             await self._stopping.wait()
             mirror.cancel()
         finally:
+            clock = getattr(server.iserver, "time_task", None)
+            if clock is not None:  # asyncua's 1 s ServerStatus clock: stop it now rather than wait out its sleep
+                clock.cancel()
+                await asyncio.gather(clock, return_exceptions=True)
+                server.iserver.time_task = None
             await server.stop()
 
     async def _build_nodes(self, server) -> None:
