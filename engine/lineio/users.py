@@ -8,11 +8,13 @@ Plain passwords are never stored; `add_user` writes the file atomically, readabl
 from __future__ import annotations
 
 import base64
+import getpass
 import hashlib
 import hmac
 import os
 import re
 import secrets
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,7 +175,36 @@ class UsersFile:
         return verify_password(password, encoded)
 
 
+def add_users_arguments(p) -> None:
+    """The `visinspect users` sub-command's arguments (p: an argparse parser)."""
+    p.add_argument("action", choices=["add", "remove", "list"], help="add a user (or set a new password), remove one, list them")
+    p.add_argument("name", nargs="?", help="the user name (add, remove)")
+    p.add_argument("--file", help="users file (default: line-users.txt in the data folder)")
+    p.add_argument("--password-stdin", action="store_true", help="read the password from standard input, not a prompt")
+
+
+def run_users_command(args) -> str:
+    """`visinspect users add|remove|list`: the one line to print (LineIOError for bad input)."""
+    path = Path(args.file) if args.file else default_users_file()
+    if args.action == "list":
+        return "\n".join(sorted(load_users(path))) if path.exists() else f"no line users yet ({path} does not exist)"
+    if not args.name:
+        raise LineIOError(f"users {args.action} needs a user name, e.g. visinspect users {args.action} plc1")
+    if args.action == "remove":
+        remove_user(path, args.name)
+        return f"removed line user {args.name} from {path}"
+    _check_name(args.name)
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        password = getpass.getpass(f"password for {args.name}: ")
+        if getpass.getpass("again: ") != password:
+            raise LineIOError("the two passwords differ; nothing changed")
+    new = add_user(path, args.name, password)
+    return f"{'added' if new else 'new password for'} line user {args.name} in {path}"
+
+
 __all__ = [
-    "PBKDF2", "SCRYPT", "UsersFile", "add_user", "default_users_file", "hash_password", "load_users",
-    "remove_user", "verify_password",
+    "PBKDF2", "SCRYPT", "UsersFile", "add_user", "add_users_arguments", "default_users_file", "hash_password",
+    "load_users", "remove_user", "run_users_command", "verify_password",
 ]  # fmt: skip

@@ -321,3 +321,19 @@ def test_the_docs_node_map_matches_the_server():
     rows = {m.group(1): m.group(2) for m in re.finditer(r"^\| `(\w+)` \| (\w+) \|", section, re.MULTILINE)}
     assert rows == {spec.name: spec.data_type for spec in NODES}
     assert NAMESPACE_URI in section
+
+
+def test_visinspect_users_adds_lists_and_removes_a_user(tmp_path, monkeypatch, capsys):
+    import io
+
+    from engine.cli import main
+
+    path = str(tmp_path / "users.txt")
+    monkeypatch.setattr("sys.stdin", io.StringIO("line-pass\n"))
+    assert main(["users", "add", "plc1", "--file", path, "--password-stdin"]) == 0
+    assert UsersFile(Path(path)).check("plc1", "line-pass")
+    assert main(["users", "list", "--file", path]) == 0
+    assert main(["users", "remove", "ghost", "--file", path]) == 2
+    out, err = capsys.readouterr()
+    assert "added line user plc1" in out and out.strip().endswith("plc1")
+    assert err.strip() == f"visinspect: error: line user 'ghost' is not in {path}; users there: plc1"
