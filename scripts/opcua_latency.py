@@ -31,7 +31,9 @@ def plc(address: str, rounds: int, interval_ms: float, out) -> None:
         async with Client(address) as client:
             idx = await client.get_namespace_index(NAMESPACE_URI)
             station = await client.nodes.objects.get_child(f"{idx}:VisInspect")
-            part, trigger, counter = [await station.get_child(f"{idx}:{n}") for n in ("PartId", "Trigger", "ResultCounter")]
+            part, trigger, counter = [
+                await station.get_child(f"{idx}:{n}") for n in ("PartId", "Trigger", "ResultCounter")
+            ]
             seen: asyncio.Queue = asyncio.Queue()
 
             class Handler:

@@ -17,15 +17,18 @@ import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 
 from engine.errors import LineIOError
 from engine.lineio.hub import LineHub, LineState
 from engine.lineio.users import UsersFile, load_users
+from engine.paths import data_dir
 
 try:
     from asyncua import Server, ua
     from asyncua.common.callback import CallbackType
+    from asyncua.crypto.cert_gen import setup_self_signed_certificate
     from asyncua.crypto.permission_rules import User, UserRole
     from asyncua.server.user_managers import UserManager
 except ImportError:  # the optional "line" extra
@@ -109,8 +112,11 @@ class _StationUsers(UserManager):
 class OpcUaEndpoint:
     """An OPC UA server for one station, mirroring hub (see the module docstring); start() returns once listening."""
 
-    def __init__(self, hub: LineHub, *, host: str = "127.0.0.1", port: int = 4840,
-                 users_file: Path | str | None = None, start_timeout_s: float = START_TIMEOUT_S) -> None:  # fmt: skip
+    def __init__(self, hub: LineHub, *, host: str = "127.0.0.1", port: int = 4840, users_file: Path | str | None = None,
+                 certificate_dir: Path | str | None = None, start_timeout_s: float = START_TIMEOUT_S) -> None:  # fmt: skip
+        """certificate_dir: where the server's self-signed certificate is kept (made on first start); with one, the
+        server also offers a signed and encrypted endpoint and clients encrypt passwords. Off loopback it defaults
+        to the data folder's opcua/, so a password never crosses the network in clear text."""
         if Server is None:
             raise LineIOError("OPC UA needs the asyncua package: pip install 'visinspect[line]'")
         if not 0 <= int(port) <= 65535:
@@ -118,6 +124,8 @@ class OpcUaEndpoint:
         self.hub = hub
         self.host = host.strip("[]")
         self._port = int(port)
+        if self._port == 0 and self.host.lower() == "localhost":
+            self.host = "127.0.0.1"  # localhost is IPv4 and IPv6: with port 0 they would get two different ports
         self._loopback = is_loopback(self.host)
         self._users_path = Path(users_file) if users_file is not None else None
         if self._users_path is None and not self._loopback:
@@ -127,6 +135,9 @@ class OpcUaEndpoint:
             )
         if self._users_path is not None:
             load_users(self._users_path)  # a missing or malformed file is a settings error now, not at the first login
+        if certificate_dir is None and not self._loopback:
+            certificate_dir = data_dir() / "opcua"
+        self._cert_dir = Path(certificate_dir) if certificate_dir is not None else None
         self._start_timeout_s = start_timeout_s
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -148,6 +159,8 @@ class OpcUaEndpoint:
         who = "anonymous or line users" if self._loopback else "line users only"
         if self._users_path is None:
             who = "anonymous, this computer only"
+        if self._cert_dir is not None:
+            who += ", encrypted passwords"
         return f"OPC UA server {self.address} ({who})"
 
     @property
@@ -162,12 +175,15 @@ class OpcUaEndpoint:
             self._check_bind()
             self._ready.clear()
             self._start_error = None
+            self._loop = self._stopping = None
             self._recipes = ThreadPoolExecutor(max_workers=1, thread_name_prefix="opcua-recipe")
-            self._thread = threading.Thread(target=self._run, name=f"opcua-{self._port}", daemon=True)
+            self._thread = threading.Thread(target=self._run, name="opcua-server", daemon=True)
             self._thread.start()
             started = self._ready.wait(self._start_timeout_s)
         if self._start_error is not None or not started:
-            error = self._start_error or f"OPC UA server on {self.address} did not start in {self._start_timeout_s:.0f} s"
+            error = (
+                self._start_error or f"OPC UA server on {self.address} did not start in {self._start_timeout_s:.0f} s"
+            )
             self.stop()
             raise LineIOError(error)
 
@@ -180,13 +196,14 @@ class OpcUaEndpoint:
                 self._unsubscribe = None
             if thread is None:
                 return
-            loop, stopping = self._loop, self._stopping
-            if loop is not None and stopping is not None:
-                try:
-                    loop.call_soon_threadsafe(stopping.set)
-                except RuntimeError:  # the loop already ended
-                    pass
-            thread.join()
+            while thread.is_alive():  # ask again until it ends: a server still starting has no loop to ask yet
+                loop, stopping = self._loop, self._stopping
+                if loop is not None and stopping is not None:
+                    try:
+                        loop.call_soon_threadsafe(stopping.set)
+                    except RuntimeError:  # the loop already ended
+                        pass
+                thread.join(0.2)
             if self._recipes is not None:
                 self._recipes.shutdown(wait=True)
                 self._recipes = None
@@ -212,7 +229,9 @@ class OpcUaEndpoint:
                     sock.bind(address)
                 except OSError as exc:
                     if exc.errno == errno.EADDRINUSE:
-                        raise LineIOError(f"OPC UA port {self._port} on {self.host} is in use by another program") from None
+                        raise LineIOError(
+                            f"OPC UA port {self._port} on {self.host} is in use by another program"
+                        ) from None
                     raise LineIOError(f"OPC UA cannot listen on {self.host}:{self._port}: {exc.strerror}") from None
 
     def _run(self) -> None:
@@ -234,7 +253,11 @@ class OpcUaEndpoint:
         await server.init()
         server.set_server_name(f"VisInspect {self.hub.state().station}")
         server.set_endpoint(self.address)
-        server.set_security_policy([ua.SecurityPolicyType.NoSecurity])
+        policies = [ua.SecurityPolicyType.NoSecurity]
+        if self._cert_dir is not None:
+            await self._load_certificate(server)
+            policies.append(ua.SecurityPolicyType.Basic256Sha256_SignAndEncrypt)
+        server.set_security_policy(policies)
         tokens = [ua.AnonymousIdentityToken] if self._loopback else []
         if users is not None:
             tokens.append(ua.UserNameIdentityToken)
@@ -269,6 +292,26 @@ class OpcUaEndpoint:
                 server.iserver.time_task = None
             await server.stop()
 
+    async def _load_certificate(self, server) -> None:
+        """Make (first time, or when expired) and load the server's self-signed certificate and private key."""
+        from cryptography.x509.oid import ExtendedKeyUsageOID  # asyncua's own dependency
+
+        host = socket.gethostname()
+        uri = f"urn:{host}:visinspect:station"
+        key, cert = self._cert_dir / "server-key.pem", self._cert_dir / "server-cert.der"
+        try:
+            self._cert_dir.mkdir(parents=True, exist_ok=True)
+            await setup_self_signed_certificate(
+                key, cert, uri, host, [ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH],
+                {"organizationName": "VisInspect", "commonName": f"VisInspect {self.hub.state().station}"},
+            )  # fmt: skip
+            key.chmod(0o600)
+        except OSError as exc:
+            raise LineIOError(f"OPC UA certificate folder {self._cert_dir} cannot be used: {exc.strerror}") from None
+        await server.set_application_uri(uri)
+        await server.load_certificate(str(cert))
+        await server.load_private_key(str(key))
+
     async def _build_nodes(self, server) -> None:
         idx = await server.register_namespace(NAMESPACE_URI)
         station = await server.nodes.objects.add_object(ua.NodeId(OBJECT_NAME, idx), ua.QualifiedName(OBJECT_NAME, idx))
@@ -290,7 +333,9 @@ class OpcUaEndpoint:
 
     async def _write(self, name: str, value) -> None:
         nodeid, vtype = self._nodes[name]
-        await self._server.write_attribute_value(nodeid, ua.DataValue(ua.Variant(value, vtype)))
+        now = datetime.now(timezone.utc)
+        value_at = ua.DataValue(ua.Variant(value, vtype), SourceTimestamp=now, ServerTimestamp=now)
+        await self._server.write_attribute_value(nodeid, value_at)
         self._shown[name] = value
 
     async def _apply(self, state: LineState, *, force: bool = False) -> None:

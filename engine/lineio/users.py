@@ -177,7 +177,9 @@ class UsersFile:
 
 def add_users_arguments(p) -> None:
     """The `visinspect users` sub-command's arguments (p: an argparse parser)."""
-    p.add_argument("action", choices=["add", "remove", "list"], help="add a user (or set a new password), remove one, list them")
+    p.add_argument(
+        "action", choices=["add", "remove", "list"], help="add a user (or set a new password), remove one, list them"
+    )
     p.add_argument("name", nargs="?", help="the user name (add, remove)")
     p.add_argument("--file", help="users file (default: line-users.txt in the data folder)")
     p.add_argument("--password-stdin", action="store_true", help="read the password from standard input, not a prompt")
