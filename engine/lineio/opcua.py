@@ -16,12 +16,12 @@ import logging
 import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 from engine.errors import LineIOError
 from engine.lineio.hub import LineHub, LineState
+from engine.lineio.opcua_nodes import NAMESPACE_URI, NODES, OBJECT_NAME, RESULT_ORDER, NodeSpec, state_values
 from engine.lineio.users import UsersFile, load_users
 from engine.paths import data_dir
 
@@ -37,41 +37,8 @@ except ImportError:  # the optional "line" extra
 
 _log = logging.getLogger(__name__)
 
-NAMESPACE_URI = "urn:visinspect:station"
-OBJECT_NAME = "VisInspect"
 START_TIMEOUT_S = 60.0
 _RECIPE_RESYNC = object()  # queued after a PLC recipe request: show the recipe really in use again
-
-
-@dataclass(frozen=True)
-class NodeSpec:
-    """One variable of the station object: browse name, OPC UA data type, whether a client may write it, meaning."""
-
-    name: str
-    data_type: str  # an asyncua VariantType name
-    writable: bool
-    meaning: str
-
-    @property
-    def node_id(self) -> str:
-        return f"{OBJECT_NAME}.{self.name}"
-
-
-NODES: tuple[NodeSpec, ...] = (
-    NodeSpec("Trigger", "Boolean", True, "a rising edge (False then True) inspects the next frame"),
-    NodeSpec("PartId", "String", True, "written before the trigger; stored with that part's result"),
-    NodeSpec("Recipe", "String", True, "the recipe in use; writing a name asks the station to change product"),
-    NodeSpec("Busy", "Boolean", False, "a triggered part is being grabbed or inspected"),
-    NodeSpec("Ready", "Boolean", False, "a model is loaded and the source is open: triggers will be inspected"),
-    NodeSpec("Verdict", "Int16", False, "last result: 0 none, 1 good, 2 anomaly, 3 error"),
-    NodeSpec("PAnomaly", "Double", False, "last result's anomaly probability (0 for an error)"),
-    NodeSpec("ResultPartId", "String", False, "the part id the last result belongs to"),
-    NodeSpec("ResultCounter", "UInt32", False, "+1 per result, written after Verdict, PAnomaly and ResultPartId"),
-    NodeSpec("Heartbeat", "UInt32", False, "+1 about once a second while the station runs"),
-    NodeSpec("LastError", "String", False, "the last error (failed part, refused recipe), empty if none"),
-    NodeSpec("Station", "String", False, "the station's name"),
-)
-_RESULT_ORDER = ("Verdict", "PAnomaly", "ResultPartId", "ResultCounter")  # ResultCounter last: the PLC's signal
 
 
 def is_loopback(host: str) -> bool:
@@ -82,16 +49,6 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
-
-
-def _state_values(state: LineState) -> dict[str, object]:
-    result = state.last_result
-    return {
-        "Station": state.station, "Ready": state.ready, "Busy": state.busy, "Recipe": state.recipe,
-        "LastError": state.last_error, "Heartbeat": state.heartbeat,
-        "Verdict": int(state.verdict), "PAnomaly": float(state.p_anomaly),
-        "ResultPartId": result.part_id if result is not None else "", "ResultCounter": state.result_counter,
-    }  # fmt: skip
 
 
 class _StationUsers(UserManager):
@@ -340,9 +297,9 @@ class OpcUaEndpoint:
 
     async def _apply(self, state: LineState, *, force: bool = False) -> None:
         """Show one hub state: station signals first, then a new result's fields, ResultCounter last."""
-        values = _state_values(state)
+        values = state_values(state)
         values["PartId"] = self.hub.state().part_id  # the latest: an older queued state must not undo a PLC write
-        for name in (*[n for n in values if n not in _RESULT_ORDER], *_RESULT_ORDER):
+        for name in (*[n for n in values if n not in RESULT_ORDER], *RESULT_ORDER):
             if force or self._shown.get(name) != values[name]:
                 await self._write(name, values[name])
 
