@@ -150,7 +150,7 @@ class UsersFile:
     """A users file that is re-read when it changes, so a user added while the station runs can log in."""
 
     path: Path
-    _mtime: float | None = None
+    _mtime: int | None = None
     _users: dict[str, str] | None = None
 
     def users(self) -> dict[str, str]:
@@ -189,7 +189,8 @@ def run_users_command(args) -> str:
     """`visinspect users add|remove|list`: the one line to print (LineIOError for bad input)."""
     path = Path(args.file) if args.file else default_users_file()
     if args.action == "list":
-        return "\n".join(sorted(load_users(path))) if path.exists() else f"no line users yet ({path} does not exist)"
+        names = sorted(load_users(path)) if path.exists() else []
+        return "\n".join(names) if names else f"no line users in {path} yet"
     if not args.name:
         raise LineIOError(f"users {args.action} needs a user name, e.g. visinspect users {args.action} plc1")
     if args.action == "remove":
