@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 
 from engine.bench_options import add_bench_arguments  # torch-free: parsing stays fast
+from engine.lineio.users import add_users_arguments, run_users_command  # hashlib only: parsing stays fast
 from engine.progress import progress_bar
 from engine.training.config import add_config_arguments, config_from_args
 from engine.types import DEVICE_HELP, PRECISION_HELP, PRECISIONS, RuntimeOptions, Verdict
@@ -118,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("gui_args", nargs=argparse.REMAINDER)
 
     sub.add_parser("install-shortcut", help="create a desktop / start-menu shortcut for the station")
+
+    add_users_arguments(sub.add_parser("users", help="line users allowed to write to the station over OPC UA"))
     return parser
 
 
@@ -373,6 +376,11 @@ def cmd_install_shortcut(args) -> int:
     return EXIT_OK
 
 
+def cmd_users(args) -> int:
+    print(run_users_command(args))
+    return EXIT_OK
+
+
 COMMANDS = {
     "train": cmd_train,
     "eval": cmd_eval,
@@ -384,6 +392,7 @@ COMMANDS = {
     "bench": cmd_bench,
     "gui": cmd_gui,
     "install-shortcut": cmd_install_shortcut,
+    "users": cmd_users,
 }
 
 
