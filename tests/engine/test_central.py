@@ -1,0 +1,330 @@
+"""Central results store: station logs reach a real PostgreSQL exactly once, across outages, crashes and reruns."""
+from __future__ import annotations
+
+import itertools
+import logging
+import sqlite3
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from engine.cli import main
+from engine.results import ResultsLog
+from engine.results.schema import COLUMNS
+from engine.thresholds import Thresholds
+from engine.types import Box, Inspection, ModelRef
+from tests.engine.pg_server import PgServer
+
+psycopg = pytest.importorskip("psycopg")
+
+from engine.central import CentralError, CentralUnreachable, Forwarder, sync_log  # noqa: E402
+from engine.central.outbox import MARK_PREFIX  # noqa: E402
+
+PASSWORD = "Sesame-7f3a!x"  # appears in no message, ever
+MODEL = ModelRef("/models/m.safetensors", "cd" * 32)
+_dbs = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def pg():
+    server, why = PgServer.find(PASSWORD)
+    if server is None:
+        pytest.skip(why)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture
+def central(pg, monkeypatch) -> str:
+    """The URL (no password) of a fresh database on the running server; the password comes from PGPASSWORD."""
+    if not pg.running:
+        pg.start()
+    name = f"plant_{next(_dbs)}"
+    with psycopg.connect(pg.url(), password=PASSWORD, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name}")
+    monkeypatch.setenv("PGPASSWORD", PASSWORD)
+    monkeypatch.setenv("PGPASSFILE", str(Path(pg.root) / "no-such-pgpass"))
+    return pg.url(name)
+
+
+def _admin(url: str):
+    return psycopg.connect(url, password=PASSWORD, autocommit=True)
+
+
+def make_log(path: Path, n: int) -> Path:
+    """A station log: two real inspections (an ANOMALY with its saved frame, a GOOD), an ERROR, then n-3 plain rows."""
+    with ResultsLog(path) as log:
+        regions = (Box(1, 2, 3, 4, 0.9),)
+        bad = Inspection(0.93, Thresholds(0.5), np.zeros((8, 8), np.float32), regions, model=MODEL)
+        good = Inspection(0.02, Thresholds(0.5), np.zeros((8, 8), np.float32), regions, model=MODEL)
+        log.log_inspection(run_id="live-1", source="camera 0", item="part-1", inspection=bad, image=np.zeros((16, 16, 3), np.uint8))
+        log.log_inspection(run_id="live-1", source="camera 0", item="part-2", inspection=good)
+        log.log_error(run_id="live-1", source="camera 0", item="part-3", model=MODEL, message="camera timeout")
+    add_rows(path, n - 3)
+    return path
+
+
+def add_rows(path: Path, n: int, start: float = 1.7e9) -> None:
+    """n more GOOD rows, written as the station writes them (one table, ids in order)."""
+    row = dict.fromkeys(COLUMNS) | {"run_id": "bulk", "source": "folder /line", "verdict": "GOOD", "boxes": "[]", "p_anomaly": 0.01}
+    with sqlite3.connect(path) as conn:
+        first = conn.execute("SELECT coalesce(max(id), 0) FROM results").fetchone()[0]
+        conn.executemany(
+            f"INSERT INTO results ({', '.join(COLUMNS)}) VALUES ({', '.join(':' + c for c in COLUMNS)})",
+            (row | {"time": start + i, "item": f"img-{first + i + 1}.png"} for i in range(n)),
+        )
+    conn.close()
+
+
+def central_rows(url: str, station: str) -> list[tuple[int, str]]:
+    with _admin(url) as conn:
+        return conn.execute("SELECT local_id, item FROM results WHERE station_id = %s ORDER BY local_id", (station,)).fetchall()
+
+
+def local_rows(path: Path) -> list[tuple[int, str]]:
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute("SELECT id, item FROM results ORDER BY id").fetchall()
+    conn.close()
+    return rows
+
+
+def test_two_station_logs_reach_one_database_exactly_once_and_a_rerun_sends_nothing(central, tmp_path, capsys):
+    a = make_log(tmp_path / "a" / "results.sqlite3", 1200)
+    b = make_log(tmp_path / "b" / "results.sqlite3", 40)
+    host_db = central.split("@", 1)[1]
+    assert main(["sync", central, "--log", str(a), "--station", "line1-cam1"]) == 0
+    assert main(["sync", central, "--log", str(b), "--station", "line2-cam1"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"1200 results sent to {host_db} (0 already there)",
+        f"40 results sent to {host_db} (0 already there)",
+    ]
+    assert central_rows(central, "line1-cam1") == local_rows(a)
+    assert central_rows(central, "line2-cam1") == local_rows(b)
+
+    # Run again: nothing new; new rows at a station go, and only they.
+    assert main(["sync", central, "--log", str(a)]) == 0  # the station id stored in the log is used
+    add_rows(b, 5)
+    assert main(["sync", central, "--log", str(b)]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"0 results sent to {host_db} (0 already there)",
+        f"5 results sent to {host_db} (0 already there)",
+    ]
+    with _admin(central) as conn:
+        assert conn.execute("SELECT count(*) FROM results").fetchone()[0] == 1245
+    assert central_rows(central, "line2-cam1") == local_rows(b)
+
+
+def test_a_row_arrives_with_its_verdict_time_boxes_and_frame(central, tmp_path):
+    log = make_log(tmp_path / "results.sqlite3", 3)
+    report = sync_log(central, log, station="line1")
+    assert (report.sent, report.already, report.station_id) == (3, 0, "line1")
+    with ResultsLog(log) as local:
+        first = local.query(limit=None)[-1]  # the ANOMALY, oldest
+    with _admin(central) as conn:
+        row = conn.execute(
+            "SELECT time, verdict, p_anomaly, boxes, regions, model_hash, frame_path, synced_at FROM results "
+            "WHERE station_id = 'line1' AND local_id = %s", (first.id,),
+        ).fetchone()  # fmt: skip
+        verdicts = [r[0] for r in conn.execute("SELECT verdict FROM results ORDER BY local_id")]
+        version = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0]
+    when, verdict, p, boxes, regions, model_hash, frame, synced = row
+    assert when == datetime.fromtimestamp(first.time, timezone.utc)
+    assert (verdict, p, model_hash) == ("ANOMALY", pytest.approx(0.93), MODEL.sha256)
+    assert boxes == [[1, 2, 3, 4, 0.9]] and regions == [[1, 2, 3, 4, 0.9]]
+    assert frame == first.frame_path and Path(frame).is_file()
+    assert synced is not None and verdicts == ["ANOMALY", "GOOD", "ERROR"] and version == 1
+
+
+def test_frames_url_references_the_frame_on_a_share(central, tmp_path):
+    log = make_log(tmp_path / "results.sqlite3", 3)
+    sync_log(central, log, station="s1", frames_url="smb://nas/line1/")
+    with _admin(central) as conn:
+        frames = [r[0] for r in conn.execute("SELECT frame_path FROM results WHERE frame_path IS NOT NULL")]
+    assert len(frames) == 1 and frames[0].startswith("smb://nas/line1/frames/") and frames[0].endswith(".jpg")
+
+
+def test_server_stopped_between_batches_then_restarted_every_row_once(pg, central, tmp_path):
+    log = make_log(tmp_path / "results.sqlite3", 1000)
+    batches = []
+
+    def stop_after_two(batch):
+        batches.append(batch)
+        if len(batches) == 2:
+            pg.stop("fast")
+
+    with pytest.raises(CentralUnreachable) as lost:
+        sync_log(central, log, station="s1", batch_size=100, on_batch=stop_after_two)
+    assert "\n" not in str(lost.value) and PASSWORD not in str(lost.value)
+    pg.start()
+    report = sync_log(central, log, station="s1", batch_size=100)
+    assert (report.sent, report.already) == (800, 0)  # the mark says where the server stopped
+    assert central_rows(central, "s1") == local_rows(log)
+
+
+def test_server_crash_in_the_middle_of_a_batch_then_restarted_every_row_once(pg, central, tmp_path):
+    log = make_log(tmp_path / "results.sqlite3", 600)
+    sync_log(central, log, station="s1")  # creates the table
+    add_rows(log, 900)
+    blocker = _admin(central)
+    blocker.execute("BEGIN")
+    blocker.execute("LOCK TABLE results IN EXCLUSIVE MODE")  # the next insert waits inside its transaction
+
+    def crash_while_an_insert_waits():
+        with _admin(central) as watcher:
+            while not watcher.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO results%%'"
+            ).fetchone()[0]:
+                time.sleep(0.02)
+        pg.stop("immediate")
+
+    crasher = threading.Thread(target=crash_while_an_insert_waits)
+    crasher.start()
+    try:
+        with pytest.raises(CentralUnreachable):
+            sync_log(central, log, station="s1", batch_size=200)
+    finally:
+        crasher.join(30)
+        blocker.close()
+    assert not pg.running
+    pg.start()  # crash recovery: the batch that was in flight was never committed
+    report = sync_log(central, log, station="s1", batch_size=200)
+    assert (report.sent, report.already) == (900, 0)
+    assert central_rows(central, "s1") == local_rows(log)
+
+
+def test_rows_committed_before_the_mark_was_saved_are_not_stored_twice(central, tmp_path):
+    log = make_log(tmp_path / "results.sqlite3", 250)
+    sync_log(central, log, station="s1", batch_size=100)
+    with sqlite3.connect(log) as conn:  # as if the station died between the server's commit and the local mark
+        conn.execute("UPDATE meta SET value = '100' WHERE key LIKE ?", (MARK_PREFIX + "%",))
+    conn.close()
+    report = sync_log(central, log, station="s1", batch_size=100)
+    assert (report.sent, report.already) == (0, 150)
+    assert central_rows(central, "s1") == local_rows(log)
+
+
+def test_a_server_restored_from_an_older_backup_gets_the_missing_rows_again(central, tmp_path):
+    log = make_log(tmp_path / "results.sqlite3", 300)
+    sync_log(central, log, station="s1")
+    with _admin(central) as conn:
+        conn.execute("DELETE FROM results WHERE local_id > 120")
+    report = sync_log(central, log, station="s1")
+    assert (report.sent, report.already) == (180, 0)
+    assert central_rows(central, "s1") == local_rows(log)
+
+
+def test_the_station_id_is_kept_and_cannot_change_once_rows_were_sent(central, tmp_path, capsys):
+    log = make_log(tmp_path / "results.sqlite3", 5)
+    first = sync_log(central, log).station_id  # generated: host name and a random suffix, stored in the log
+    assert sync_log(central, log).station_id == first
+    assert main(["sync", central, "--log", str(log), "--station", "other"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"already sent as station {first!r}" in err
+
+
+def test_a_newer_central_schema_is_refused_in_one_line(central, tmp_path):
+    log = make_log(tmp_path / "results.sqlite3", 3)
+    sync_log(central, log, station="s1")
+    with _admin(central) as conn:
+        conn.execute("INSERT INTO schema_version (version) VALUES (99)")
+    with pytest.raises(CentralError, match="schema version 99, newer than the 1"):
+        sync_log(central, log, station="s1")
+
+
+def test_unreachable_server_is_one_line_and_a_nonzero_exit(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("PGPASSWORD", PASSWORD)
+    with socket_without_server() as port:
+        log = make_log(tmp_path / "results.sqlite3", 3)
+        code = main(["sync", f"postgresql://station@127.0.0.1:{port}/plant", "--log", str(log)])
+    out, err = capsys.readouterr()
+    assert code != 0 and out == ""
+    assert err.startswith(f"visinspect: error: cannot reach the central store 127.0.0.1:{port}/plant: ")
+    assert err.count("\n") == 1 and "Traceback" not in err and PASSWORD not in err
+
+
+def test_a_password_in_the_url_is_refused_and_never_shown(tmp_path, capsys):
+    log = make_log(tmp_path / "results.sqlite3", 3)
+    assert main(["sync", f"postgresql://station:{PASSWORD}@127.0.0.1:1/plant", "--log", str(log)]) == 2
+    err = capsys.readouterr().err
+    assert "holds a password" in err and PASSWORD not in err and err.count("\n") == 1
+
+
+def test_wrong_password_fails_in_one_line_and_a_pgpass_file_logs_in(pg, central, tmp_path, capsys, monkeypatch):
+    log = make_log(tmp_path / "results.sqlite3", 3)
+    monkeypatch.setenv("PGPASSWORD", PASSWORD + "-wrong")
+    assert main(["sync", central, "--log", str(log)]) == 2
+    err = capsys.readouterr().err
+    assert "password authentication failed" in err and err.count("\n") == 1 and PASSWORD not in err
+
+    monkeypatch.delenv("PGPASSWORD")
+    pgpass = tmp_path / "pgpass"
+    pgpass.write_text(f"127.0.0.1:{pg.port}:*:*:{PASSWORD}\n")
+    pgpass.chmod(0o600)
+    monkeypatch.setenv("PGPASSFILE", str(pgpass))
+    assert main(["sync", central, "--log", str(log)]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("3 results sent to ") and PASSWORD not in out + err
+
+
+def test_sslmode_require_against_a_server_without_tls_fails_in_one_line(central, tmp_path, capsys):
+    log = make_log(tmp_path / "results.sqlite3", 3)
+    assert main(["sync", central + "?sslmode=require", "--log", str(log)]) == 2
+    err = capsys.readouterr().err
+    assert "server does not support SSL, but SSL was required" in err and err.count("\n") == 1
+
+
+def test_forwarder_keeps_results_through_an_outage_and_sends_them_on_recovery(pg, central, tmp_path, caplog):
+    log = make_log(tmp_path / "results.sqlite3", 10)
+    pg.stop("fast")
+    forwarder = Forwarder(central, log, station="s1", interval_s=0.05, backoff_s=0.05, max_backoff_s=0.2, batch_size=4)
+    caplog.set_level(logging.INFO, logger="engine.central.forwarder")
+    forwarder.start()
+    try:
+        status = wait_for(forwarder, lambda s: s.last_error is not None and s.pending == 10)
+        assert not status.connected and PASSWORD not in status.last_error
+        add_rows(log, 7)  # the station goes on inspecting meanwhile
+        wait_for(forwarder, lambda s: s.pending == 17)
+        pg.start()
+        status = wait_for(forwarder, lambda s: s.connected and s.pending == 0)
+        assert (status.sent, status.last_error) == (17, None)
+        add_rows(log, 3)
+        forwarder.poke()
+        assert wait_for(forwarder, lambda s: s.pending == 0 and s.sent == 20).connected
+    finally:
+        assert forwarder.stop()
+    assert not forwarder.status().running
+    assert central_rows(central, "s1") == local_rows(log)
+    lines = [r.getMessage() for r in caplog.records]
+    assert len([m for m in lines if "results stay in the local log" in m]) == 1  # one line per outage
+    assert len([m for m in lines if "reachable again" in m]) == 1
+    assert all(PASSWORD not in m for m in lines)
+
+
+def wait_for(forwarder: Forwarder, done, limit_s: float = 30.0):
+    """The forwarder's status once done(status) holds (the limit only keeps a broken build from hanging)."""
+    deadline = time.monotonic() + limit_s
+    while not done(status := forwarder.status()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"the forwarder did not get there: {status}")
+        time.sleep(0.02)
+    return status
+
+
+class socket_without_server:
+    """A loopback port nobody listens on (bound, not listening, for the test's duration)."""
+
+    def __enter__(self) -> int:
+        import socket
+
+        self._s = socket.socket()
+        self._s.bind(("127.0.0.1", 0))
+        return self._s.getsockname()[1]
+
+    def __exit__(self, *exc_info) -> None:
+        self._s.close()
