@@ -16,7 +16,8 @@ from engine.central.errors import CentralError
 from engine.central.schema import COLUMN_TYPES
 
 STATION_KEY = "station_id"
-MARK_PREFIX = "central_sent:"  # + target key: the newest local id the server has committed
+MARK_PREFIX = "central_sent:"  # + store id: the newest local id that central store has committed
+STORE_PREFIX = "central_store:"  # + HOST/DB: the id of the store last found there (to count what waits while it is away)
 _STATION = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
 
@@ -84,29 +85,41 @@ class Outbox:
                 f"results log {self.path} was already sent as station {stored!r}; sending it as {wanted!r} "
                 "would store every row twice (leave the station id as it is)"
             )
-        chosen = wanted or new_station_id()
-        self._write("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (STATION_KEY, chosen))
-        return chosen
+        if stored is None:  # OR IGNORE: two processes naming a new log at once agree on the first name written
+            self._write("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (STATION_KEY, wanted or new_station_id()))
+        else:
+            self._write("UPDATE meta SET value = ? WHERE key = ?", (wanted, STATION_KEY))
+        return self._meta(STATION_KEY)
 
     def _anything_sent(self) -> bool:
         rows = self._conn.execute("SELECT value FROM meta WHERE key LIKE ?", (MARK_PREFIX + "%",)).fetchall()
         return any(int(v) > 0 for (v,) in rows)
 
-    def mark(self, target_key: str) -> int:
-        """The newest local id this server is known to hold (0: none)."""
-        value = self._meta(MARK_PREFIX + target_key)
+    def mark(self, store_id: str | None) -> int:
+        """The newest local id this central store is known to hold (0: none, or a store never reached)."""
+        value = self._meta(MARK_PREFIX + store_id) if store_id else None
         return int(value) if value is not None else 0
 
-    def set_mark(self, target_key: str, local_id: int) -> bool:
-        """Remember that the server committed every row through local_id; False if the log is locked just now
-        (harmless: the rows are sent again later and the server keeps its copy)."""
+    def set_mark(self, store_id: str, local_id: int) -> bool:
+        """Remember that the store committed every row through local_id (a mark only moves forward); False if the
+        log is locked just now (harmless: those rows are offered again later and the store skips them)."""
         try:
             self._conn.execute(
-                "INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (MARK_PREFIX + target_key, str(int(local_id)))
+                "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value "
+                "WHERE CAST(excluded.value AS INTEGER) > CAST(meta.value AS INTEGER)",
+                (MARK_PREFIX + store_id, str(int(local_id))),
             )
         except sqlite3.Error:
             return False
         return True
+
+    def store_at(self, target_key: str) -> str | None:
+        """The id of the store last found at HOST/DB (None: never reached)."""
+        return self._meta(STORE_PREFIX + target_key)
+
+    def remember_store(self, target_key: str, store_id: str) -> None:
+        with contextlib.suppress(sqlite3.Error):  # only for counting what waits; found again on the next connect
+            self._conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (STORE_PREFIX + target_key, store_id))
 
     def batch_after(self, local_id: int, through: int, limit: int) -> list[tuple]:
         """Up to `limit` rows with ids after local_id and up to `through`, oldest first: (id, *columns)."""

@@ -59,6 +59,13 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX IF NOT EXISTS results_time ON results (time)",
         "CREATE INDEX IF NOT EXISTS results_recipe_time ON results (recipe, time)",
         "CREATE INDEX IF NOT EXISTS results_model_time ON results (model_hash, time)",
+        # Who this store is: a station keeps its progress under this id, so another name for the same server
+        # finds it, and a new database at the same address is sent everything.
+        """CREATE TABLE IF NOT EXISTS store_identity (
+            id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+            created_at timestamptz NOT NULL DEFAULT now()
+        )""",
+        "INSERT INTO store_identity DEFAULT VALUES",
         "COMMENT ON TABLE results IS 'One row per inspection of every station (VisInspect); "
         "(station_id, local_id) is the row''s global id'",
     ),
@@ -97,6 +104,12 @@ def prepare_central(conn, where: str) -> int:
                 conn.execute(statement)
             conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (upgrade,))
     return LATEST
+
+
+def store_id(conn) -> str:
+    """The id this central store was created with."""
+    with conn.transaction():
+        return str(conn.execute("SELECT id FROM store_identity ORDER BY created_at LIMIT 1").fetchone()[0])
 
 
 def insert_sql(columns: list[str]) -> str:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from engine.central.errors import CentralError, CentralUnreachable
 from engine.central.outbox import Outbox
-from engine.central.schema import COLUMN_TYPES, insert_sql, prepare_central
+from engine.central.schema import COLUMN_TYPES, insert_sql, prepare_central, store_id
 from engine.central.target import CentralTarget, one_line, psycopg_module
 
 BATCH_SIZE = 500
@@ -71,6 +71,7 @@ class CentralSession:
         self._frame_index = self.outbox.columns.index("frame_path") if "frame_path" in self.outbox.columns else None
         self._sql = insert_sql(self.outbox.columns)
         self._conn = None
+        self.store_id: str | None = None  # the central store's own id, known once connected
         if self.outbox.unsent_columns:
             log.warning("results log columns %s have no central column and are not sent", self.outbox.unsent_columns)
 
@@ -83,9 +84,11 @@ class CentralSession:
         conn = self.target.connect()
         try:
             self._server(lambda: prepare_central(conn, self.target.display), conn)
+            self.store_id = self._server(lambda: store_id(conn), conn)
         except CentralError:
             conn.close()
             raise
+        self.outbox.remember_store(self.target.key, self.store_id)
         self._conn = conn
         return conn
 
@@ -125,12 +128,12 @@ class CentralSession:
 
     def pending(self) -> int:
         """Rows of the log after the local mark (what the next push sends at least)."""
-        return self.outbox.count_after(self.outbox.mark(self.target.key))
+        return self.outbox.count_after(self.outbox.mark(self.store_id or self.outbox.store_at(self.target.key)))
 
     def push(self, *, stop: threading.Event | None = None, on_batch: Callable[[BatchSent], None] | None = None) -> SyncReport:
         """Send every row the log held when called and the server lacks; stops early (between batches) when `stop` is set."""
         conn = self._connection()
-        key = self.target.key
+        key = self.store_id
         local_mark = self.outbox.mark(key)
         start = min(local_mark, self._server_max(conn))  # a server restored from an older backup gets its rows back
         end = self.outbox.last_id()  # rows logged from now on wait for the next push

@@ -33,8 +33,9 @@ def _free_port() -> int:
 class PgServer:
     """One PostgreSQL cluster on 127.0.0.1:port; the admin role logs in with `password` (scram-sha-256)."""
 
-    def __init__(self, bindir: Path, password: str):
+    def __init__(self, bindir: Path, password: str, *, fsync: bool = False):
         self.bindir = bindir
+        self.fsync = fsync  # off for tests (faster; a clean stop still keeps every commit), on for measurements
         self.password = password
         self.port = _free_port()
         self.root = Path(tempfile.mkdtemp(prefix="visinspect-pg-"))
@@ -53,7 +54,7 @@ class PgServer:
         self.running = False
 
     @classmethod
-    def find(cls, password: str) -> tuple[PgServer | None, str]:
+    def find(cls, password: str, *, fsync: bool = False) -> tuple[PgServer | None, str]:
         """(a started server, "") or (None, why not)."""
         bindir = _bindir()
         if bindir is None:
@@ -62,7 +63,7 @@ class PgServer:
             return None, "running as root without runuser or a postgres user, and initdb refuses root"
         server = None
         try:
-            server = cls(bindir, password)
+            server = cls(bindir, password, fsync=fsync)
             server.start()
         except (OSError, subprocess.SubprocessError) as exc:
             if server is not None:
@@ -74,7 +75,7 @@ class PgServer:
         subprocess.run([*self._as, str(self.bindir / tool), *args], check=True, capture_output=True, timeout=60)
 
     def start(self) -> None:
-        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories='' -c fsync=off"
+        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories='' -c fsync={'on' if self.fsync else 'off'}"
         self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.root / "server.log"), "-w", "-t", "30", "start")
         self.running = True
 

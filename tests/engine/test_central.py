@@ -40,17 +40,32 @@ def pg():
         server.close()
 
 
+@pytest.fixture(scope="module")
+def plant_db(pg) -> str:
+    with psycopg.connect(pg.url(), password=PASSWORD, autocommit=True) as conn:
+        conn.execute("CREATE DATABASE plant")
+    return "plant"
+
+
 @pytest.fixture
-def central(pg, monkeypatch) -> str:
-    """The URL (no password) of a fresh database on the running server; the password comes from PGPASSWORD."""
+def central(pg, plant_db, monkeypatch) -> str:
+    """The URL (no password) of a fresh, empty schema on the running server; the password comes from PGPASSWORD.
+
+    A schema per test (through the URL's search_path) rather than a database: creating one takes milliseconds.
+    """
     if not pg.running:
         pg.start()
-    name = f"plant_{next(_dbs)}"
-    with psycopg.connect(pg.url(), password=PASSWORD, autocommit=True) as conn:
-        conn.execute(f"CREATE DATABASE {name}")
+    schema = f"t{next(_dbs)}"
+    with psycopg.connect(pg.url(plant_db), password=PASSWORD, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
     monkeypatch.setenv("PGPASSWORD", PASSWORD)
     monkeypatch.setenv("PGPASSFILE", str(Path(pg.root) / "no-such-pgpass"))
-    return pg.url(name)
+    return pg.url(plant_db) + f"?options=-csearch_path%3D{schema}"
+
+
+def host_db(url: str) -> str:
+    """How the sync command names the server of a URL: HOST:PORT/DB."""
+    return url.split("@", 1)[1].split("?", 1)[0]
 
 
 def _admin(url: str):
@@ -97,12 +112,12 @@ def local_rows(path: Path) -> list[tuple[int, str]]:
 def test_two_station_logs_reach_one_database_exactly_once_and_a_rerun_sends_nothing(central, tmp_path, capsys):
     a = make_log(tmp_path / "a" / "results.sqlite3", 1200)
     b = make_log(tmp_path / "b" / "results.sqlite3", 40)
-    host_db = central.split("@", 1)[1]
+    where = host_db(central)
     assert main(["sync", central, "--log", str(a), "--station", "line1-cam1"]) == 0
     assert main(["sync", central, "--log", str(b), "--station", "line2-cam1"]) == 0
     assert capsys.readouterr().out.splitlines() == [
-        f"1200 results sent to {host_db} (0 already there)",
-        f"40 results sent to {host_db} (0 already there)",
+        f"1200 results sent to {where} (0 already there)",
+        f"40 results sent to {where} (0 already there)",
     ]
     assert central_rows(central, "line1-cam1") == local_rows(a)
     assert central_rows(central, "line2-cam1") == local_rows(b)
@@ -112,8 +127,8 @@ def test_two_station_logs_reach_one_database_exactly_once_and_a_rerun_sends_noth
     add_rows(b, 5)
     assert main(["sync", central, "--log", str(b)]) == 0
     assert capsys.readouterr().out.splitlines() == [
-        f"0 results sent to {host_db} (0 already there)",
-        f"5 results sent to {host_db} (0 already there)",
+        f"0 results sent to {where} (0 already there)",
+        f"5 results sent to {where} (0 already there)",
     ]
     with _admin(central) as conn:
         assert conn.execute("SELECT count(*) FROM results").fetchone()[0] == 1245
@@ -274,7 +289,7 @@ def test_wrong_password_fails_in_one_line_and_a_pgpass_file_logs_in(pg, central,
 
 def test_sslmode_require_against_a_server_without_tls_fails_in_one_line(central, tmp_path, capsys):
     log = make_log(tmp_path / "results.sqlite3", 3)
-    assert main(["sync", central + "?sslmode=require", "--log", str(log)]) == 2
+    assert main(["sync", central + "&sslmode=require", "--log", str(log)]) == 2
     err = capsys.readouterr().err
     assert "server does not support SSL, but SSL was required" in err and err.count("\n") == 1
 
@@ -328,3 +343,21 @@ class socket_without_server:
 
     def __exit__(self, *exc_info) -> None:
         self._s.close()
+
+
+def test_progress_belongs_to_the_store_not_to_its_address(pg, central, tmp_path, capsys):
+    log = make_log(tmp_path / "results.sqlite3", 30)
+    schema = central.rsplit("%3D", 1)[1]
+    assert main(["sync", central, "--log", str(log)]) == 0
+    assert main(["sync", central.replace("127.0.0.1", "localhost"), "--log", str(log)]) == 0  # same store, other name
+    with _admin(central) as conn:  # a new, empty store where the old one was
+        conn.execute(f"DROP SCHEMA {schema} CASCADE")
+        conn.execute(f"CREATE SCHEMA {schema}")
+    assert main(["sync", central, "--log", str(log)]) == 0
+    where = host_db(central)
+    assert capsys.readouterr().out.splitlines() == [
+        f"30 results sent to {where} (0 already there)",
+        f"0 results sent to {where.replace('127.0.0.1', 'localhost')} (0 already there)",
+        f"30 results sent to {where} (0 already there)",
+    ]
+    assert central_rows(central, sync_log(central, log).station_id) == local_rows(log)
