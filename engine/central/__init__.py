@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from engine.central.errors import CentralError, CentralUnreachable
 from engine.central.forwarder import Forwarder, ForwarderStatus
+from engine.central.plant import PlantFilter, PlantReader, PlantRow
 from engine.central.sync import BatchSent, SyncReport, sync_log
 from engine.central.target import CentralTarget
 
@@ -17,6 +18,9 @@ __all__ = [
     "CentralUnreachable",
     "Forwarder",
     "ForwarderStatus",
+    "PlantFilter",
+    "PlantReader",
+    "PlantRow",
     "SyncReport",
     "sync_log",
 ]

@@ -73,14 +73,14 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
 LATEST = max(MIGRATIONS)
 
 
-def _current(conn) -> int:
+def current_version(conn) -> int:
     """The newest version applied (0: an empty database)."""
     if conn.execute("SELECT to_regclass('schema_version')").fetchone()[0] is None:
         return 0
     return conn.execute("SELECT coalesce(max(version), 0) FROM schema_version").fetchone()[0]
 
 
-def _check(version: int, where: str) -> None:
+def check_version(version: int, where: str) -> None:
     if version > LATEST:
         raise CentralError(
             f"the central store {where} has schema version {version}, newer than the {LATEST} this VisInspect "
@@ -91,14 +91,14 @@ def _check(version: int, where: str) -> None:
 def prepare_central(conn, where: str) -> int:
     """Bring the central schema up to LATEST (nothing written when it is already there); the version it is at."""
     with conn.transaction():
-        version = _current(conn)
-    _check(version, where)
+        version = current_version(conn)
+    check_version(version, where)
     if version == LATEST:
         return version  # a station role without DDL rights works once the schema is in place
     with conn.transaction():
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (MIGRATION_LOCK,))
-        version = _current(conn)  # another station may have migrated while we waited
-        _check(version, where)
+        version = current_version(conn)  # another station may have migrated while we waited
+        check_version(version, where)
         for upgrade in range(version + 1, LATEST + 1):
             for statement in MIGRATIONS[upgrade]:
                 conn.execute(statement)

@@ -16,12 +16,19 @@ from engine.cli import main
 from engine.results import ResultsLog
 from engine.results.schema import COLUMNS
 from engine.thresholds import Thresholds
-from engine.types import Box, Inspection, ModelRef
+from engine.types import Box, Inspection, ModelRef, Verdict
 from tests.engine.pg_server import PgServer
 
 psycopg = pytest.importorskip("psycopg")
 
-from engine.central import CentralError, CentralUnreachable, Forwarder, sync_log  # noqa: E402
+from engine.central import (  # noqa: E402
+    CentralError,
+    CentralUnreachable,
+    Forwarder,
+    PlantFilter,
+    PlantReader,
+    sync_log,
+)
 from engine.central.outbox import MARK_PREFIX  # noqa: E402
 
 PASSWORD = "Sesame-7f3a!x"  # appears in no message, ever
@@ -361,3 +368,26 @@ def test_progress_belongs_to_the_store_not_to_its_address(pg, central, tmp_path,
         f"30 results sent to {where} (0 already there)",
     ]
     assert central_rows(central, sync_log(central, log).station_id) == local_rows(log)
+
+
+def test_the_plant_view_lists_every_station_and_filters_by_station_recipe_and_verdict(central, tmp_path):
+    with pytest.raises(CentralError, match="holds no results yet"):
+        PlantReader(central)
+    a = make_log(tmp_path / "a" / "results.sqlite3", 6)
+    b = make_log(tmp_path / "b" / "results.sqlite3", 4)
+    add_rows(b, 2, start=4e9)  # station b's newest rows are the plant's newest
+    sync_log(central, a, station="line1")
+    sync_log(central, b, station="line2")
+    with _admin(central) as conn:  # until the local log records recipes (issue 12), set some centrally
+        conn.execute("UPDATE results SET recipe = 'bottle' WHERE station_id = 'line1' AND local_id <= 3")
+    with PlantReader(central) as plant:
+        assert plant.stations() == ["line2", "line1"] and plant.recipes() == ["bottle"]
+        assert plant.count() == 12
+        newest = plant.query(limit=2)
+        assert [(r.station_id, r.result.id) for r in newest] == [("line2", 6), ("line2", 5)]
+        bottle = plant.query(PlantFilter(station="line1", recipe="bottle"))
+        assert sorted(r.result.item for r in bottle) == ["part-1", "part-2", "part-3"]
+        (bad,) = plant.query(PlantFilter(station="line1", verdict="ANOMALY"))
+        assert bad.result.boxes[0].as_list()[:4] == [1, 2, 3, 4] and bad.result.verdict is Verdict.ANOMALY
+        assert plant.count(PlantFilter(verdict=Verdict.ERROR)) == 2
+        assert plant.count(PlantFilter(since=4e9)) == 2
