@@ -116,13 +116,13 @@ def local_rows(path: Path) -> list[tuple[int, str]]:
     return rows
 
 
-def test_two_station_logs_reach_one_database_exactly_once_and_a_rerun_sends_nothing(central, tmp_path, capsys):
+def test_two_station_logs_reach_one_database_exactly_once_and_a_rerun_sends_nothing(central, tmp_path, capfd):
     a = make_log(tmp_path / "a" / "results.sqlite3", 1200)
     b = make_log(tmp_path / "b" / "results.sqlite3", 40)
     where = host_db(central)
     assert main(["sync", central, "--log", str(a), "--station", "line1-cam1"]) == 0
     assert main(["sync", central, "--log", str(b), "--station", "line2-cam1"]) == 0
-    assert capsys.readouterr().out.splitlines() == [
+    assert capfd.readouterr().out.splitlines() == [
         f"1200 results sent to {where} (0 already there)",
         f"40 results sent to {where} (0 already there)",
     ]
@@ -133,7 +133,7 @@ def test_two_station_logs_reach_one_database_exactly_once_and_a_rerun_sends_noth
     assert main(["sync", central, "--log", str(a)]) == 0  # the station id stored in the log is used
     add_rows(b, 5)
     assert main(["sync", central, "--log", str(b)]) == 0
-    assert capsys.readouterr().out.splitlines() == [
+    assert capfd.readouterr().out.splitlines() == [
         f"0 results sent to {where} (0 already there)",
         f"5 results sent to {where} (0 already there)",
     ]
@@ -241,12 +241,12 @@ def test_a_server_restored_from_an_older_backup_gets_the_missing_rows_again(cent
     assert central_rows(central, "s1") == local_rows(log)
 
 
-def test_the_station_id_is_kept_and_cannot_change_once_rows_were_sent(central, tmp_path, capsys):
+def test_the_station_id_is_kept_and_cannot_change_once_rows_were_sent(central, tmp_path, capfd):
     log = make_log(tmp_path / "results.sqlite3", 5)
     first = sync_log(central, log).station_id  # generated: host name and a random suffix, stored in the log
     assert sync_log(central, log).station_id == first
     assert main(["sync", central, "--log", str(log), "--station", "other"]) == 2
-    err = capsys.readouterr().err
+    err = capfd.readouterr().err
     assert err.count("\n") == 1 and f"already sent as station {first!r}" in err
 
 
@@ -259,29 +259,29 @@ def test_a_newer_central_schema_is_refused_in_one_line(central, tmp_path):
         sync_log(central, log, station="s1")
 
 
-def test_unreachable_server_is_one_line_and_a_nonzero_exit(tmp_path, capsys, monkeypatch):
+def test_unreachable_server_is_one_line_and_a_nonzero_exit(tmp_path, capfd, monkeypatch):
     monkeypatch.setenv("PGPASSWORD", PASSWORD)
     with socket_without_server() as port:
         log = make_log(tmp_path / "results.sqlite3", 3)
         code = main(["sync", f"postgresql://station@127.0.0.1:{port}/plant", "--log", str(log)])
-    out, err = capsys.readouterr()
+    out, err = capfd.readouterr()
     assert code != 0 and out == ""
     assert err.startswith(f"visinspect: error: cannot reach the central store 127.0.0.1:{port}/plant: ")
     assert err.count("\n") == 1 and "Traceback" not in err and PASSWORD not in err
 
 
-def test_a_password_in_the_url_is_refused_and_never_shown(tmp_path, capsys):
+def test_a_password_in_the_url_is_refused_and_never_shown(tmp_path, capfd):
     log = make_log(tmp_path / "results.sqlite3", 3)
     assert main(["sync", f"postgresql://station:{PASSWORD}@127.0.0.1:1/plant", "--log", str(log)]) == 2
-    err = capsys.readouterr().err
+    err = capfd.readouterr().err
     assert "holds a password" in err and PASSWORD not in err and err.count("\n") == 1
 
 
-def test_wrong_password_fails_in_one_line_and_a_pgpass_file_logs_in(pg, central, tmp_path, capsys, monkeypatch):
+def test_wrong_password_fails_in_one_line_and_a_pgpass_file_logs_in(pg, central, tmp_path, capfd, monkeypatch):
     log = make_log(tmp_path / "results.sqlite3", 3)
     monkeypatch.setenv("PGPASSWORD", PASSWORD + "-wrong")
     assert main(["sync", central, "--log", str(log)]) == 2
-    err = capsys.readouterr().err
+    err = capfd.readouterr().err
     assert "password authentication failed" in err and err.count("\n") == 1 and PASSWORD not in err
 
     monkeypatch.delenv("PGPASSWORD")
@@ -290,14 +290,14 @@ def test_wrong_password_fails_in_one_line_and_a_pgpass_file_logs_in(pg, central,
     pgpass.chmod(0o600)
     monkeypatch.setenv("PGPASSFILE", str(pgpass))
     assert main(["sync", central, "--log", str(log)]) == 0
-    out, err = capsys.readouterr()
+    out, err = capfd.readouterr()
     assert out.startswith("3 results sent to ") and PASSWORD not in out + err
 
 
-def test_sslmode_require_against_a_server_without_tls_fails_in_one_line(central, tmp_path, capsys):
+def test_sslmode_require_against_a_server_without_tls_fails_in_one_line(central, tmp_path, capfd):
     log = make_log(tmp_path / "results.sqlite3", 3)
     assert main(["sync", central + "&sslmode=require", "--log", str(log)]) == 2
-    err = capsys.readouterr().err
+    err = capfd.readouterr().err
     assert "server does not support SSL, but SSL was required" in err and err.count("\n") == 1
 
 
@@ -352,7 +352,7 @@ class socket_without_server:
         self._s.close()
 
 
-def test_progress_belongs_to_the_store_not_to_its_address(pg, central, tmp_path, capsys):
+def test_progress_belongs_to_the_store_not_to_its_address(pg, central, tmp_path, capfd):
     log = make_log(tmp_path / "results.sqlite3", 30)
     schema = central.rsplit("%3D", 1)[1]
     assert main(["sync", central, "--log", str(log)]) == 0
@@ -362,7 +362,7 @@ def test_progress_belongs_to_the_store_not_to_its_address(pg, central, tmp_path,
         conn.execute(f"CREATE SCHEMA {schema}")
     assert main(["sync", central, "--log", str(log)]) == 0
     where = host_db(central)
-    assert capsys.readouterr().out.splitlines() == [
+    assert capfd.readouterr().out.splitlines() == [
         f"30 results sent to {where} (0 already there)",
         f"0 results sent to {where.replace('127.0.0.1', 'localhost')} (0 already there)",
         f"30 results sent to {where} (0 already there)",
@@ -391,3 +391,30 @@ def test_the_plant_view_lists_every_station_and_filters_by_station_recipe_and_ve
         assert bad.result.boxes[0].as_list()[:4] == [1, 2, 3, 4] and bad.result.verdict is Verdict.ANOMALY
         assert plant.count(PlantFilter(verdict=Verdict.ERROR)) == 2
         assert plant.count(PlantFilter(since=4e9)) == 2
+
+
+def test_a_station_role_that_may_only_insert_and_read_sends_once_the_owner_created_the_schema(central, tmp_path, capfd):
+    schema = central.rsplit("%3D", 1)[1]
+    station_url = central.replace("plant_admin@", f"station_{schema}@")
+    with _admin(central) as conn:
+        conn.execute(  # as docs/_central.md says
+            psycopg.sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
+                psycopg.sql.Identifier(f"station_{schema}"), psycopg.sql.Literal(PASSWORD)
+            )
+        )
+        conn.execute(f"GRANT USAGE ON SCHEMA {schema} TO station_{schema}")
+    log = make_log(tmp_path / "results.sqlite3", 20)
+    assert main(["sync", station_url, "--log", str(log)]) == 2  # an empty store: it may not create the tables
+    err = capfd.readouterr().err
+    assert f"refused: permission denied for schema {schema}" in err and err.count("\n") == 1
+
+    assert sync_log(central, make_log(tmp_path / "owner.sqlite3", 3)).sent == 3  # the owner creates the schema
+    with _admin(central) as conn:
+        conn.execute(f"GRANT SELECT, INSERT ON results TO station_{schema}")
+        conn.execute(f"GRANT SELECT ON schema_version, store_identity TO station_{schema}")
+    assert main(["sync", station_url, "--log", str(log)]) == 0
+    assert main(["sync", station_url, "--log", str(log)]) == 0
+    assert [line.split(" results")[0] for line in capfd.readouterr().out.splitlines()] == ["20", "0"]
+    with _admin(central) as conn:
+        conn.execute(f"DROP OWNED BY station_{schema}")
+        conn.execute(f"DROP ROLE station_{schema}")
