@@ -50,6 +50,8 @@ class Forwarder:
         batch_size: int = BATCH_SIZE, frames_url: str | None = None,
     ):  # fmt: skip
         self.target = url if isinstance(url, CentralTarget) else CentralTarget.parse(url, password=password)
+        if batch_size < 1:
+            raise ValueError(f"batch size must be 1 or more, not {batch_size}")
         if interval_s <= 0 or backoff_s <= 0 or max_backoff_s < backoff_s:
             raise ValueError(
                 f"interval and backoff must be positive, with max_backoff_s >= backoff_s; got {interval_s}, {backoff_s}, {max_backoff_s}"

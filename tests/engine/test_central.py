@@ -418,3 +418,16 @@ def test_a_station_role_that_may_only_insert_and_read_sends_once_the_owner_creat
     with _admin(central) as conn:
         conn.execute(f"DROP OWNED BY station_{schema}")
         conn.execute(f"DROP ROLE station_{schema}")
+
+
+def test_a_row_postgresql_would_refuse_as_it_is_still_arrives_and_blocks_nothing(central, tmp_path):
+    log = make_log(tmp_path / "results.sqlite3", 3)
+    with sqlite3.connect(log) as conn:  # NUL in text and NaN in JSON: SQLite and Python accept both, PostgreSQL neither
+        conn.execute("UPDATE results SET error = ?, regions = ? WHERE id = 3", ("bad\x00byte", "[[1, 2, 3, 4, NaN, Infinity]]"))
+    conn.close()
+    add_rows(log, 2)
+    assert sync_log(central, log, station="s1", batch_size=2).sent == 5
+    with _admin(central) as conn:
+        error, regions = conn.execute("SELECT error, regions FROM results WHERE local_id = 3").fetchone()
+    assert error == "bad\\x00byte" and regions == [[1, 2, 3, 4, None, None]]
+    assert central_rows(central, "s1") == local_rows(log)
