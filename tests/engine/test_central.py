@@ -431,3 +431,23 @@ def test_a_row_postgresql_would_refuse_as_it_is_still_arrives_and_blocks_nothing
         error, regions = conn.execute("SELECT error, regions FROM results WHERE local_id = 3").fetchone()
     assert error == "bad\\x00byte" and regions == [[1, 2, 3, 4, None, None]]
     assert central_rows(central, "s1") == local_rows(log)
+
+
+def test_a_password_from_the_station_settings_logs_in_and_is_never_shown(central, tmp_path, monkeypatch, caplog):
+    monkeypatch.delenv("PGPASSWORD")
+    log = make_log(tmp_path / "results.sqlite3", 5)
+    wrong = Forwarder(central, log, station="s1", password=PASSWORD + "-old", backoff_s=0.05, max_backoff_s=0.1)
+    wrong.start()
+    try:
+        status = wait_for(wrong, lambda s: s.last_error is not None)
+    finally:
+        assert wrong.stop()
+    assert "password authentication failed" in status.last_error and PASSWORD not in repr(status)
+    assert all(PASSWORD not in r.getMessage() for r in caplog.records)
+
+    right = Forwarder(central, log, station="s1", password=PASSWORD, interval_s=0.05)
+    right.start()
+    try:
+        assert wait_for(right, lambda s: s.sent == 5 and s.pending == 0).connected
+    finally:
+        assert right.stop()
