@@ -9,14 +9,23 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from engine.cli import main
 from engine.results import ResultsLog
-from engine.results.schema import COLUMNS
-from engine.thresholds import Thresholds
-from engine.types import Box, Inspection, ModelRef, Verdict
+from engine.types import Verdict
+from tests.engine.central_helpers import (
+    MODEL,
+    PASSWORD,
+    add_rows,
+    admin,
+    central_rows,
+    host_db,
+    local_rows,
+    make_log,
+    socket_without_server,
+    wait_for,
+)
 from tests.engine.pg_server import PgServer
 
 psycopg = pytest.importorskip("psycopg")
@@ -31,9 +40,7 @@ from engine.central import (  # noqa: E402
 )
 from engine.central.outbox import MARK_PREFIX  # noqa: E402
 
-PASSWORD = "Sesame-7f3a!x"  # appears in no message, ever
-MODEL = ModelRef("/models/m.safetensors", "cd" * 32)
-_dbs = itertools.count()
+_schemas = itertools.count()
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +69,7 @@ def central(pg, plant_db, monkeypatch) -> str:
     """
     if not pg.running:
         pg.start()
-    schema = f"t{next(_dbs)}"
+    schema = f"t{next(_schemas)}"
     with psycopg.connect(pg.url(plant_db), password=PASSWORD, autocommit=True) as conn:
         conn.execute(f"CREATE SCHEMA {schema}")
     monkeypatch.setenv("PGPASSWORD", PASSWORD)
@@ -70,50 +77,6 @@ def central(pg, plant_db, monkeypatch) -> str:
     return pg.url(plant_db) + f"?options=-csearch_path%3D{schema}"
 
 
-def host_db(url: str) -> str:
-    """How the sync command names the server of a URL: HOST:PORT/DB."""
-    return url.split("@", 1)[1].split("?", 1)[0]
-
-
-def _admin(url: str):
-    return psycopg.connect(url, password=PASSWORD, autocommit=True)
-
-
-def make_log(path: Path, n: int) -> Path:
-    """A station log: two real inspections (an ANOMALY with its saved frame, a GOOD), an ERROR, then n-3 plain rows."""
-    with ResultsLog(path) as log:
-        regions = (Box(1, 2, 3, 4, 0.9),)
-        bad = Inspection(0.93, Thresholds(0.5), np.zeros((8, 8), np.float32), regions, model=MODEL)
-        good = Inspection(0.02, Thresholds(0.5), np.zeros((8, 8), np.float32), regions, model=MODEL)
-        log.log_inspection(run_id="live-1", source="camera 0", item="part-1", inspection=bad, image=np.zeros((16, 16, 3), np.uint8))
-        log.log_inspection(run_id="live-1", source="camera 0", item="part-2", inspection=good)
-        log.log_error(run_id="live-1", source="camera 0", item="part-3", model=MODEL, message="camera timeout")
-    add_rows(path, n - 3)
-    return path
-
-
-def add_rows(path: Path, n: int, start: float = 1.7e9) -> None:
-    """n more GOOD rows, written as the station writes them (one table, ids in order)."""
-    row = dict.fromkeys(COLUMNS) | {"run_id": "bulk", "source": "folder /line", "verdict": "GOOD", "boxes": "[]", "p_anomaly": 0.01}
-    with sqlite3.connect(path) as conn:
-        first = conn.execute("SELECT coalesce(max(id), 0) FROM results").fetchone()[0]
-        conn.executemany(
-            f"INSERT INTO results ({', '.join(COLUMNS)}) VALUES ({', '.join(':' + c for c in COLUMNS)})",
-            (row | {"time": start + i, "item": f"img-{first + i + 1}.png"} for i in range(n)),
-        )
-    conn.close()
-
-
-def central_rows(url: str, station: str) -> list[tuple[int, str]]:
-    with _admin(url) as conn:
-        return conn.execute("SELECT local_id, item FROM results WHERE station_id = %s ORDER BY local_id", (station,)).fetchall()
-
-
-def local_rows(path: Path) -> list[tuple[int, str]]:
-    with sqlite3.connect(path) as conn:
-        rows = conn.execute("SELECT id, item FROM results ORDER BY id").fetchall()
-    conn.close()
-    return rows
 
 
 def test_two_station_logs_reach_one_database_exactly_once_and_a_rerun_sends_nothing(central, tmp_path, capfd):
@@ -137,7 +100,7 @@ def test_two_station_logs_reach_one_database_exactly_once_and_a_rerun_sends_noth
         f"0 results sent to {where} (0 already there)",
         f"5 results sent to {where} (0 already there)",
     ]
-    with _admin(central) as conn:
+    with admin(central) as conn:
         assert conn.execute("SELECT count(*) FROM results").fetchone()[0] == 1245
     assert central_rows(central, "line2-cam1") == local_rows(b)
 
@@ -148,7 +111,7 @@ def test_a_row_arrives_with_its_verdict_time_boxes_and_frame(central, tmp_path):
     assert (report.sent, report.already, report.station_id) == (3, 0, "line1")
     with ResultsLog(log) as local:
         first = local.query(limit=None)[-1]  # the ANOMALY, oldest
-    with _admin(central) as conn:
+    with admin(central) as conn:
         row = conn.execute(
             "SELECT time, verdict, p_anomaly, boxes, regions, model_hash, frame_path, synced_at FROM results "
             "WHERE station_id = 'line1' AND local_id = %s", (first.id,),
@@ -166,7 +129,7 @@ def test_a_row_arrives_with_its_verdict_time_boxes_and_frame(central, tmp_path):
 def test_frames_url_references_the_frame_on_a_share(central, tmp_path):
     log = make_log(tmp_path / "results.sqlite3", 3)
     sync_log(central, log, station="s1", frames_url="smb://nas/line1/")
-    with _admin(central) as conn:
+    with admin(central) as conn:
         frames = [r[0] for r in conn.execute("SELECT frame_path FROM results WHERE frame_path IS NOT NULL")]
     assert len(frames) == 1 and frames[0].startswith("smb://nas/line1/frames/") and frames[0].endswith(".jpg")
 
@@ -193,12 +156,12 @@ def test_server_crash_in_the_middle_of_a_batch_then_restarted_every_row_once(pg,
     log = make_log(tmp_path / "results.sqlite3", 600)
     sync_log(central, log, station="s1")  # creates the table
     add_rows(log, 900)
-    blocker = _admin(central)
+    blocker = admin(central)
     blocker.execute("BEGIN")
     blocker.execute("LOCK TABLE results IN EXCLUSIVE MODE")  # the next insert waits inside its transaction
 
     def crash_while_an_insert_waits():
-        with _admin(central) as watcher:
+        with admin(central) as watcher:
             while not watcher.execute(
                 "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO results%%'"
             ).fetchone()[0]:
@@ -234,7 +197,7 @@ def test_rows_committed_before_the_mark_was_saved_are_not_stored_twice(central, 
 def test_a_server_restored_from_an_older_backup_gets_the_missing_rows_again(central, tmp_path):
     log = make_log(tmp_path / "results.sqlite3", 300)
     sync_log(central, log, station="s1")
-    with _admin(central) as conn:
+    with admin(central) as conn:
         conn.execute("DELETE FROM results WHERE local_id > 120")
     report = sync_log(central, log, station="s1")
     assert (report.sent, report.already) == (180, 0)
@@ -253,7 +216,7 @@ def test_the_station_id_is_kept_and_cannot_change_once_rows_were_sent(central, t
 def test_a_newer_central_schema_is_refused_in_one_line(central, tmp_path):
     log = make_log(tmp_path / "results.sqlite3", 3)
     sync_log(central, log, station="s1")
-    with _admin(central) as conn:
+    with admin(central) as conn:
         conn.execute("INSERT INTO schema_version (version) VALUES (99)")
     with pytest.raises(CentralError, match="schema version 99, newer than the 1"):
         sync_log(central, log, station="s1")
@@ -328,36 +291,12 @@ def test_forwarder_keeps_results_through_an_outage_and_sends_them_on_recovery(pg
     assert all(PASSWORD not in m for m in lines)
 
 
-def wait_for(forwarder: Forwarder, done, limit_s: float = 30.0):
-    """The forwarder's status once done(status) holds (the limit only keeps a broken build from hanging)."""
-    deadline = time.monotonic() + limit_s
-    while not done(status := forwarder.status()):
-        if time.monotonic() > deadline:
-            pytest.fail(f"the forwarder did not get there: {status}")
-        time.sleep(0.02)
-    return status
-
-
-class socket_without_server:
-    """A loopback port nobody listens on (bound, not listening, for the test's duration)."""
-
-    def __enter__(self) -> int:
-        import socket
-
-        self._s = socket.socket()
-        self._s.bind(("127.0.0.1", 0))
-        return self._s.getsockname()[1]
-
-    def __exit__(self, *exc_info) -> None:
-        self._s.close()
-
-
 def test_progress_belongs_to_the_store_not_to_its_address(pg, central, tmp_path, capfd):
     log = make_log(tmp_path / "results.sqlite3", 30)
     schema = central.rsplit("%3D", 1)[1]
     assert main(["sync", central, "--log", str(log)]) == 0
     assert main(["sync", central.replace("127.0.0.1", "localhost"), "--log", str(log)]) == 0  # same store, other name
-    with _admin(central) as conn:  # a new, empty store where the old one was
+    with admin(central) as conn:  # a new, empty store where the old one was
         conn.execute(f"DROP SCHEMA {schema} CASCADE")
         conn.execute(f"CREATE SCHEMA {schema}")
     assert main(["sync", central, "--log", str(log)]) == 0
@@ -378,7 +317,7 @@ def test_the_plant_view_lists_every_station_and_filters_by_station_recipe_and_ve
     add_rows(b, 2, start=4e9)  # station b's newest rows are the plant's newest
     sync_log(central, a, station="line1")
     sync_log(central, b, station="line2")
-    with _admin(central) as conn:  # until the local log records recipes (issue 12), set some centrally
+    with admin(central) as conn:  # until the local log records recipes (issue 12), set some centrally
         conn.execute("UPDATE results SET recipe = 'bottle' WHERE station_id = 'line1' AND local_id <= 3")
     with PlantReader(central) as plant:
         assert plant.stations() == ["line2", "line1"] and plant.recipes() == ["bottle"]
@@ -396,7 +335,7 @@ def test_the_plant_view_lists_every_station_and_filters_by_station_recipe_and_ve
 def test_a_station_role_that_may_only_insert_and_read_sends_once_the_owner_created_the_schema(central, tmp_path, capfd):
     schema = central.rsplit("%3D", 1)[1]
     station_url = central.replace("plant_admin@", f"station_{schema}@")
-    with _admin(central) as conn:
+    with admin(central) as conn:
         conn.execute(  # as docs/_central.md says
             psycopg.sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
                 psycopg.sql.Identifier(f"station_{schema}"), psycopg.sql.Literal(PASSWORD)
@@ -409,13 +348,13 @@ def test_a_station_role_that_may_only_insert_and_read_sends_once_the_owner_creat
     assert f"refused: permission denied for schema {schema}" in err and err.count("\n") == 1
 
     assert sync_log(central, make_log(tmp_path / "owner.sqlite3", 3)).sent == 3  # the owner creates the schema
-    with _admin(central) as conn:
+    with admin(central) as conn:
         conn.execute(f"GRANT SELECT, INSERT ON results TO station_{schema}")
         conn.execute(f"GRANT SELECT ON schema_version, store_identity TO station_{schema}")
     assert main(["sync", station_url, "--log", str(log)]) == 0
     assert main(["sync", station_url, "--log", str(log)]) == 0
     assert [line.split(" results")[0] for line in capfd.readouterr().out.splitlines()] == ["20", "0"]
-    with _admin(central) as conn:
+    with admin(central) as conn:
         conn.execute(f"DROP OWNED BY station_{schema}")
         conn.execute(f"DROP ROLE station_{schema}")
 
@@ -427,7 +366,7 @@ def test_a_row_postgresql_would_refuse_as_it_is_still_arrives_and_blocks_nothing
     conn.close()
     add_rows(log, 2)
     assert sync_log(central, log, station="s1", batch_size=2).sent == 5
-    with _admin(central) as conn:
+    with admin(central) as conn:
         error, regions = conn.execute("SELECT error, regions FROM results WHERE local_id = 3").fetchone()
     assert error == "bad\\x00byte" and regions == [[1, 2, 3, 4, None, None]]
     assert central_rows(central, "s1") == local_rows(log)
