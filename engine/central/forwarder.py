@@ -4,7 +4,7 @@
     forwarder.start()     # returns at once; the station runs the same whether the server is there or not
     forwarder.poke()      # optional, after a result: push now instead of at the next interval
     forwarder.status()    # ForwarderStatus: connected, sent, pending, last_error (one line, no password)
-    forwarder.stop()      # sets the stop flag, waits for the thread (at most one batch or connect timeout)
+    forwarder.stop()      # sets the stop flag, waits for the thread (one batch; a dead network: the 10 s / 30 s timeouts)
 """
 from __future__ import annotations
 
@@ -67,6 +67,7 @@ class Forwarder:
         self._lock = threading.Lock()
         self._status = ForwarderStatus()
         self._thread: threading.Thread | None = None
+        self._session: CentralSession | None = None  # the thread's, exposed only so stop() can cancel a statement
 
     def start(self) -> None:
         """Start the forwarding thread (once); returns at once."""
@@ -81,13 +82,22 @@ class Forwarder:
         self._wake.set()
 
     def stop(self, timeout: float = 30.0) -> bool:
-        """Stop the thread and close its connections; True when it has ended within `timeout` seconds."""
+        """Stop the thread and close its connections; True when it has ended within `timeout` seconds.
+
+        A statement the server is holding is cancelled (its batch is sent again next time), so this is prompt.
+        """
         self._stop.set()
         self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            return not self._thread.is_alive()
-        return True
+        if self._thread is None:
+            return True
+        deadline = time.monotonic() + timeout
+        self._thread.join(min(0.2, timeout))  # usually enough: the thread was waiting, or between batches
+        while self._thread.is_alive() and time.monotonic() < deadline:
+            session = self._session
+            if session is not None:
+                session.cancel()  # again each round: a statement may have started just after the last cancel
+            self._thread.join(min(0.5, max(0.0, deadline - time.monotonic())))
+        return not self._thread.is_alive()
 
     def status(self) -> ForwarderStatus:
         with self._lock:
@@ -105,8 +115,11 @@ class Forwarder:
             while not self._stop.is_set():
                 try:
                     session = session or CentralSession(self.target, self.log_path, station=self._station, **self._options)
+                    self._session = session
                     report = session.push(stop=self._stop)
                 except Exception as exc:  # noqa: BLE001 - the thread boundary: report, back off, try again
+                    if self._stop.is_set():
+                        break  # cancelled by stop(): not an outage
                     failures += 1
                     message = self.target.mask(exc) if isinstance(exc, CentralError) else self.target.mask(f"{type(exc).__name__}: {exc}")
                     if outage_since is None:
@@ -132,6 +145,7 @@ class Forwarder:
                 self._wake.wait(self._interval_s)
                 self._wake.clear()
         finally:
+            self._session = None
             if session is not None:
                 session.close()
             self._set(running=False)

@@ -19,6 +19,7 @@ from engine.central.schema import COLUMN_TYPES, insert_sql, prepare_central, sto
 from engine.central.target import CentralTarget, one_line, psycopg_module
 
 BATCH_SIZE = 500
+STATEMENT_TIMEOUT_MS = 60_000  # a statement the server holds longer (a table locked by hand) fails and is retried
 log = logging.getLogger(__name__)
 
 
@@ -83,6 +84,7 @@ class CentralSession:
         self.disconnect()
         conn = self.target.connect()
         try:
+            self._server(lambda: _set_statement_timeout(conn), conn)
             self._server(lambda: prepare_central(conn, self.target.display), conn)
             self.store_id = self._server(lambda: store_id(conn), conn)
         except CentralError:
@@ -103,6 +105,19 @@ class CentralSession:
         except psycopg.Error as exc:
             self.disconnect(conn)
             raise CentralError(f"the central store {self.target.display} refused: {self.target.mask(one_line(exc))}") from None
+
+    def cancel(self) -> None:
+        """Ask the server to cancel the statement in flight (safe from another thread); the push then fails fast."""
+        conn = self._conn
+        if conn is None:
+            return
+        try:
+            if hasattr(conn, "cancel_safe"):  # psycopg 3.2+: bounded, and does not block the event loop
+                conn.cancel_safe(timeout=2.0)
+            else:
+                conn.cancel()
+        except Exception:  # noqa: BLE001 - nothing in flight, or the server is gone: either way nothing waits
+            pass
 
     def disconnect(self, conn=None) -> None:
         """Drop the server connection (the next push reconnects)."""
@@ -189,6 +204,11 @@ class CentralSession:
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
+
+
+def _set_statement_timeout(conn) -> None:
+    with conn.transaction():
+        conn.execute("SELECT set_config('statement_timeout', %s, false)", (str(STATEMENT_TIMEOUT_MS),))
 
 
 def _text(value: object) -> str | None:

@@ -1,6 +1,10 @@
-"""Shared by the central-store tests: station logs to send, what reached the server, waiting on a forwarder."""
+"""Shared by the central-store tests: a real PostgreSQL per test module, a fresh schema per test, station logs to send.
+
+The fixtures are imported by name into each test module (`from ... import central_fixture`).
+"""
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import time
 from pathlib import Path
@@ -12,11 +16,47 @@ from engine.results import ResultsLog
 from engine.results.schema import COLUMNS
 from engine.thresholds import Thresholds
 from engine.types import Box, Inspection, ModelRef
+from tests.engine.pg_server import PgServer
 
 psycopg = pytest.importorskip("psycopg")
 
 PASSWORD = "Sesame-7f3a!x"  # appears in no message, ever
 MODEL = ModelRef("/models/m.safetensors", "cd" * 32)
+_schemas = itertools.count()
+
+
+@pytest.fixture(scope="module", name="pg")
+def pg_fixture():
+    server, why = PgServer.find(PASSWORD)
+    if server is None:
+        pytest.skip(why)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+@pytest.fixture(scope="module", name="plant_db")
+def plant_db_fixture(pg) -> str:
+    with psycopg.connect(pg.url(), password=PASSWORD, autocommit=True) as conn:
+        conn.execute("CREATE DATABASE plant")
+    return "plant"
+
+
+@pytest.fixture(name="central")
+def central_fixture(pg, plant_db, monkeypatch) -> str:
+    """The URL (no password) of a fresh, empty schema on the running server; the password comes from PGPASSWORD.
+
+    A schema per test (through the URL's search_path) rather than a database: creating one takes milliseconds.
+    """
+    if not pg.running:
+        pg.start()
+    schema = f"t{next(_schemas)}"
+    with psycopg.connect(pg.url(plant_db), password=PASSWORD, autocommit=True) as conn:
+        conn.execute(f"CREATE SCHEMA {schema}")
+    monkeypatch.setenv("PGPASSWORD", PASSWORD)
+    monkeypatch.setenv("PGPASSFILE", str(Path(pg.root) / "no-such-pgpass"))
+    return pg.url(plant_db) + f"?options=-csearch_path%3D{schema}"
 
 
 def host_db(url: str) -> str:
@@ -88,3 +128,12 @@ class socket_without_server:
 
     def __exit__(self, *exc_info) -> None:
         self._s.close()
+
+
+def wait_until_an_insert_waits(url: str) -> None:
+    """Return once a station's insert is waiting on a lock on the server (a test holds the table locked)."""
+    with admin(url) as watcher:
+        while not watcher.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO results%%'"
+        ).fetchone()[0]:
+            time.sleep(0.02)

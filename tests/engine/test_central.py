@@ -1,11 +1,8 @@
 """Central results store: station logs reach a real PostgreSQL exactly once, across outages, crashes and reruns."""
 from __future__ import annotations
 
-import itertools
-import logging
 import sqlite3
 import threading
-import time
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -13,70 +10,30 @@ import pytest
 
 from engine.cli import main
 from engine.results import ResultsLog
-from engine.types import Verdict
 from tests.engine.central_helpers import (
     MODEL,
     PASSWORD,
     add_rows,
     admin,
+    central_fixture,  # noqa: F401 - fixtures
     central_rows,
     host_db,
     local_rows,
     make_log,
+    pg_fixture,  # noqa: F401
+    plant_db_fixture,  # noqa: F401
     socket_without_server,
-    wait_for,
+    wait_until_an_insert_waits,
 )
-from tests.engine.pg_server import PgServer
 
 psycopg = pytest.importorskip("psycopg")
 
 from engine.central import (  # noqa: E402
     CentralError,
     CentralUnreachable,
-    Forwarder,
-    PlantFilter,
-    PlantReader,
     sync_log,
 )
 from engine.central.outbox import MARK_PREFIX  # noqa: E402
-
-_schemas = itertools.count()
-
-
-@pytest.fixture(scope="module")
-def pg():
-    server, why = PgServer.find(PASSWORD)
-    if server is None:
-        pytest.skip(why)
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-@pytest.fixture(scope="module")
-def plant_db(pg) -> str:
-    with psycopg.connect(pg.url(), password=PASSWORD, autocommit=True) as conn:
-        conn.execute("CREATE DATABASE plant")
-    return "plant"
-
-
-@pytest.fixture
-def central(pg, plant_db, monkeypatch) -> str:
-    """The URL (no password) of a fresh, empty schema on the running server; the password comes from PGPASSWORD.
-
-    A schema per test (through the URL's search_path) rather than a database: creating one takes milliseconds.
-    """
-    if not pg.running:
-        pg.start()
-    schema = f"t{next(_schemas)}"
-    with psycopg.connect(pg.url(plant_db), password=PASSWORD, autocommit=True) as conn:
-        conn.execute(f"CREATE SCHEMA {schema}")
-    monkeypatch.setenv("PGPASSWORD", PASSWORD)
-    monkeypatch.setenv("PGPASSFILE", str(Path(pg.root) / "no-such-pgpass"))
-    return pg.url(plant_db) + f"?options=-csearch_path%3D{schema}"
-
-
 
 
 def test_two_station_logs_reach_one_database_exactly_once_and_a_rerun_sends_nothing(central, tmp_path, capfd):
@@ -161,11 +118,7 @@ def test_server_crash_in_the_middle_of_a_batch_then_restarted_every_row_once(pg,
     blocker.execute("LOCK TABLE results IN EXCLUSIVE MODE")  # the next insert waits inside its transaction
 
     def crash_while_an_insert_waits():
-        with admin(central) as watcher:
-            while not watcher.execute(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO results%%'"
-            ).fetchone()[0]:
-                time.sleep(0.02)
+        wait_until_an_insert_waits(central)
         pg.stop("immediate")
 
     crasher = threading.Thread(target=crash_while_an_insert_waits)
@@ -264,33 +217,6 @@ def test_sslmode_require_against_a_server_without_tls_fails_in_one_line(central,
     assert "server does not support SSL, but SSL was required" in err and err.count("\n") == 1
 
 
-def test_forwarder_keeps_results_through_an_outage_and_sends_them_on_recovery(pg, central, tmp_path, caplog):
-    log = make_log(tmp_path / "results.sqlite3", 10)
-    pg.stop("fast")
-    forwarder = Forwarder(central, log, station="s1", interval_s=0.05, backoff_s=0.05, max_backoff_s=0.2, batch_size=4)
-    caplog.set_level(logging.INFO, logger="engine.central.forwarder")
-    forwarder.start()
-    try:
-        status = wait_for(forwarder, lambda s: s.last_error is not None and s.pending == 10)
-        assert not status.connected and PASSWORD not in status.last_error
-        add_rows(log, 7)  # the station goes on inspecting meanwhile
-        wait_for(forwarder, lambda s: s.pending == 17)
-        pg.start()
-        status = wait_for(forwarder, lambda s: s.connected and s.pending == 0)
-        assert (status.sent, status.last_error) == (17, None)
-        add_rows(log, 3)
-        forwarder.poke()
-        assert wait_for(forwarder, lambda s: s.pending == 0 and s.sent == 20).connected
-    finally:
-        assert forwarder.stop()
-    assert not forwarder.status().running
-    assert central_rows(central, "s1") == local_rows(log)
-    lines = [r.getMessage() for r in caplog.records]
-    assert len([m for m in lines if "results stay in the local log" in m]) == 1  # one line per outage
-    assert len([m for m in lines if "reachable again" in m]) == 1
-    assert all(PASSWORD not in m for m in lines)
-
-
 def test_progress_belongs_to_the_store_not_to_its_address(pg, central, tmp_path, capfd):
     log = make_log(tmp_path / "results.sqlite3", 30)
     schema = central.rsplit("%3D", 1)[1]
@@ -307,29 +233,6 @@ def test_progress_belongs_to_the_store_not_to_its_address(pg, central, tmp_path,
         f"30 results sent to {where} (0 already there)",
     ]
     assert central_rows(central, sync_log(central, log).station_id) == local_rows(log)
-
-
-def test_the_plant_view_lists_every_station_and_filters_by_station_recipe_and_verdict(central, tmp_path):
-    with pytest.raises(CentralError, match="holds no results yet"):
-        PlantReader(central)
-    a = make_log(tmp_path / "a" / "results.sqlite3", 6)
-    b = make_log(tmp_path / "b" / "results.sqlite3", 4)
-    add_rows(b, 2, start=4e9)  # station b's newest rows are the plant's newest
-    sync_log(central, a, station="line1")
-    sync_log(central, b, station="line2")
-    with admin(central) as conn:  # until the local log records recipes (issue 12), set some centrally
-        conn.execute("UPDATE results SET recipe = 'bottle' WHERE station_id = 'line1' AND local_id <= 3")
-    with PlantReader(central) as plant:
-        assert plant.stations() == ["line2", "line1"] and plant.recipes() == ["bottle"]
-        assert plant.count() == 12
-        newest = plant.query(limit=2)
-        assert [(r.station_id, r.result.id) for r in newest] == [("line2", 6), ("line2", 5)]
-        bottle = plant.query(PlantFilter(station="line1", recipe="bottle"))
-        assert sorted(r.result.item for r in bottle) == ["part-1", "part-2", "part-3"]
-        (bad,) = plant.query(PlantFilter(station="line1", verdict="ANOMALY"))
-        assert bad.result.boxes[0].as_list()[:4] == [1, 2, 3, 4] and bad.result.verdict is Verdict.ANOMALY
-        assert plant.count(PlantFilter(verdict=Verdict.ERROR)) == 2
-        assert plant.count(PlantFilter(since=4e9)) == 2
 
 
 def test_a_station_role_that_may_only_insert_and_read_sends_once_the_owner_created_the_schema(central, tmp_path, capfd):
@@ -370,23 +273,3 @@ def test_a_row_postgresql_would_refuse_as_it_is_still_arrives_and_blocks_nothing
         error, regions = conn.execute("SELECT error, regions FROM results WHERE local_id = 3").fetchone()
     assert error == "bad\\x00byte" and regions == [[1, 2, 3, 4, None, None]]
     assert central_rows(central, "s1") == local_rows(log)
-
-
-def test_a_password_from_the_station_settings_logs_in_and_is_never_shown(central, tmp_path, monkeypatch, caplog):
-    monkeypatch.delenv("PGPASSWORD")
-    log = make_log(tmp_path / "results.sqlite3", 5)
-    wrong = Forwarder(central, log, station="s1", password=PASSWORD + "-old", backoff_s=0.05, max_backoff_s=0.1)
-    wrong.start()
-    try:
-        status = wait_for(wrong, lambda s: s.last_error is not None)
-    finally:
-        assert wrong.stop()
-    assert "password authentication failed" in status.last_error and PASSWORD not in repr(status)
-    assert all(PASSWORD not in r.getMessage() for r in caplog.records)
-
-    right = Forwarder(central, log, station="s1", password=PASSWORD, interval_s=0.05)
-    right.start()
-    try:
-        assert wait_for(right, lambda s: s.sent == 5 and s.pending == 0).connected
-    finally:
-        assert right.stop()
