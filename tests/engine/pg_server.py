@@ -45,11 +45,15 @@ class PgServer:
             self._as = ["runuser", "-u", "postgres", "--"]
             shutil.chown(self.root, "postgres")
         pwfile = self.root / "pw"
-        pwfile.write_text(password + "\n")
-        if self._as:
-            shutil.chown(pwfile, "postgres")
-        self._run("initdb", "-D", str(self.data), "-U", ADMIN, f"--pwfile={pwfile}", "-A", "scram-sha-256",
-                  "--no-sync", "-E", "UTF8", "--locale=C")  # fmt: skip
+        try:
+            pwfile.write_text(password + "\n")
+            if self._as:
+                shutil.chown(pwfile, "postgres")
+            self._run("initdb", "-D", str(self.data), "-U", ADMIN, f"--pwfile={pwfile}", "-A", "scram-sha-256",
+                      "--no-sync", "-E", "UTF8", "--locale=C")  # fmt: skip
+        except BaseException:
+            shutil.rmtree(self.root, ignore_errors=True)
+            raise
         pwfile.unlink()
         self.running = False
 
@@ -72,7 +76,10 @@ class PgServer:
         return server, ""
 
     def _run(self, tool: str, *args: str) -> None:
-        subprocess.run([*self._as, str(self.bindir / tool), *args], check=True, capture_output=True, timeout=60)
+        done = subprocess.run([*self._as, str(self.bindir / tool), *args], capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            lines = (done.stderr or done.stdout).strip().splitlines()
+            raise OSError(f"{tool} failed: {lines[-1] if lines else f'exit status {done.returncode}'}")
 
     def start(self) -> None:
         options = f"-c listen_addresses=127.0.0.1 -p {self.port} -c unix_socket_directories='' -c fsync={'on' if self.fsync else 'off'}"
