@@ -91,7 +91,7 @@ class CentralTarget:
 
     @property
     def key(self) -> str:
-        """What the local log remembers progress under: one mark per server and database."""
+        """The address the local log remembers which store it last found at (progress is kept per store id)."""
         return f"{self.host}/{self.dbname}"
 
     def mask(self, text: object) -> str:
