@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 
 from engine.bench_options import add_bench_arguments  # torch-free: parsing stays fast
+from engine.central.command import add_sync_arguments, run_sync
 from engine.lineio.users import add_users_arguments, run_users_command  # hashlib only: parsing stays fast
 from engine.progress import progress_bar
 from engine.training.config import add_config_arguments, config_from_args
@@ -111,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prune", action="store_true", help="remove frames older than the age limit, then the oldest over the size limit")
     p.add_argument("--max-gb", type=float, help="with --prune: size limit in GB (default: the station's policy)")
     p.add_argument("--max-days", type=float, help="with --prune: age limit in days (default: the station's policy)")
+
+    p = sub.add_parser("sync", help="send the results log's new rows to the plant's central PostgreSQL")
+    add_sync_arguments(p)
 
     p = sub.add_parser("bench", help="measure throughput and latency on this machine")
     add_bench_arguments(p)
@@ -389,6 +393,7 @@ COMMANDS = {
     "synth": cmd_synth,
     "info": cmd_info,
     "frames": cmd_frames,
+    "sync": run_sync,
     "bench": cmd_bench,
     "gui": cmd_gui,
     "install-shortcut": cmd_install_shortcut,

@@ -1,0 +1,71 @@
+"""Measure `visinspect sync` throughput (rows/s) into a throwaway local PostgreSQL with fsync on, and the peak memory
+a sync allocates for logs of different sizes (it must not grow with the backlog).
+
+    python -m tests.engine.central_bench [--rows 20000]
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sqlite3
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+from engine.central import sync_log
+from engine.results import ResultsLog
+from engine.results.schema import COLUMNS
+from tests.engine.pg_server import PgServer
+
+PASSWORD = "bench-only"
+
+
+def make_log(path: Path, n: int) -> Path:
+    """n rows like a live run's: one in ten an ANOMALY with boxes, regions and a frame path."""
+    ResultsLog(path).close()
+    box = "[[12, 30, 40, 22, 0.91, 1.3]]"
+    rows = (
+        {c: None for c in COLUMNS} | {
+            "time": 1.7e9 + i * 0.1, "run_id": "live-20261130-080000-ab12", "source": "camera 0", "item": str(i),
+            "model_path": "/srv/models/bottle.safetensors", "model_hash": "ab" * 32, "threshold": 0.5,
+            "verdict": "ANOMALY" if i % 10 == 0 else "GOOD", "p_anomaly": 0.93 if i % 10 == 0 else 0.02,
+            "boxes": box if i % 10 == 0 else "[]", "regions": box, "box_threshold": 0.5, "min_area": 0.001,
+        }
+        for i in range(n)
+    )  # fmt: skip
+    with sqlite3.connect(path) as conn:
+        conn.executemany(f"INSERT INTO results ({', '.join(COLUMNS)}) VALUES ({', '.join(':' + c for c in COLUMNS)})", rows)
+    conn.close()
+    return path
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=20_000)
+    args = parser.parse_args()
+    server, why = PgServer.find(PASSWORD, fsync=True)
+    if server is None:
+        raise SystemExit(why)
+    os.environ["PGPASSWORD"] = PASSWORD
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            for batch in (100, 500, 2000):
+                log = make_log(Path(tmp) / f"rate-{batch}.sqlite3", args.rows)
+                t0 = time.perf_counter()
+                report = sync_log(server.url(), log, station=f"bench-{batch}", batch_size=batch)
+                seconds = time.perf_counter() - t0
+                print(f"batch {batch:5d}: {report.sent} rows in {seconds:.2f} s = {report.sent / seconds:,.0f} rows/s")
+            for n in (args.rows // 4, args.rows, args.rows * 4):
+                log = make_log(Path(tmp) / f"mem-{n}.sqlite3", n)
+                tracemalloc.start()
+                sync_log(server.url(), log, station=f"mem-{n}")
+                peak = tracemalloc.get_traced_memory()[1]
+                tracemalloc.stop()
+                print(f"backlog {n:6d} rows: peak Python memory during sync {peak / 2**20:.1f} MiB")
+    finally:
+        server.close()
+
+
+if __name__ == "__main__":
+    main()
