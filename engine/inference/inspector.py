@@ -89,7 +89,8 @@ class Inspector:
         self._features = runtime.int8_features if runtime.int8_features is not None else self._net.forward_features
         if compile:  # optional: worth it on CUDA stations that run long batches; the first call compiles
             self._features = torch.compile(self._features, dynamic=False)
-        self._lock = threading.Lock()
+        # Calls run concurrently (the live loop keeps two frames in flight); only a compiled graph is called one at a time.
+        self._lock = threading.Lock() if compile else contextlib.nullcontext()
 
     @classmethod
     def open(cls, path: str | os.PathLike, options: RuntimeOptions, *, compile: bool = False) -> Inspector:

@@ -14,8 +14,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 
+from engine.display import Composite, DisplayFeed
+from engine.inference.threads import Parallelism, live_parallelism, start_inspecting_thread
 from engine.sources.base import FrameSource
 from engine.sources.stream import SourceEvent, stream_frames
 from engine.types import Frame, Inspection
@@ -39,6 +42,7 @@ class LiveResult:
     fps: float  # frames inspected per second over the last RATE_WINDOW_S seconds (0 until there are two)
     latency_ms: float  # from the frame being read to its verdict
     inspected_total: int  # frames inspected since the run started, this one included
+    display: Composite | None = None  # the frame as the window shows it, made for at most one result per draw interval
 
 
 class RateMeter:
@@ -129,6 +133,11 @@ class LatestFrameMailbox:
             item = self._items.popleft()
             self._cond.notify_all()
             return item
+
+    def poke(self) -> None:
+        """Wake a consumer waiting in get() (it returns None): something else it waits for is ready."""
+        with self._cond:
+            self._cond.notify_all()
 
     def close(self) -> None:
         """Wake and release a waiting producer; later puts are ignored."""
@@ -246,6 +255,8 @@ def live_inspect(
     drop_frames: bool | None = None,
     gate: FrameGate | None = None,
     max_fps: float | None = None,
+    in_flight: int | None = None,
+    display: DisplayFeed | None = None,
     **stream_options,
 ) -> Iterator[LiveResult | SourceEvent]:
     """Inspect the newest frame of source again and again; yields LiveResult and SourceEvent until it ends.
@@ -254,12 +265,21 @@ def live_inspect(
     cameras); on_dropped(total) is called from the reader thread at each drop. inspector.thresholds
     is read for every frame, so a change applies from the next frame. gate pauses and
     steps the reader; max_fps caps how often it reads (e.g. to replay a folder at line speed).
+    in_flight frames are inspected at once (default: live_parallelism of the inspector's device);
+    results come out in frame order whatever order they finish in. With display, the results it picks
+    carry the picture the window shows, made on the inspecting thread.
     stream_options go to stream_frames (max_retries, backoff, sleep). A source that fails for good
     raises here, on the caller's thread. Setting stop ends the loop at once; the reader closes the source
     when its current read returns.
     """
     if max_fps is not None and max_fps <= 0:
         raise ValueError(f"max_fps must be positive or None, not {max_fps}")
+    if in_flight is None:
+        parallelism = live_parallelism(getattr(inspector, "device", None))
+    else:
+        parallelism = Parallelism(int(in_flight), None)
+    if parallelism.in_flight < 1:
+        raise ValueError(f"in_flight must be 1 or more, not {in_flight}")
     drop = source.is_live if drop_frames is None else bool(drop_frames)
     mailbox = LatestFrameMailbox()
     reader_stop = threading.Event()
@@ -269,14 +289,54 @@ def live_inspect(
         name=f"live-reader {getattr(source, 'description', 'source')}",
         daemon=True,
     )
+    threads_each = parallelism.threads_each
+    pool = ThreadPoolExecutor(
+        max_workers=parallelism.in_flight, thread_name_prefix="live-inspect",
+        initializer=start_inspecting_thread, initargs=(threads_each,),
+    )  # fmt: skip
     reader.start()
     inspected = 0
     meter = RateMeter()
+    in_flight: deque[tuple[Frame, Future]] = deque()  # frames being inspected, oldest first: results go out in frame order
+
+    def inspect(image):
+        inspection = inspector.inspect([image])[0]
+        return inspection, (display.offer(image, inspection) if display is not None else None)
+
+    def finish(frame: Frame, job: Future) -> LiveResult:
+        nonlocal inspected
+        inspection, composite = job.result()
+        now = time.time()
+        inspected += 1
+        return LiveResult(
+            frame=frame,
+            inspection=inspection,
+            dropped_total=mailbox.dropped,
+            fps=meter.add(time.perf_counter()),
+            latency_ms=max(0.0, (now - frame.timestamp) * 1000.0),
+            inspected_total=inspected,
+            display=composite,
+        )
+
     try:
         while not stop.is_set():
+            while in_flight and in_flight[0][1].done():
+                yield finish(*in_flight.popleft())
+            if len(in_flight) >= parallelism.in_flight:
+                wait([in_flight[0][1]], timeout=_POLL_S)
+                continue
             item = mailbox.get(_POLL_S)
             if item is None:
                 continue
+            if not isinstance(item, Frame):
+                # An event or the end comes after every frame read before it: finish those first.
+                while in_flight and not stop.is_set():
+                    frame, job = in_flight[0]
+                    if wait([job], timeout=_POLL_S).done:
+                        in_flight.popleft()
+                        yield finish(frame, job)
+                if stop.is_set():
+                    return
             if item is _END:
                 return
             if isinstance(item, _Failure):
@@ -286,20 +346,13 @@ def live_inspect(
                 if item.kind == "ended":
                     return
                 continue
-            frame: Frame = item
-            inspection = inspector.inspect([frame.image])[0]
-            now = time.time()
-            inspected += 1
-            fps = meter.add(time.perf_counter())
-            yield LiveResult(
-                frame=frame,
-                inspection=inspection,
-                dropped_total=mailbox.dropped,
-                fps=fps,
-                latency_ms=max(0.0, (now - frame.timestamp) * 1000.0),
-                inspected_total=inspected,
-            )
+            job = pool.submit(inspect, item.image)
+            job.add_done_callback(lambda _: mailbox.poke())
+            in_flight.append((item, job))
     finally:
         reader_stop.set()
         mailbox.close()
+        for _, job in in_flight:
+            job.cancel()
+        pool.shutdown(wait=False)
         reader.join(_READER_JOIN_S)

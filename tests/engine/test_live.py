@@ -332,3 +332,82 @@ def test_the_live_module_and_demo_never_import_qt():
         "assert not bad, bad"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
+
+
+def test_two_frames_in_flight_come_out_in_frame_order_every_file_inspected():
+    """A slow frame followed by a quick one: the quick one finishes first but is reported second."""
+    frames = [_frame(i) for i in range(12)]
+    source = ListSource(frames + [FrameReadError("bad.png: not an image", path="bad.png", index=12)] + [_frame(13)])
+    out = list(live_inspect(source, JitteryInspector([0.06, 0.0, 0.03]), stop=threading.Event(), in_flight=2))
+    results = [o for o in out if isinstance(o, LiveResult)]
+    assert [r.frame.index for r in results] == [*range(12), 13]
+    assert [r.inspected_total for r in results] == list(range(1, 14))
+    assert [r.inspection.p_anomaly for r in results] == [pytest.approx(i / 255) for i in [*range(12), 13]]
+    kinds = [o.kind if isinstance(o, SourceEvent) else o.frame.index for o in out]
+    assert kinds.index("file_error") == 12  # the bad file is reported after every frame read before it
+    assert kinds[-1] == "ended"
+
+
+class OverlapInspector(FakeInspector):
+    """Notes how many calls run at the same moment."""
+
+    def __init__(self) -> None:
+        super().__init__(delay_s=0.03)
+        self.lock = threading.Lock()
+        self.running = self.most = 0
+
+    def inspect(self, images):
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        try:
+            return super().inspect(images)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+def test_two_in_flight_overlap_and_one_in_flight_does_not():
+    for in_flight in (1, 2):
+        inspector = OverlapInspector()
+        out = list(live_inspect(ListSource([_frame(i) for i in range(8)]), inspector, stop=threading.Event(), in_flight=in_flight))
+        assert len([o for o in out if isinstance(o, LiveResult)]) == 8
+        assert inspector.most == in_flight
+
+
+def test_stop_with_frames_in_flight_returns_and_releases_the_source():
+    source = EndlessCamera()
+    stop = threading.Event()
+    gen = live_inspect(source, FakeInspector(delay_s=0.05), stop=stop, in_flight=2)
+    next(o for o in gen if isinstance(o, LiveResult))
+    stop.set()
+    assert list(gen) == []  # nothing more once stopped, the frame still in the model included
+    assert source.closed.wait(2.0)
+    with pytest.raises(ValueError, match="in_flight"):
+        next(live_inspect(ListSource([]), FakeInspector(), stop=threading.Event(), in_flight=0))
+
+
+def test_an_inspecting_thread_can_use_fewer_torch_threads_without_changing_anyone_elses():
+    torch = pytest.importorskip("torch")
+    from engine.inference.threads import live_parallelism, use_intra_op_threads
+
+    default = torch.get_num_threads()
+    if default < 2:
+        pytest.skip("one torch thread on this machine")
+    seen = {}
+
+    def pinned():
+        use_intra_op_threads(1)
+        seen["pinned"] = torch.get_num_threads()
+
+    def later():
+        seen["later"] = torch.get_num_threads()
+
+    for target in (pinned, later):
+        t = threading.Thread(target=target)
+        t.start()
+        t.join()
+    assert seen == {"pinned": 1, "later": default}
+    assert torch.get_num_threads() == default
+    assert live_parallelism("cpu").in_flight == 2 and live_parallelism("cpu").threads_each == default // 2
+    assert live_parallelism(None).in_flight == 1  # an object that names no device is inspected one frame at a time
