@@ -76,6 +76,7 @@ class MainWindow(QMainWindow):
         self.demo_panel.hide()
         self.messages = MessageBar()
         self.live = LiveTab(self.demo_panel)
+        self.live.use_display_feed(self.station.display)
         self.review = ReviewTab(self.results)
         self.history = HistoryTab(self.results)
         self.train = TrainTab(runtime=runtime)

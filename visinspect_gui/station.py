@@ -13,6 +13,7 @@ from enum import Enum
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
+from engine.display import DisplayFeed
 from engine.inference.live import FrameGate, LiveResult
 from engine.jobs.live import InspectorSlot, RunOpened, SourceSpec, describe_spec, live_job
 from engine.results import ResultsLog, new_run_id
@@ -78,6 +79,7 @@ class Station(QObject):
         self._is_live_source = True
         self._spec_key = ""
         self.stream_options: dict = {}  # passed to stream_frames (tests shorten the reconnect backoff)
+        self.display = DisplayFeed()  # which results carry the picture to show, composed beside the model
 
     # -- model ---------------------------------------------------------------------------------
 
@@ -152,7 +154,7 @@ class Station(QObject):
         self._next_frame, self._position, self._spec_key, self._is_live_source = start_at, None, _key(spec), True
         worker = Worker(
             live_job, spec, self._slot, self.results, loop=loop, start_at=start_at, gate=self._gate,
-            max_fps=max_fps, stream_options=dict(self.stream_options),
+            max_fps=max_fps, stream_options=dict(self.stream_options), display=self.display,
         )
         worker.event_ready.connect(self._on_live_event)
         worker.failed.connect(self._on_live_failed)

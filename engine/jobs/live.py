@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.display import DisplayFeed
 from engine.errors import SourceError
 from engine.inference.live import FrameGate, LiveResult, live_inspect
 from engine.results.log import ResultsLog
@@ -73,8 +74,13 @@ class InspectorSlot:
         """The run id the model that gave this inspection logs under (a frame judged just before a swap keeps its run)."""
         return self._runs.get(inspection.model.sha256, self.run_id)
 
+    @property
+    def device(self):
+        """The device the current model runs on (the live loop sizes its parallelism by it)."""
+        return getattr(self.current, "device", None)
+
     def inspect(self, images):
-        """Inspect with whichever model is current (called on the live worker's thread)."""
+        """Inspect with whichever model is current (called on the live loop's inspecting threads)."""
         return self.current.inspect(images)
 
 
@@ -88,15 +94,17 @@ def live_job(
     gate: FrameGate | None = None,
     max_fps: float | None = None,
     stream_options: dict | None = None,
+    display: DisplayFeed | None = None,
     stop: threading.Event,
 ) -> Iterator[RunOpened | LiveResult | SourceEvent]:
     """Open the source, inspect frames live, log every verdict (anomaly frames saved) and unreadable file; yield them.
 
     Rows go to the slot's run id as it is when each frame is judged; start_at skips a file source's first frames.
+    display (the window's) picks the results that carry the picture to show, made beside the model.
     """
     source = make_source(spec, loop=loop, start_at=start_at)
     opened = False
-    for item in live_inspect(source, slot, stop=stop, gate=gate, max_fps=max_fps, **(stream_options or {})):
+    for item in live_inspect(source, slot, stop=stop, gate=gate, max_fps=max_fps, display=display, **(stream_options or {})):
         if not opened:
             opened = True
             yield RunOpened(source.description, source.is_live)

@@ -235,6 +235,29 @@ def test_results_faster_than_drawing_are_all_counted_and_the_newest_is_shown(loa
     assert w.live.banner.verdict == Verdict.GOOD and w.live.result.frame.index == 31  # the newest is on screen
 
 
+def test_while_results_stream_the_frames_composed_beside_the_model_are_drawn_as_made_and_the_newest_at_the_end(
+    loaded_window, judged_parts, qtbot
+):
+    from engine.display import compose
+    from engine.inference.live import LiveResult
+    from engine.types import Frame
+
+    w = loaded_window
+    path = max(judged_parts, key=lambda j: j[1])[0]
+    image = read_image(path)
+    inspection = w.station.inspector.inspect([image])[0]
+    composite = compose(image, inspection, w.live.viewer.style)  # as the live loop makes it for a frame to show
+    drawn = w.live.frames_drawn
+    w.station.result_ready.emit(LiveResult(Frame(image, 1, time.time(), "s"), inspection, 0, 30.0, 5.0, 1, display=composite))
+    qtbot.waitUntil(lambda: w.live.frames_drawn == drawn + 1, timeout=5_000)
+    assert w.live.viewer.composite is composite.image  # put on screen as made, not blended again on the GUI thread
+    for i in range(2, 6):  # counted, not composed: not drawn while results keep coming...
+        w.station.result_ready.emit(LiveResult(Frame(image, i, time.time(), "s"), inspection, 0, 30.0, 5.0, i))
+    assert w.live.counters.inspected == 5 and w.live.result.frame.index == 1
+    qtbot.waitUntil(lambda: w.live.result.frame.index == 5, timeout=5_000)  # ...but the newest is, once they stop
+    assert w.live.frames_drawn == drawn + 2
+
+
 def test_status_bar_says_which_precision_runs_and_why(loaded_window):
     inspector = loaded_window.station.inspector
     assert loaded_window.status.device.text().endswith(f"· {inspector.precision_name}")

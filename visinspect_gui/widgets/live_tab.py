@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
+from engine.display import DRAW_INTERVAL_S, DisplayFeed
 from engine.inference.live import LiveResult
 from engine.types import Inspection
 from visinspect_gui.widgets.common import format_threshold
@@ -14,6 +16,8 @@ from visinspect_gui.widgets.counters import CountersPanel
 from visinspect_gui.widgets.model_panel import NO_IMAGENET_NOTE
 from visinspect_gui.widgets.verdict_banner import VerdictBanner
 from visinspect_gui.widgets.viewer import ImageViewer
+
+CATCH_UP_MS = 150  # results stopped coming (paused, stepped, ended): the newest is drawn even if not composed upstream
 
 
 def item_label(result: LiveResult) -> str:
@@ -28,7 +32,11 @@ def model_name(inspection: Inspection) -> str:
 
 
 class LiveTab(QWidget):
-    """Shows live results; draws at most once per event-loop turn however fast results arrive."""
+    """Shows live results: counts every one, draws the newest at most every DRAW_INTERVAL_S however fast they arrive.
+
+    With composed_upstream (the station's live loop composes the frames to show), only results that carry
+    their picture are drawn while results stream in; when they stop, the newest is drawn whatever it carries.
+    """
 
     def __init__(self, demo_panel: QWidget | None = None, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -70,6 +78,17 @@ class LiveTab(QWidget):
         self.result: LiveResult | None = None  # the newest result (as the model judged it)
         self.shown: Inspection | None = None  # its inspection as shown (re-judged after a threshold change)
         self._pending: LiveResult | None = None
+        self._last_draw = 0.0  # time.monotonic() of the last draw
+        self._draw_timer = QTimer(self)
+        self._draw_timer.setSingleShot(True)
+        self._draw_timer.timeout.connect(self._draw_pending)
+        self.composed_upstream = False
+        self._feed: DisplayFeed | None = None
+        self._newest: LiveResult | None = None  # the newest result counted (drawn or not)
+        self._catch_up = QTimer(self)
+        self._catch_up.setSingleShot(True)
+        self._catch_up.setInterval(CATCH_UP_MS)
+        self._catch_up.timeout.connect(self._draw_newest)
         self.frames_drawn = 0  # results actually drawn; fewer than received when they come faster than drawing
         self.source = ""  # the source the results come from, as the station describes it
         self._counting: tuple | None = None  # (model sha256, decision threshold, source) the counters count for
@@ -84,20 +103,40 @@ class LiveTab(QWidget):
             self.counters.set_threshold(insp.thresholds.decision)
             self.counters.set_scope(f"{model_name(insp)} · threshold {format_threshold(insp.thresholds.decision)}", self.source)
         self.counters.add(insp.verdict, insp.p_anomaly, fps=result.fps, latency_ms=result.latency_ms)
-        if self._pending is None:
-            QTimer.singleShot(0, self._draw_pending)
+        self._newest = result
+        if self.composed_upstream and result.display is None:
+            self._catch_up.start()
+            return
         self._pending = result
+        if not self._draw_timer.isActive():  # a result after a quiet spell is drawn at once; in a stream, at a steady pace
+            wait_s = self._last_draw + DRAW_INTERVAL_S - time.monotonic()
+            self._draw_timer.start(max(0, round(wait_s * 1000)))
+
+    def use_display_feed(self, feed: DisplayFeed) -> None:
+        """The live loop composes the frames to show through feed, in the style this tab's viewer draws."""
+        self._feed = feed
+        self.composed_upstream = True
+        feed.style = self.viewer.style
 
     def _draw_pending(self) -> None:
         """Draw the newest result that arrived since the last draw."""
         result, self._pending = self._pending, None
         if result is None:
             return
+        self._last_draw = time.monotonic()
+        if self._feed is not None:
+            self._feed.style = self.viewer.style  # a changed overlay reaches the next frames composed
         self.result = result
         self.shown = result.inspection
-        self.viewer.show_image(result.frame.image, result.inspection)
+        self.viewer.show_image(result.frame.image, result.inspection, result.display)
         self._show_verdict()
         self.frames_drawn += 1
+
+    def _draw_newest(self) -> None:
+        """Draw the newest result now if it is not what is on screen (results have stopped coming, or flush)."""
+        if self._newest is not None and self._newest is not self.result:
+            self._pending = self._newest
+        self._draw_pending()
 
     def _show_verdict(self) -> None:
         """The banner and, beside it, the model, threshold and source that produced the verdict."""
@@ -111,7 +150,7 @@ class LiveTab(QWidget):
 
         The last frame stays, without its heatmap and boxes: they were that verdict's.
         """
-        self._pending = None
+        self._pending = self._newest = None
         self.result = self.shown = None
         self.banner.show_idle(title, reason)
         self.context.setText("")
@@ -128,8 +167,8 @@ class LiveTab(QWidget):
         self.source = description
 
     def flush(self) -> None:
-        """Draw anything waiting now (tests, screenshots)."""
-        self._draw_pending()
+        """Draw the newest result now (end of a run, tests, screenshots)."""
+        self._draw_newest()
         self.counters.flush()
 
     def rejudge(self, inspector) -> None:

@@ -9,6 +9,8 @@ from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QGraphicsRectItem, QLabel, QWidget
 
+from engine.display import Composite, OverlayStyle, compose
+from engine.display import blend_heatmap as blend_heatmap  # noqa: F401 - kept importable from here
 from engine.types import HeatScale, Inspection
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
@@ -16,17 +18,6 @@ pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
 COLORMAPS = {"Jet": cv2.COLORMAP_JET, "Inferno": cv2.COLORMAP_INFERNO, "Turbo": cv2.COLORMAP_TURBO}
 BOX_COLOUR = QColor(255, 64, 64)
 BACKGROUND = "#111316"
-
-
-def blend_heatmap(
-    image: np.ndarray, heatmap: np.ndarray, *, opacity: float, colormap: int, gain: float = 1.0, offset: float = 0.0
-) -> np.ndarray:
-    """RGB uint8 image with the heatmap (on its scale: heatmap * gain + offset, clipped to 0..1) colour-mapped and blended in."""
-    if opacity <= 0 or heatmap.shape != image.shape[:2]:
-        return image
-    u8 = np.clip(np.nan_to_num(heatmap) * np.float32(255.0 * gain) + np.float32(255.0 * offset), 0, 255).astype(np.uint8)
-    colour = cv2.cvtColor(cv2.applyColorMap(u8, colormap), cv2.COLOR_BGR2RGB)
-    return cv2.addWeighted(colour, float(opacity), image, 1.0 - float(opacity), 0)
 
 
 class ImageViewer(pg.GraphicsView):
@@ -68,12 +59,17 @@ class ImageViewer(pg.GraphicsView):
         """The text shown while there is no image (or why there is none)."""
         self._placeholder.setText(text)
 
-    def show_image(self, image: np.ndarray, inspection: Inspection | None = None) -> None:
-        """Show a new frame (and its inspection); the view refits only when the frame size changes."""
+    @property
+    def style(self) -> OverlayStyle:
+        """How the heatmap is drawn now (the live loop composes the frames it sends in this style)."""
+        return OverlayStyle(self.heatmap_on, self.opacity, self.colormap, self.heat_scale)
+
+    def show_image(self, image: np.ndarray, inspection: Inspection | None = None, composite: Composite | None = None) -> None:
+        """Show a new frame (and its inspection, and its picture when already composed); refits only on a new frame size."""
         refit = self.image is None or self.image.shape[:2] != image.shape[:2]
         self.image = image
         self.inspection = inspection
-        self._render()
+        self._render(composite)
         self._placeholder.hide()
         if refit:
             self.fit()
@@ -120,16 +116,16 @@ class ImageViewer(pg.GraphicsView):
 
     # -- drawing -------------------------------------------------------------------------------
 
-    def _render(self) -> None:
-        """Compose frame and heatmap, put it on screen, place the boxes and say which heat scale they are on."""
+    def _render(self, composite: Composite | None = None) -> None:
+        """Put frame and heatmap on screen (composed here unless given in the style shown), place boxes, name the scale."""
         image, inspection = self.image, self.inspection
+        if composite is None or composite.style != self.style or composite.size != image.shape[:2]:
+            composite = compose(image, inspection, self.style)
         view = inspection.heat_view(self.heat_scale) if inspection is not None else None
-        if view is not None and self.heatmap_on:
-            image = blend_heatmap(
-                image, inspection.heatmap, opacity=self.opacity, colormap=self.colormap, gain=view.gain, offset=view.offset
-            )
-        self.composite = image
-        self.image_item.setImage(image, autoLevels=False)  # no levels: uint8 RGB goes to the screen without a rescale
+        self.composite = composite.image
+        self.image_item.setImage(composite.image, autoLevels=False)  # no levels: uint8 RGB goes to the screen without a rescale
+        height, width = composite.size
+        self.image_item.setRect(QRectF(0, 0, width, height))  # frame pixels, whatever size the picture was made at
         self._draw_boxes(inspection.boxes if inspection is not None else (), view.scale if view is not None else None)
         self._show_caption(view.caption if view is not None else "")
 
