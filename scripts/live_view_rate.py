@@ -1,16 +1,18 @@
 #!/usr/bin/env python
-"""Does the station's Live view keep up with the model? Frames drawn per second vs inferences per second.
+"""Does the window slow the line? Parts inspected per second with the station open vs the engine alone.
 
     python scripts/live_view_rate.py                       # random-init VGG16 at 224 px, 512 px JPEGs
     python scripts/live_view_rate.py --model weights/x.safetensors --images DIR --seconds 60 --json out.json
 
-First it times the engine alone: `Inspector.inspect` on one in-memory frame at batch 1 (what the live
-loop does per frame). Then it opens the real station window (offscreen unless a display is set), plays the
-images as a looping folder "as fast as possible" (a folder is not a live source, so every frame is inspected:
-the model, not the reader, sets the pace) and counts, after a warm-up, the results the Station delivers
-and the frames the Live tab actually draws. The Live tab draws the newest result once per event-loop turn,
-so when drawing is slower than the model frames shown/s falls below inferences/s; that gap is what this
-measures. Not part of the test suite; figures in docs/benchmark.md.
+Three figures for the same model file and precision:
+1. the engine alone: `Inspector.inspect` on one in-memory frame at batch 1 (`visinspect bench`'s live loop);
+2. the live job with no window (what `serve` runs): the looping folder read, decoded, inspected and logged;
+3. the real station window (offscreen unless a display is set) on the same looping folder "as fast as
+   possible" (a folder is not a live source, so every frame is inspected: the model, not the reader,
+   sets the pace), counting after a warm-up the parts inspected (the results log's rows), the results the
+   Live tab counted, the frames it drew, and the longest gap between two turns of the GUI's event loop.
+The share that matters is window parts/s over the engine's batch-1 rate. Not part of the test suite;
+figures in docs/benchmark.md.
 """
 
 from __future__ import annotations
@@ -32,6 +34,37 @@ if str(ROOT) not in sys.path:
 from engine.types import PRECISIONS, RuntimeOptions  # noqa: E402  (torch-free; needs ROOT on sys.path)
 
 
+class _LoopGaps:
+    """The longest time between two turns of the GUI's event loop: a 5 ms timer that notes how late it fires."""
+
+    def __init__(self) -> None:
+        from PySide6.QtCore import Qt, QTimer
+
+        self.longest_ms = 0.0
+        self._last = time.perf_counter()
+        self._timer = QTimer()
+        self._timer.setTimerType(Qt.TimerType.PreciseTimer)
+        self._timer.setInterval(5)
+        self._timer.timeout.connect(self._tick)
+        self._timer.start()
+
+    def _tick(self) -> None:
+        now = time.perf_counter()
+        self.longest_ms = max(self.longest_ms, (now - self._last) * 1000)
+        self._last = now
+
+    def stop(self) -> None:
+        self._timer.stop()
+
+
+def _rows(window) -> int:
+    """Rows the station's results log holds (every part inspected is one; read-only, a second connection)."""
+    import sqlite3
+
+    with sqlite3.connect(f"file:{window.station.results.path}?mode=ro", uri=True) as db:
+        return db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", help="model file (default: a random-init VGG16-CAM at 224 px)")
@@ -50,6 +83,36 @@ def engine_rate(inspector, image, seconds: float) -> dict:
 
     live = bench_live(inspector, image, seconds, min_iters=5)
     return {"frames": live.iterations, "inferences_per_s": round(1000 / live.mean_ms, 2), "ms_per_frame": live.mean_ms}
+
+
+def headless_rate(model_path: Path, images: Path, *, seconds: float, warmup: float, device: str, precision: str, workdir: Path) -> dict:
+    """The live job on the looping folder with the results log and no window: parts inspected per second."""
+    import threading
+
+    from engine.inference import Inspector
+    from engine.inference.live import LiveResult
+    from engine.jobs.live import InspectorSlot, live_job
+    from engine.results import ResultsLog
+
+    inspector = Inspector.open(model_path, RuntimeOptions(device, precision))
+    results = ResultsLog(workdir / "headless.sqlite3")
+    stop = threading.Event()
+    counted, t0, start = 0, None, time.perf_counter()
+    try:
+        for item in live_job(str(images), InspectorSlot(inspector, "headless"), results, loop=True, stop=stop):
+            if not isinstance(item, LiveResult):
+                continue
+            now = time.perf_counter()
+            if t0 is None and now - start >= warmup:
+                t0, counted = now, 0
+            elif t0 is not None:
+                counted += 1
+                if now - t0 >= seconds:
+                    break
+    finally:
+        stop.set()
+        results.close()
+    return {"precision": inspector.precision_name, "seconds": round(now - t0, 1), "parts": counted, "parts_per_s": round(counted / (now - t0), 2)}
 
 
 def window_rate(model_path: Path, images: Path, *, seconds: float, warmup: float, device: str, precision: str, workdir: Path) -> dict:
@@ -83,9 +146,13 @@ def window_rate(model_path: Path, images: Path, *, seconds: float, warmup: float
     counters = window.live.counters  # counts every result the Station delivers
     spin(warmup)
     precision_name = window.station.inspector.precision_name
+    gaps = _LoopGaps()
+    logged0 = _rows(window)
     r0, d0, t0 = counters.inspected, window.live.frames_drawn, time.perf_counter()
     spin(seconds)
     r1, d1, t1 = counters.inspected, window.live.frames_drawn, time.perf_counter()
+    logged = _rows(window) - logged0
+    gaps.stop()
     window.source_panel.stop_button.click()
     window.close()
     window.shutdown()
@@ -95,9 +162,12 @@ def window_rate(model_path: Path, images: Path, *, seconds: float, warmup: float
     return {
         "precision": precision_name,
         "seconds": round(elapsed, 1),
+        "parts_logged": logged,
+        "parts_per_s": round(logged / elapsed, 2),
         "results": inferred,
         "frames_drawn": drawn,
         "inferences_per_s": round(inferred / elapsed, 2),
+        "longest_event_loop_gap_ms": round(gaps.longest_ms, 1),
         "frames_shown_per_s": round(drawn / elapsed, 2),
         "shown_over_inferred": round(drawn / inferred, 3) if inferred else None,
     }
@@ -135,6 +205,8 @@ def main(argv=None) -> int:
         engine = engine_rate(inspector, read_image(first), args.seconds)
         engine["precision"] = inspector.precision_name
         del inspector
+        print(f"live job, no window, {args.warmup:.0f} s warm-up + {args.seconds:.0f} s ...", file=sys.stderr, flush=True)
+        headless = headless_rate(model_path, images, seconds=args.seconds, warmup=args.warmup, device=args.device, precision=args.precision, workdir=work)
         print(f"station window, {args.warmup:.0f} s warm-up + {args.seconds:.0f} s ...", file=sys.stderr, flush=True)
         window = window_rate(model_path, images, seconds=args.seconds, warmup=args.warmup, device=args.device, precision=args.precision, workdir=work)
     result = {
@@ -144,14 +216,18 @@ def main(argv=None) -> int:
         "torch": torch.__version__,
         "load_average_1min": bench.load_average(),
         "engine_batch1": engine,
+        "live_job_no_window": headless,
         "window": window,
-        "window_over_engine": round(window["inferences_per_s"] / engine["inferences_per_s"], 3),
+        "window_over_engine": round(window["parts_per_s"] / engine["inferences_per_s"], 3),
+        "window_over_live_job": round(window["parts_per_s"] / headless["parts_per_s"], 3),
     }
     print(
         f"engine alone, batch 1:     {engine['inferences_per_s']:.2f} inferences/s ({engine['ms_per_frame']} ms per frame, {engine['precision']})\n"
-        f"station window ({window['precision']}):     {window['inferences_per_s']:.2f} inferences/s, {window['frames_shown_per_s']:.2f} frames shown/s "
-        f"({window['frames_drawn']} of {window['results']} results drawn = {100 * (window['shown_over_inferred'] or 0):.1f}%)\n"
-        f"window / engine:           {100 * result['window_over_engine']:.1f}% of the engine's batch-1 rate\n"
+        f"live job, no window:       {headless['parts_per_s']:.2f} parts/s ({headless['precision']}, results log on)\n"
+        f"station window ({window['precision']}):     {window['parts_per_s']:.2f} parts/s logged, {window['inferences_per_s']:.2f} results counted/s, "
+        f"{window['frames_shown_per_s']:.2f} frames shown/s, longest event-loop gap {window['longest_event_loop_gap_ms']:.0f} ms\n"
+        f"window / engine:           {100 * result['window_over_engine']:.1f}% of the engine's batch-1 rate "
+        f"({100 * result['window_over_live_job']:.1f}% of the live job with no window)\n"
         f"load average (1 min):      {result['load_average_1min']}"
     )
     if args.json:
