@@ -16,7 +16,8 @@ from pathlib import Path
 from engine.bench_options import add_bench_arguments  # torch-free: parsing stays fast
 from engine.progress import progress_bar
 from engine.training.config import add_config_arguments, config_from_args
-from engine.types import DEVICE_HELP, PRECISION_HELP, PRECISIONS, RuntimeOptions, Verdict
+from engine.export import add_export_arguments  # torch-free: parsing stays fast
+from engine.types import BACKEND_HELP, BACKENDS, DEVICE_HELP, PRECISION_HELP, PRECISIONS, RuntimeOptions, Verdict
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_CANNOT_RUN = 0, 1, 2
 
@@ -31,6 +32,7 @@ class _Parser(argparse.ArgumentParser):
 def _add_runtime(p: argparse.ArgumentParser, *, device: bool = True) -> None:
     if device:
         p.add_argument("--device", default="auto", help=DEVICE_HELP)
+        p.add_argument("--backend", default="torch", choices=BACKENDS, help=BACKEND_HELP)
     p.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
 
 
@@ -111,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-gb", type=float, help="with --prune: size limit in GB (default: the station's policy)")
     p.add_argument("--max-days", type=float, help="with --prune: age limit in days (default: the station's policy)")
 
+    p = sub.add_parser("export", help="write the model as ONNX or OpenVINO IR for serving elsewhere, checked against torch")
+    add_export_arguments(p)
+    _add_data(p, stored=True)
+
     p = sub.add_parser("bench", help="measure throughput and latency on this machine")
     add_bench_arguments(p)
 
@@ -122,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _runtime(args) -> RuntimeOptions:
-    return RuntimeOptions(getattr(args, "device", "auto"), args.precision)
+    return RuntimeOptions(getattr(args, "device", "auto"), args.precision, getattr(args, "backend", "torch"))
 
 
 def _say(text: str) -> None:
@@ -219,6 +225,8 @@ def cmd_predict(args) -> int:
     from engine.render import OverlayWriter
 
     inspector = Inspector.open(args.model, _runtime(args))
+    if inspector.runtime.backend != args.backend:
+        _say(f"visinspect: {inspector.precision_note}")
     if args.threshold is not None:
         inspector.thresholds = inspector.thresholds.with_decision(args.threshold)
     if args.batch_size < 1:
@@ -355,6 +363,12 @@ def cmd_frames(args) -> int:
     return EXIT_OK
 
 
+def cmd_export(args) -> int:
+    from engine.export.command import run_cli
+
+    return run_cli(args)
+
+
 def cmd_bench(args) -> int:
     from engine.bench import run_cli
 
@@ -381,6 +395,7 @@ COMMANDS = {
     "synth": cmd_synth,
     "info": cmd_info,
     "frames": cmd_frames,
+    "export": cmd_export,
     "bench": cmd_bench,
     "gui": cmd_gui,
     "install-shortcut": cmd_install_shortcut,
