@@ -42,7 +42,7 @@ class ExportCheck:
         return "\n".join([
             f"check: {self.runtime} vs torch fp32 on {self.how}",
             f"  {'verdict agreement':<22}{a.verdict_agreement:>10.1%}   must be >= {verdict:.1%}",
-            f"  {'max |dp|':<22}{a.max_abs_p_diff:>10.2e}   must be <= {MAX_P_DIFF:.0e}",
+            f"  {'max |Δp|':<22}{a.max_abs_p_diff:>10.2e}   must be <= {MAX_P_DIFF:.0e}",
             f"  {'heatmap correlation':<22}{a.heatmap_correlation_mean:>10.5f}   mean, must be >= {corr}; worst {a.heatmap_correlation_min:.5f}",
             f"  {'result':<22}{'PASS' if self.agrees else 'FAIL':>10}",
         ])  # fmt: skip

@@ -8,6 +8,7 @@ is always set: f32, or bf16 when precision bf16 is asked for.
 """
 from __future__ import annotations
 
+import io
 import threading
 import warnings
 from collections import OrderedDict
@@ -69,9 +70,13 @@ def _compile(loaded: LoadedModel, hint: str):
             return _COMPILED[key]
     size = loaded.meta.input_size
     features = _Features(copy.deepcopy(loaded.model).float().cpu().eval()).eval()
-    with GATE.tracing(), torch.no_grad(), warnings.catch_warnings():  # the converter traces: no model may run meanwhile
-        warnings.simplefilter("ignore")  # torch.jit.trace's deprecation notices, raised inside OpenVINO's converter
-        converted = ov.convert_model(features, example_input=torch.zeros(1, 3, size, size), input=[-1, 3, size, size])
+    graph = io.BytesIO()  # through ONNX in memory: seconds faster than OpenVINO's own torch tracing, and the same graph
+    with GATE.tracing(), torch.no_grad(), warnings.catch_warnings():  # tracing: no model may run meanwhile
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice (engine.export.onnx_file says why)
+        torch.onnx.export(features, (torch.zeros(1, 3, size, size),), graph, dynamo=False, opset_version=17,
+                          input_names=["x"], output_names=["conv5_3"], dynamic_axes={"x": {0: "batch"}, "conv5_3": {0: "batch"}})  # fmt: skip
+    graph.seek(0)
+    converted = ov.convert_model(graph)
     compiled = ov.Core().compile_model(converted, "CPU", cpu_config(hint))
     if loaded.sha256:
         with _LOCK:

@@ -126,3 +126,83 @@ def test_bad_format_or_suffix_is_one_line_naming_the_choices(tiny_model, tmp_pat
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "must end in .xml" in err
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_openvino_ir_runs_like_torch_with_fp32_weights_and_the_same_metadata(tiny_model, tmp_path, capsys):
+    ov = pytest.importorskip("openvino")
+    from engine import cli
+    from engine.export.check import generated_images
+    from engine.export.openvino_file import OpenVinoRunner, read_openvino_metadata
+
+    xml = tmp_path / "ir" / "tiny.xml"
+    assert cli.main(["export", str(tiny_model), "--format", "openvino", "--out", str(xml), "--check-images", "6"]) == 0
+    printed = capsys.readouterr().out
+    assert "OpenVINO f32 vs torch fp32 on 6 generated images" in printed and "PASS" in printed
+    assert sorted(p.name for p in xml.parent.iterdir()) == ["tiny.bin", "tiny.xml"]
+    assert xml.with_suffix(".bin").stat().st_size > 0.9 * 4 * 14.7e6  # VGG16's conv weights as fp32, not fp16
+    runner = OpenVinoRunner(xml)
+    assert runner.compiled.get_property("INFERENCE_PRECISION_HINT") == ov.Type.f32  # never a silent bf16
+    resized = np.stack(generated_images(3, SIZE, seed=4))[:, :SIZE, :SIZE]
+    p_ref, cam_ref = _torch_outputs(tiny_model, resized)
+    p, cam = runner(resized)
+    np.testing.assert_allclose(p, p_ref, atol=1e-4)
+    np.testing.assert_allclose(cam, cam_ref, rtol=1e-3, atol=1e-4 * float(np.abs(cam_ref).max()))
+    props = read_openvino_metadata(xml)
+    assert props["product"] == "tiny" and int(props["input_size"]) == SIZE and json.loads(props["heat_scale"])["high"] == 2.0
+
+
+def test_inspector_runs_openvino_where_it_agrees_with_fp32_and_says_so(tiny_model):
+    pytest.importorskip("openvino")
+    from engine.export.check import generated_images
+    from engine.inference import Inspector
+    from engine.modelfile import load_model
+    from engine.types import RuntimeOptions
+
+    loaded = load_model(tiny_model)
+    inspector = Inspector.open(tiny_model, RuntimeOptions("cpu", "auto", "openvino"))
+    assert inspector.runtime.backend == "openvino" and inspector.precision_name == "fp32"
+    assert "OpenVINO f32: on the model's check images 100.0% of verdicts agree with fp32" in inspector.precision_note
+    assert inspector.runtime.describe().endswith("· fp32 · openvino")
+    parts = generated_images(6, SIZE, seed=5)
+    torch_fp32 = Inspector(loaded, device="cpu", precision="fp32").inspect(parts)
+    served = inspector.inspect(parts)
+    assert [i.verdict for i in served] == [i.verdict for i in torch_fp32]
+    for a, b in zip(served, torch_fp32):
+        assert abs(a.p_anomaly - b.p_anomaly) < 1e-4 and np.corrcoef(a.heatmap.ravel(), b.heatmap.ravel())[0, 1] > 0.999
+
+
+def test_openvino_that_disagrees_or_cannot_be_checked_leaves_the_inspector_on_torch_fp32(tiny_model, monkeypatch):
+    pytest.importorskip("openvino")
+    from engine.inference import Inspector, openvino_backend
+    from engine.modelfile import load_model
+    from engine.types import RuntimeOptions
+
+    loaded = load_model(tiny_model)
+    from engine.inference.runtime import choose_runtime
+
+    options = RuntimeOptions("cpu", "auto", "openvino")
+    none = choose_runtime(replace(loaded, calibration=None), options)
+    assert none.backend == "torch" and none.precision == "fp32" and "stores no images to check it on" in none.note
+
+    real = openvino_backend.openvino_features
+
+    def broken(loaded, precision="fp32"):  # OpenVINO gone wrong: inverted feature maps
+        features = real(loaded, precision)
+        return type("Broken", (), {"hint": features.hint, "__call__": lambda self, x: -features(x)})()
+
+    monkeypatch.setattr(openvino_backend, "openvino_features", broken)
+    inspector = Inspector.open(tiny_model, options)
+    assert inspector.runtime.backend == "torch" and inspector.precision_name == "fp32"
+    assert inspector.precision_note.startswith("fp32 (torch): OpenVINO f32 rejected, on the model's check images")
+    assert len(inspector.precision_note.splitlines()) == 1
+
+
+def test_openvino_backend_refuses_what_it_cannot_run(tiny_model):
+    from engine.inference.runtime import choose_runtime
+    from engine.modelfile import load_model
+    from engine.types import RuntimeOptions
+
+    with pytest.raises(ValueError, match="torch, openvino"):
+        RuntimeOptions("cpu", "auto", "tensorrt")
+    with pytest.raises(ValueError, match="auto, fp32, bf16"):
+        choose_runtime(load_model(tiny_model), RuntimeOptions("cpu", "int8", "openvino"))
