@@ -14,9 +14,9 @@ import threading
 from pathlib import Path
 
 from engine.bench_options import add_bench_arguments  # torch-free: parsing stays fast
+from engine.export import add_export_arguments  # torch-free: parsing stays fast
 from engine.progress import progress_bar
 from engine.training.config import add_config_arguments, config_from_args
-from engine.export import add_export_arguments  # torch-free: parsing stays fast
 from engine.types import BACKEND_HELP, BACKENDS, DEVICE_HELP, PRECISION_HELP, PRECISIONS, RuntimeOptions, Verdict
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_CANNOT_RUN = 0, 1, 2

@@ -6,6 +6,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from engine.errors import VisInspectError
 from engine.export import DEFAULT_CHECK_IMAGES, FORMATS, SUFFIXES
 from engine.export.check import ExportCheck, check_images, compare
 from engine.modelfile import load_model
@@ -29,12 +30,22 @@ def out_path(fmt: str, out: str | os.PathLike) -> Path:
     return out
 
 
+def require(*modules: str) -> None:
+    """One line naming the extra to install when a runtime the export needs is missing."""
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise VisInspectError(f"export needs {', '.join(missing)}: pip install 'visinspect[export]' (or {' '.join(missing)})")
+
+
 def export_model(
     model: str | os.PathLike, fmt: str, out: str | os.PathLike, *, data: str | os.PathLike | None = None,
     check_count: int = DEFAULT_CHECK_IMAGES, layout: str | None = None, good_dir: str | None = None,
 ) -> Exported:  # fmt: skip
     """Export the model file, then run the file in onnxruntime / OpenVINO against torch fp32 on check images."""
     out = out_path(fmt, out)
+    require("onnx", "onnxruntime" if fmt == "onnx" else "openvino")
     loaded = load_model(model)
     images, how = check_images(loaded, data, check_count, layout=layout, good_dir=good_dir)
     if fmt == "onnx":

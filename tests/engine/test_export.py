@@ -206,3 +206,16 @@ def test_openvino_backend_refuses_what_it_cannot_run(tiny_model):
         RuntimeOptions("cpu", "auto", "tensorrt")
     with pytest.raises(ValueError, match="auto, fp32, bf16"):
         choose_runtime(load_model(tiny_model), RuntimeOptions("cpu", "int8", "openvino"))
+
+
+def test_a_missing_runtime_is_one_line_naming_what_to_install(tiny_model, tmp_path, capsys, monkeypatch):
+    import importlib.util
+
+    from engine import cli
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "onnxruntime" else find_spec(name, *a))
+    assert cli.main(["export", str(tiny_model), "--out", str(tmp_path / "m.onnx")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "onnxruntime" in err and "visinspect[export]" in err
+    assert not (tmp_path / "m.onnx").exists()
