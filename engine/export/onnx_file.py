@@ -50,7 +50,7 @@ def export_onnx(loaded: LoadedModel, out: str | os.PathLike) -> Path:
 
 
 def read_onnx_metadata(path: str | os.PathLike) -> dict[str, str]:
-    """The metadata_props of an exported file (only the header is parsed, the weights are not loaded)."""
+    """The metadata_props of an exported file (a ModelFileError for a file that is not ONNX)."""
     import onnx
     from google.protobuf.message import DecodeError
 
