@@ -52,7 +52,10 @@ def main() -> int:
     parser.add_argument("--check-images", type=int, default=64)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--threads", type=int, help="threads for every backend (default: torch's choice)")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)  # onnxruntime and OpenVINO follow torch's count
 
     from engine.export.onnx_file import OnnxRunner, export_onnx
     from engine.export.openvino_file import OpenVinoRunner, export_openvino

@@ -51,10 +51,10 @@ def read_openvino_metadata(path: str | os.PathLike) -> dict[str, str]:
 class OpenVinoRunner:
     """An exported IR compiled for the CPU (precision hint f32 unless bf16 is asked): resized uint8 in, (p, CAMs) out."""
 
-    def __init__(self, path: str | os.PathLike, *, hint: str = "f32") -> None:
+    def __init__(self, path: str | os.PathLike, *, hint: str = "f32", threads: int | None = None) -> None:
         ov = _openvino()
         self.name = f"OpenVINO {hint}"
-        self.compiled = ov.Core().compile_model(str(path), "CPU", cpu_config(hint))
+        self.compiled = ov.Core().compile_model(str(path), "CPU", cpu_config(hint, threads))
         self._request = self.compiled.create_infer_request()
         self._lock = threading.Lock()
 

@@ -31,11 +31,13 @@ class OpenVinoUnavailable(VisInspectError):
     """OpenVINO is not installed or cannot run the model here."""
 
 
-def cpu_config(hint: str) -> dict[str, str]:
-    """The compile options: the precision hint always set, so a bf16-capable CPU does not silently run bf16."""
+def cpu_config(hint: str, threads: int | None = None) -> dict[str, str]:
+    """The compile options: the precision hint always set, so a bf16-capable CPU does not silently run bf16;
+    as many threads as torch is given (the engine's one CPU budget, see engine.inference.device)."""
     if hint not in ("f32", "bf16"):
         raise ValueError(f"OpenVINO precision hint must be f32 or bf16; got {hint!r}")
-    return {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY"}
+    threads = threads or torch.get_num_threads()
+    return {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": str(threads)}
 
 
 def _openvino():
