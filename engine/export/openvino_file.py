@@ -11,7 +11,7 @@ import numpy as np
 from engine.errors import ModelFileError
 from engine.export.graph import INPUT_NAME, export_metadata
 from engine.export.onnx_file import export_onnx
-from engine.inference.openvino_backend import _openvino, cpu_config
+from engine.inference.openvino_backend import OpenVinoUnavailable, cpu_config, import_openvino, ov_failures
 from engine.modelfile import LoadedModel
 
 RT_INFO_ROOT = "visinspect"
@@ -22,11 +22,14 @@ def export_openvino(loaded: LoadedModel, out: str | os.PathLike) -> Path:
 
     ov.save_model compresses weights to fp16 by default; the check against torch is in fp32, so that is turned off.
     """
-    ov = _openvino()
+    ov = import_openvino()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".export-", dir=out.parent) as tmp:
-        model = ov.convert_model(str(export_onnx(loaded, Path(tmp) / "model.onnx")))
+        try:
+            model = ov.convert_model(str(export_onnx(loaded, Path(tmp) / "model.onnx")))
+        except ov_failures(ov) as exc:
+            raise OpenVinoUnavailable(f"OpenVINO cannot convert this model: {str(exc).splitlines()[0][:160]}") from None
         for key, value in export_metadata(loaded).items():
             model.set_rt_info(value, [RT_INFO_ROOT, key])
         staged = Path(tmp) / out.name
@@ -38,7 +41,7 @@ def export_openvino(loaded: LoadedModel, out: str | os.PathLike) -> Path:
 
 def read_openvino_metadata(path: str | os.PathLike) -> dict[str, str]:
     """The rt_info an export wrote into an .xml (keys as in the ONNX metadata_props)."""
-    ov = _openvino()
+    ov = import_openvino()
     try:
         model = ov.Core().read_model(str(path))
     except RuntimeError as exc:
@@ -52,7 +55,7 @@ class OpenVinoRunner:
     """An exported IR compiled for the CPU (precision hint f32 unless bf16 is asked): resized uint8 in, (p, CAMs) out."""
 
     def __init__(self, path: str | os.PathLike, *, hint: str = "f32", threads: int | None = None) -> None:
-        ov = _openvino()
+        ov = import_openvino()
         self.name = f"OpenVINO {hint}"
         self.compiled = ov.Core().compile_model(str(path), "CPU", cpu_config(hint, threads))
         self._request = self.compiled.create_infer_request()

@@ -40,13 +40,22 @@ def cpu_config(hint: str, threads: int | None = None) -> dict[str, str]:
     return {"INFERENCE_PRECISION_HINT": hint, "PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": str(threads)}
 
 
-def _openvino():
+def import_openvino():
+    """The openvino package, or OpenVinoUnavailable naming what to install."""
     try:
         import openvino
 
         return openvino
     except ImportError:
         raise OpenVinoUnavailable("OpenVINO is not installed: pip install 'visinspect[export]' (or openvino)") from None
+
+
+def ov_failures(ov) -> tuple[type[Exception], ...]:
+    """What OpenVINO raises when it cannot convert or compile a model (its frontend errors are not RuntimeErrors)."""
+    from openvino import frontend
+
+    names = ("GeneralFailure", "OpConversionFailure", "OpValidationFailure", "InitializationFailure", "NotImplementedFailure")
+    return (RuntimeError, *(getattr(frontend, n) for n in names if hasattr(frontend, n)))
 
 
 class _Features(nn.Module):
@@ -64,7 +73,7 @@ def _compile(loaded: LoadedModel, hint: str):
 
     from engine.inference.trace_gate import GATE
 
-    ov = _openvino()
+    ov = import_openvino()
     key = (loaded.sha256, hint)
     with _LOCK:
         if loaded.sha256 and key in _COMPILED:
@@ -78,8 +87,10 @@ def _compile(loaded: LoadedModel, hint: str):
         torch.onnx.export(features, (torch.zeros(1, 3, size, size),), graph, dynamo=False, opset_version=17,
                           input_names=["x"], output_names=["conv5_3"], dynamic_axes={"x": {0: "batch"}, "conv5_3": {0: "batch"}})  # fmt: skip
     graph.seek(0)
-    converted = ov.convert_model(graph)
-    compiled = ov.Core().compile_model(converted, "CPU", cpu_config(hint))
+    try:
+        compiled = ov.Core().compile_model(ov.convert_model(graph), "CPU", cpu_config(hint))
+    except ov_failures(ov) as exc:
+        raise OpenVinoUnavailable(f"OpenVINO cannot run this model here: {str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__}") from None
     if loaded.sha256:
         with _LOCK:
             _COMPILED[key] = compiled
@@ -124,7 +135,7 @@ def openvino_runtime(loaded: LoadedModel, device: torch.device, precision: str, 
         return Runtime(device, "fp32", "fp32 (torch): OpenVINO not used, the model file stores no images to check it on")
     try:
         features = openvino_features(loaded, precision)
-    except (OpenVinoUnavailable, RuntimeError) as exc:  # missing package or a conversion OpenVINO refuses
+    except OpenVinoUnavailable as exc:  # missing package or a model OpenVINO refuses
         return Runtime(device, "fp32", f"fp32 (torch): OpenVINO unavailable ({str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__})")
     batch = loaded.meta.preprocessing().batch(list(calibration))
     p_ref, p_ov, corrs = int8_scores(loaded.model, SimpleNamespace(features=features), [(batch, None)])
