@@ -197,6 +197,27 @@ def test_openvino_that_disagrees_or_cannot_be_checked_leaves_the_inspector_on_to
     assert len(inspector.precision_note.splitlines()) == 1
 
 
+def test_predict_says_in_one_line_when_it_runs_torch_instead_of_openvino(tiny_model, tmp_path, capsys, monkeypatch):
+    pytest.importorskip("openvino")
+    import cv2
+
+    from engine import cli
+    from engine.export.check import generated_images
+    from engine.inference import openvino_backend
+
+    image = tmp_path / "part.png"
+    cv2.imwrite(str(image), generated_images(1, SIZE)[0])
+    args = ["predict", str(tiny_model), str(image), "--device", "cpu", "--backend", "openvino", "--csv", str(tmp_path / "r.csv")]
+    assert cli.main(args) == 0
+    assert "OpenVINO" not in capsys.readouterr().err  # used: nothing to say
+    real = openvino_backend.openvino_features
+    monkeypatch.setattr(openvino_backend, "openvino_features", lambda loaded, precision="fp32": type(
+        "Broken", (), {"hint": "f32", "__call__": lambda self, x: -real(loaded, precision)(x)})())  # fmt: skip
+    assert cli.main(args) == 0
+    said = [line for line in capsys.readouterr().err.splitlines() if "OpenVINO" in line]
+    assert len(said) == 1 and "OpenVINO f32 rejected" in said[0] and "fp32 (torch)" in said[0]
+
+
 def test_openvino_backend_refuses_what_it_cannot_run(tiny_model):
     from engine.inference.runtime import choose_runtime
     from engine.modelfile import load_model
