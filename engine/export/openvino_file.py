@@ -28,7 +28,7 @@ def export_openvino(loaded: LoadedModel, out: str | os.PathLike) -> Path:
     with tempfile.TemporaryDirectory(prefix=".export-", dir=out.parent) as tmp:
         try:
             model = ov.convert_model(str(export_onnx(loaded, Path(tmp) / "model.onnx")))
-        except ov_failures(ov) as exc:
+        except ov_failures() as exc:
             raise OpenVinoUnavailable(f"OpenVINO cannot convert this model: {str(exc).splitlines()[0][:160]}") from None
         for key, value in export_metadata(loaded).items():
             model.set_rt_info(value, [RT_INFO_ROOT, key])

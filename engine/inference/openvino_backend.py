@@ -50,7 +50,7 @@ def import_openvino():
         raise OpenVinoUnavailable("OpenVINO is not installed: pip install 'visinspect[export]' (or openvino)") from None
 
 
-def ov_failures(ov) -> tuple[type[Exception], ...]:
+def ov_failures() -> tuple[type[Exception], ...]:
     """What OpenVINO raises when it cannot convert or compile a model (its frontend errors are not RuntimeErrors)."""
     from openvino import frontend
 
@@ -89,7 +89,7 @@ def _compile(loaded: LoadedModel, hint: str):
     graph.seek(0)
     try:
         compiled = ov.Core().compile_model(ov.convert_model(graph), "CPU", cpu_config(hint))
-    except ov_failures(ov) as exc:
+    except ov_failures() as exc:
         raise OpenVinoUnavailable(f"OpenVINO cannot run this model here: {str(exc).splitlines()[0][:160] if str(exc) else type(exc).__name__}") from None
     if loaded.sha256:
         with _LOCK:
