@@ -15,10 +15,11 @@ from pathlib import Path
 
 from engine.bench_options import add_bench_arguments  # torch-free: parsing stays fast
 from engine.central.command import add_sync_arguments, run_sync
+from engine.export import add_export_arguments  # torch-free: parsing stays fast
 from engine.lineio.users import add_users_arguments, run_users_command  # hashlib only: parsing stays fast
 from engine.progress import progress_bar
 from engine.training.config import add_config_arguments, config_from_args
-from engine.types import DEVICE_HELP, PRECISION_HELP, PRECISIONS, RuntimeOptions, Verdict
+from engine.types import BACKEND_HELP, BACKENDS, DEVICE_HELP, PRECISION_HELP, PRECISIONS, RuntimeOptions, Verdict
 
 EXIT_OK, EXIT_SOME_FAILED, EXIT_CANNOT_RUN = 0, 1, 2
 
@@ -33,6 +34,7 @@ class _Parser(argparse.ArgumentParser):
 def _add_runtime(p: argparse.ArgumentParser, *, device: bool = True) -> None:
     if device:
         p.add_argument("--device", default="auto", help=DEVICE_HELP)
+        p.add_argument("--backend", default="torch", choices=BACKENDS, help=BACKEND_HELP)
     p.add_argument("--precision", default="auto", choices=PRECISIONS, help=PRECISION_HELP)
 
 
@@ -116,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sync", help="send the results log's new rows to the plant's central PostgreSQL")
     add_sync_arguments(p)
 
+    p = sub.add_parser("export", help="write the model as ONNX or OpenVINO IR for serving elsewhere, checked against torch")
+    add_export_arguments(p)
+    _add_data(p, stored=True)
+
     p = sub.add_parser("bench", help="measure throughput and latency on this machine")
     add_bench_arguments(p)
 
@@ -129,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _runtime(args) -> RuntimeOptions:
-    return RuntimeOptions(getattr(args, "device", "auto"), args.precision)
+    return RuntimeOptions(getattr(args, "device", "auto"), args.precision, getattr(args, "backend", "torch"))
 
 
 def _say(text: str) -> None:
@@ -226,6 +232,8 @@ def cmd_predict(args) -> int:
     from engine.render import OverlayWriter
 
     inspector = Inspector.open(args.model, _runtime(args))
+    if inspector.runtime.backend != args.backend:
+        _say(f"visinspect: {inspector.precision_note}")
     if args.threshold is not None:
         inspector.thresholds = inspector.thresholds.with_decision(args.threshold)
     if args.batch_size < 1:
@@ -362,6 +370,12 @@ def cmd_frames(args) -> int:
     return EXIT_OK
 
 
+def cmd_export(args) -> int:
+    from engine.export.command import run_cli
+
+    return run_cli(args)
+
+
 def cmd_bench(args) -> int:
     from engine.bench import run_cli
 
@@ -394,6 +408,7 @@ COMMANDS = {
     "info": cmd_info,
     "frames": cmd_frames,
     "sync": run_sync,
+    "export": cmd_export,
     "bench": cmd_bench,
     "gui": cmd_gui,
     "install-shortcut": cmd_install_shortcut,

@@ -18,6 +18,8 @@ PRECISION_HELP = (
     "check and calibration images show it agrees with fp32; else bf16 on CPUs with native bf16, else fp32)"
 )
 DEVICE_HELP = "auto (CUDA, then MPS, then CPU), cpu, cuda, cuda:N or mps"
+BACKENDS = ("torch", "openvino")
+BACKEND_HELP = "torch (default), or openvino on CPUs: used where it agrees with torch fp32 on the model's check images"
 CLASS_NAMES = ("Good", "Anomaly")
 BACKBONE_NAMES = ("vgg16", "vgg16_bn")
 TRAINABLE_CHOICES = ("conv5", "head", "all")
@@ -160,10 +162,13 @@ class RuntimeOptions:
 
     device: str = "auto"
     precision: str = "auto"
+    backend: str = "torch"
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}; got {self.precision!r}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}; got {self.backend!r}")
 
 
 @dataclass(frozen=True)

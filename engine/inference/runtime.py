@@ -46,7 +46,8 @@ class Runtime:
     device: torch.device
     precision: str  # fp32, bf16, fp16 or int8
     note: str = ""  # why auto chose this precision (empty for an explicit choice)
-    int8_features: nn.Module | None = None
+    int8_features: nn.Module | None = None  # the conv stack that replaces torch's: int8, or OpenVINO's (backend openvino)
+    backend: str = "torch"
 
     @property
     def device_name(self) -> str:
@@ -54,7 +55,7 @@ class Runtime:
 
     def describe(self) -> str:
         """'CPU: x86_64, 2 threads · int8' for status bars and reports."""
-        return f"{self.device_name} · {self.precision}"
+        return f"{self.device_name} · {self.precision}" + ("" if self.backend == "torch" else f" · {self.backend}")
 
 
 @functools.lru_cache(maxsize=1)
@@ -122,6 +123,10 @@ def choose_runtime(
     device = resolve_device(options.device)
     calibration = loaded.calibration if calibration is None else calibration
     threshold = float(loaded.meta.threshold if threshold is None else threshold)
+    if options.backend == "openvino":
+        from engine.inference.openvino_backend import openvino_runtime
+
+        return openvino_runtime(loaded, device, options.precision, threshold=threshold, calibration=calibration)
     if options.precision == "int8":
         return Runtime(device, "int8", "", _quantize(loaded, device, calibration).features)
     if options.precision != "auto":
