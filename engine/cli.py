@@ -15,6 +15,7 @@ from pathlib import Path
 
 from engine.bench_options import add_bench_arguments  # torch-free: parsing stays fast
 from engine.progress import progress_bar
+from engine.serve import add_serve_arguments  # torch-free as well
 from engine.training.config import add_config_arguments, config_from_args
 from engine.types import DEVICE_HELP, PRECISION_HELP, PRECISIONS, RuntimeOptions, Verdict
 
@@ -113,6 +114,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="measure throughput and latency on this machine")
     add_bench_arguments(p)
+
+    p = sub.add_parser("serve", help="run the live job with no window, wired to the line (OPC UA, Modbus, MQTT)")
+    add_serve_arguments(p)
+    _add_runtime(p)
 
     p = sub.add_parser("gui", help="open the inspection station", add_help=False)
     p.add_argument("gui_args", nargs=argparse.REMAINDER)
@@ -361,6 +366,12 @@ def cmd_bench(args) -> int:
     return run_cli(args)
 
 
+def cmd_serve(args) -> int:
+    from engine.serve import run_serve
+
+    return run_serve(args, _runtime(args))
+
+
 def cmd_gui(args) -> int:
     # Imported by name so the engine package never imports Qt itself.
     gui_args = args.gui_args[1:] if args.gui_args[:1] == ["--"] else args.gui_args
@@ -382,6 +393,7 @@ COMMANDS = {
     "info": cmd_info,
     "frames": cmd_frames,
     "bench": cmd_bench,
+    "serve": cmd_serve,
     "gui": cmd_gui,
     "install-shortcut": cmd_install_shortcut,
 }
