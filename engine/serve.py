@@ -137,6 +137,8 @@ def _serve(args, runtime, stop: threading.Event) -> int:
         raise ValueError(f"no source: give --source{'' if not args.recipe else ' or set source in recipe ' + recipe.name}")
     io = LineIOSettings(args.opcua or recipe.io.opcua, args.modbus or recipe.io.modbus, args.mqtt or recipe.io.mqtt,
                         args.mqtt_topic or recipe.io.mqtt_topic)  # fmt: skip
+    if (args.triggered or recipe.triggered) and not (io.opcua or io.modbus):
+        raise ValueError("triggered inspection needs a PLC to trigger it: give --opcua or --modbus (or set io in the recipe)")
     hub = LineHub(station=args.station)
     results = ResultsLog(Path(args.log) if args.log else None)
     endpoints: list = []

@@ -5,7 +5,8 @@ endpoint is installed, an asyncua client in a separate process (PartId write, Tr
 subscribed ResultCounter moving: what a PLC sees). Parts come one at a time, interval-ms apart.
 
     python scripts/line_latency.py [--size 224] [--rounds 100] [--source SPEC] [--model FILE] [--device cpu]
-    PYLON_CAMEMU=1 python scripts/line_latency.py --source "pylon:0?trigger=software&image_dir=FOLDER"
+    PYLON_CAMEMU=1 python scripts/line_latency.py --source "pylon:0?trigger=software&image_dir={parts}"
+({parts} in --source is the folder of synthetic parts the script writes.)
 """
 
 from __future__ import annotations
@@ -113,33 +114,28 @@ class _Line:
         self.thread.join(10)
 
 
-def hub_rounds(line: _Line, rounds: int, warmup: int, interval_s: float) -> tuple[list[float], int]:
-    """Trigger through the hub (a PLC with no transport): trigger -> published, per part; and how many were ERROR."""
-    latencies, errors = [], 0
-    for n in range(warmup + rounds):
-        time.sleep(interval_s)
+def hub_rounds(line: _Line, args) -> tuple[list[float], list[float], int]:
+    """Per part, in turn: the model alone on one in-memory frame, then a hub trigger -> result published (a PLC with no
+    transport). Interleaved, so both see the same machine load. Returns both lists (ms) and how many parts were ERROR."""
+    import numpy as np
+
+    image = np.random.default_rng(1).integers(0, 255, (args.size, args.size, 3), dtype=np.uint8)
+    alone, triggered, errors = [], [], 0
+    for n in range(args.warmup + args.rounds):
+        time.sleep(args.interval_ms / 2000)
+        start = time.perf_counter()
+        line.inspector.inspect([image])
+        model_ms = (time.perf_counter() - start) * 1000.0
+        time.sleep(args.interval_ms / 2000)
         counter = line.hub.state().result_counter + 1  # only this PLC triggers: the next result is this part's
         start = time.perf_counter()
         line.hub.trigger("test", part_id=f"H{n}")
         at = line.wait_for(counter)
-        if n >= warmup:
-            latencies.append((at - start) * 1000.0)
+        if n >= args.warmup:
+            alone.append(model_ms)
+            triggered.append((at - start) * 1000.0)
             errors += line.hub.state().last_result.verdict.name == "ERROR"
-    return latencies, errors
-
-
-def model_alone(line: _Line, args) -> list[float]:
-    """The same inspector on one in-memory frame, as many times: what the network and heatmap cost by themselves."""
-    import numpy as np
-
-    image = np.random.default_rng(1).integers(0, 255, (args.size, args.size, 3), dtype=np.uint8)
-    times = []
-    for _ in range(args.rounds):
-        time.sleep(args.interval_ms / 1000)
-        start = time.perf_counter()
-        line.inspector.inspect([image])
-        times.append((time.perf_counter() - start) * 1000.0)
-    return times
+    return alone, triggered, errors
 
 
 def plc(address: str, rounds: int, interval_s: float, first_counter: int, out) -> None:
@@ -195,14 +191,15 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         model = Path(args.model) if args.model else _model(args.size, Path(tmp), args.backbone)
-        source = args.source or str(_parts(args.size, Path(tmp)))
+        parts = _parts(args.size, Path(tmp))
+        source = args.source.replace("{parts}", str(parts)) if args.source else str(parts)
         line = _Line(source, model, args.device, args.precision)
         try:
             print(f"triggered live job: {args.size} px {args.backbone if not args.model else model.name}, {line.runtime}, "
                   f"source {source}, a part every {args.interval_ms:g} ms + its latency")  # fmt: skip
-            hub_ms, errors = hub_rounds(line, args.rounds, args.warmup, args.interval_ms / 1000)
+            alone, hub_ms, errors = hub_rounds(line, args)
+            print(_summary("the model alone (Inspector.inspect of one in-memory frame)", alone))
             print(_summary("LineHub trigger -> result published", hub_ms) + (f"; {errors} ERROR" if errors else ""))
-            print(_summary("for comparison, the model alone (Inspector.inspect of one frame)", model_alone(line, args)))
             try:
                 from engine.lineio.opcua import OpcUaEndpoint
             except ImportError as exc:
