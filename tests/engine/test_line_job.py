@@ -53,6 +53,18 @@ def parts(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.fixture(scope="module")
+def inspector(tiny_model) -> Inspector:
+    """One inspector on the tiny model, as the station opens it (shared: loading it is the slow part)."""
+    return Inspector.from_file(tiny_model, device="cpu")
+
+
+@pytest.fixture(scope="module")
+def expected(tiny_model, parts) -> dict[str, tuple[str, float]]:
+    """predict's verdict and p for every part file, by name."""
+    return _predict(tiny_model, sorted(parts.glob("*.png")))
+
+
 def _predict(model: Path, files: list[Path]) -> dict[str, tuple[str, float]]:
     """What `visinspect predict` answers (its engine path, the review job): verdict and p per file."""
     rows = {}
@@ -65,11 +77,11 @@ def _predict(model: Path, files: list[Path]) -> dict[str, tuple[str, float]]:
 class _Job:
     """live_job on a thread of its own, as the station's worker and `serve` run it; every item kept."""
 
-    def __init__(self, spec, model: Path, log: ResultsLog | None, **kw) -> None:
+    def __init__(self, spec, inspector: Inspector, log: ResultsLog | None, **kw) -> None:
         self.items: list = []
         self.error: BaseException | None = None
         self.stop = threading.Event()
-        slot = InspectorSlot(Inspector.from_file(model, device="cpu"), "run-line")
+        slot = InspectorSlot(inspector, "run-line")
         self.thread = threading.Thread(target=self._run, args=(spec, slot, log, kw), daemon=True)
         self.thread.start()
 
@@ -99,14 +111,12 @@ def _collect(hub: LineHub) -> list:
     return results
 
 
-def test_each_trigger_gives_one_logged_row_with_its_part_id_and_one_result_equal_to_predict(tiny_model, parts, tmp_path):
-    files = sorted(parts.glob("*.png"))
-    expected = _predict(tiny_model, files)
+def test_each_trigger_gives_one_logged_row_with_its_part_id_and_one_result_equal_to_predict(inspector, parts, expected, tmp_path):
     hub = LineHub(station="st1")
     hub.set_recipe("bolt-a")
     published = _collect(hub)
     with ResultsLog(tmp_path / "r.sqlite3") as log:
-        job = _Job(str(parts), tiny_model, log, hub=hub, triggered=True, recipe="bolt-a")
+        job = _Job(str(parts), inspector, log, hub=hub, triggered=True, recipe="bolt-a")
         _wait(lambda: hub.state().ready, "the station to be ready")
         for n, part_id in enumerate(["P-100", "P-101", "P-102"], start=1):
             hub.set_part_id(part_id)
@@ -128,11 +138,11 @@ def test_each_trigger_gives_one_logged_row_with_its_part_id_and_one_result_equal
     assert sum(isinstance(i, LiveResult) for i in job.items) == 3
 
 
-def test_free_run_publishes_every_frame(tiny_model, parts, tmp_path):
+def test_free_run_publishes_every_frame(inspector, parts, tmp_path):
     hub = LineHub(station="st1")
     published = _collect(hub)
     with ResultsLog(tmp_path / "r.sqlite3") as log:
-        job = _Job(str(parts), tiny_model, log, hub=hub, recipe="cap")
+        job = _Job(str(parts), inspector, log, hub=hub, recipe="cap")
         job.thread.join(WAIT_S)  # a folder ends after its last image
         rows = sorted(log.query(limit=None), key=lambda r: r.id)
     assert job.error is None and len(rows) == 4 and {r.recipe for r in rows} == {"cap"}
@@ -159,12 +169,12 @@ class _FailingFolder(FolderSource):
         return super().read()
 
 
-def test_a_failing_source_answers_the_part_in_hand_and_every_waiting_part_with_error(tiny_model, parts, tmp_path):
+def test_a_failing_source_answers_the_part_in_hand_and_every_waiting_part_with_error(inspector, parts, tmp_path):
     hub = LineHub(station="st1")
     published = _collect(hub)
     source = _FailingFolder(parts)
     with ResultsLog(tmp_path / "r.sqlite3") as log:
-        job = _Job(source, tiny_model, log, hub=hub, triggered=True, recipe="r")
+        job = _Job(source, inspector, log, hub=hub, triggered=True, recipe="r")
         _wait(lambda: hub.state().ready, "the station to be ready")
         hub.trigger("test", part_id="A")
         _wait(lambda: hub.state().result_counter == 1, "the first result")
@@ -184,11 +194,11 @@ def test_a_failing_source_answers_the_part_in_hand_and_every_waiting_part_with_e
     assert hub.pending_triggers() == 0 and not hub.state().ready
 
 
-def test_the_roi_is_what_is_inspected(tiny_model, parts, tmp_path):
+def test_the_roi_is_what_is_inspected(inspector, parts, tmp_path):
     roi = (10, 8, 40, 24)  # x, y, width, height
     hub = LineHub(station="st1")
     published = _collect(hub)
-    job = _Job(str(parts), tiny_model, None, hub=hub, triggered=True, roi=roi)
+    job = _Job(str(parts), inspector, None, hub=hub, triggered=True, roi=roi)
     _wait(lambda: hub.state().ready, "the station to be ready")
     hub.trigger("test", part_id="roi-1")
     _wait(lambda: hub.state().result_counter == 1, "the result")
@@ -197,14 +207,14 @@ def test_the_roi_is_what_is_inspected(tiny_model, parts, tmp_path):
     assert result.frame.image.shape == (24, 40, 3) and result.inspection.heatmap.shape == (24, 40)
     assert all(0 <= b.x0 < b.x1 <= 40 and 0 <= b.y0 < b.y1 <= 24 for b in result.inspection.regions)
     image = cv2.cvtColor(cv2.imread(str(parts / "part0.png")), cv2.COLOR_BGR2RGB)
-    crop = Inspector.from_file(tiny_model, device="cpu").inspect([image[8:32, 10:50]])[0]
+    crop = inspector.inspect([image[8:32, 10:50]])[0]
     assert published[0].p_anomaly == pytest.approx(crop.p_anomaly, abs=1e-5)
 
 
-def test_an_roi_outside_the_frame_is_an_error_result_for_that_part(tiny_model, parts):
+def test_an_roi_outside_the_frame_is_an_error_result_for_that_part(inspector, parts):
     hub = LineHub(station="st1")
     published = _collect(hub)
-    job = _Job(str(parts), tiny_model, None, hub=hub, triggered=True, roi=(0, 0, 500, 10))
+    job = _Job(str(parts), inspector, None, hub=hub, triggered=True, roi=(0, 0, 500, 10))
     _wait(lambda: hub.state().ready, "the station to be ready")
     hub.trigger("test", part_id="big")
     _wait(lambda: hub.state().result_counter == 1, "the result")
