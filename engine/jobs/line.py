@@ -118,8 +118,6 @@ def triggered_job(
                 hub.set_busy(True)
                 yield from run.one_part(part, feed, max_part_wait_s if source.is_live else None)
                 yield from _drain(feed.events)
-                if hub.pending_triggers() == 0:
-                    hub.set_busy(False)
         except SourceEnded as exc:
             why_stopped = str(exc)
         except GeneratorExit:
@@ -176,6 +174,7 @@ class _TriggeredRun:
         )  # fmt: skip
         publish_live(self.hub, result, part=part)
         self.in_hand = []
+        self._idle_if_done()
         if self.results is not None:
             self.results.log_inspection(
                 run_id=self.slot.run_of(inspection), source=self.source.description, item=item, inspection=inspection,
@@ -183,10 +182,16 @@ class _TriggeredRun:
             )  # fmt: skip
         yield result
 
+    def _idle_if_done(self) -> None:
+        """Busy falls as soon as the last waiting part's result is out (before it is logged)."""
+        if self.hub.pending_triggers() == 0:
+            self.hub.set_busy(False)
+
     def error(self, part: PartTrigger, message: str, item: str | int) -> PartError:
         """Answer part with ERROR: published to the line and logged; the PartError to yield."""
         model = getattr(self.slot.current, "ref", None)
         self.hub.publish_error(message, part=part, model_sha256=getattr(model, "sha256", ""))
+        self._idle_if_done()
         if self.results is not None:
             self.results.log_error(
                 run_id=self.slot.run_id, source=self.source.description, item=item or f"part {part.sequence}", model=model,

@@ -7,7 +7,7 @@ records the model that gave it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,8 +94,8 @@ def live_job(
     stop: threading.Event,
     hub: LineHub | None = None,
     triggered: bool = False,
-    roi=None,
-    recipe: str | None = None,
+    roi: tuple[int, int, int, int] | Callable[[], tuple[int, int, int, int] | None] | None = None,
+    recipe: str | Callable[[], str | None] | None = None,
 ) -> Iterator[RunOpened | LiveResult | SourceEvent]:
     """Open the source, inspect frames live, log every verdict (anomaly frames saved) and unreadable file; yield them.
 

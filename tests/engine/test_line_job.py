@@ -22,7 +22,8 @@ from engine.lineio.hub import LineHub, LineVerdict
 from engine.model import build_model
 from engine.modelfile import ModelMeta, save_model
 from engine.results import ResultsLog
-from engine.sources import FolderSource
+from engine.sources import FolderSource, SourceEvent
+from engine.types import Frame
 
 WAIT_S = 60.0  # generous: only a hung job reaches it (no timing is asserted)
 
@@ -222,3 +223,113 @@ def test_an_roi_outside_the_frame_is_an_error_result_for_that_part(inspector, pa
     job.end()
     assert published[0].verdict is LineVerdict.ERROR and "outside the 64x48 frame" in published[0].message
     assert [i.part.part_id for i in job.items if isinstance(i, PartError)] == ["big"]
+
+
+class _Settings:
+    grab_timeout_s = 0.3  # a triggered frame not grabbed within this is an ERROR for that part
+
+
+class _FreeRunCamera:
+    """A live source that reads a new frame every 10 ms, each stamped with when it was read, until it is told to stall."""
+
+    is_live = True
+    description = "test camera"
+    settings = _Settings()
+
+    def __init__(self, image) -> None:
+        self.image, self.index, self.stalled, self.waiting = image, 0, threading.Event(), threading.Event()
+
+    def open(self) -> None:
+        pass
+
+    def read(self):
+        while self.stalled.is_set():
+            self.waiting.set()  # no frame comes while stalled
+            time.sleep(0.01)
+        time.sleep(0.01)
+        self.index += 1
+        return Frame(image=self.image, index=self.index, timestamp=time.time(), source_id="cam")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_free_running_camera_gives_each_part_a_frame_read_after_its_trigger_and_errors_when_it_stalls(inspector, parts):
+    image = cv2.cvtColor(cv2.imread(str(parts / "part1.png")), cv2.COLOR_BGR2RGB)
+    camera = _FreeRunCamera(image)
+    hub = LineHub(station="st1")
+    published = _collect(hub)
+    job = _Job(camera, inspector, None, hub=hub, triggered=True)
+    _wait(lambda: hub.state().ready, "the station to be ready")
+    parts_sent = [hub.trigger("test", part_id=f"C{n}") for n in range(3)]
+    _wait(lambda: hub.state().result_counter == 3, "three results")
+    camera.stalled.set()
+    _wait(camera.waiting.is_set, "the camera to stall")
+    stalled_part = hub.trigger("test", part_id="stalled")
+    _wait(lambda: hub.state().result_counter == 4, "the stalled part's result")
+    camera.stalled.clear()  # let the reader's read return, so the job can close the camera
+    job.end()
+    frames = [i.frame for i in job.items if isinstance(i, LiveResult)]
+    assert [r.part_id for r in published] == ["C0", "C1", "C2", "stalled"]
+    assert all(f.timestamp >= p.time for f, p in zip(frames, parts_sent)) and len({f.index for f in frames}) == 3
+    assert published[3].verdict is LineVerdict.ERROR and "within 0.3 s" in published[3].message
+    assert [i.part for i in job.items if isinstance(i, PartError)] == [stalled_part]
+
+
+class _TriggerCamera:
+    """A software-triggered camera: fire() takes a frame, grab() returns it; unplugged, both fail until replugged."""
+
+    is_live = True
+    description = "trigger camera"
+    trigger_mode = "software"
+    settings = _Settings()
+
+    def __init__(self, image) -> None:
+        self.image, self.fired, self.index = image, 0, 0
+        self.plugged, self.opens = threading.Event(), 0
+        self.plugged.set()
+
+    def open(self) -> None:
+        if not self.plugged.is_set():
+            raise SourceError("trigger camera not found")
+        self.opens += 1
+
+    def fire(self) -> None:
+        if not self.plugged.is_set():
+            raise SourceError("trigger camera lost")
+        self.fired += 1
+
+    def grab(self, timeout_s: float):
+        if not self.plugged.is_set():
+            raise SourceError("trigger camera lost")
+        if not self.fired:
+            return None
+        self.fired -= 1
+        self.index += 1
+        return Frame(image=self.image, index=self.index, timestamp=time.time(), source_id="trig")
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_trigger_camera_that_is_unplugged_errors_its_part_drops_ready_and_comes_back(inspector, parts):
+    camera = _TriggerCamera(cv2.cvtColor(cv2.imread(str(parts / "part2.png")), cv2.COLOR_BGR2RGB))
+    hub = LineHub(station="st1")
+    published = _collect(hub)
+    job = _Job(camera, inspector, None, hub=hub, triggered=True)
+    _wait(lambda: hub.state().ready, "the station to be ready")
+    hub.trigger("test", part_id="T1")
+    _wait(lambda: hub.state().result_counter == 1, "the first result")
+    camera.plugged.clear()
+    hub.trigger("test", part_id="T2")
+    _wait(lambda: hub.state().result_counter == 2, "the lost part's result")
+    _wait(lambda: not hub.state().ready, "Ready to fall")
+    camera.plugged.set()
+    _wait(lambda: hub.state().ready, "Ready again once the camera is back")
+    hub.trigger("test", part_id="T3")
+    _wait(lambda: hub.state().result_counter == 3, "the result after the camera came back")
+    job.end()
+    assert [(r.part_id, r.verdict is LineVerdict.ERROR) for r in published] == [("T1", False), ("T2", True), ("T3", False)]
+    assert "trigger camera lost" in published[1].message and camera.opens >= 2
+    kinds = [i.kind for i in job.items if isinstance(i, SourceEvent)]
+    assert kinds == ["lost", "recovered"]
