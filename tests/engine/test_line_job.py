@@ -97,6 +97,8 @@ class _Job:
         self.stop.set()
         self.thread.join(WAIT_S)
         assert not self.thread.is_alive()
+        left = [t.name for t in threading.enumerate() if t.name.startswith(("line-reader", "line-heartbeat")) and t.is_alive()]
+        assert not left, f"threads left running: {left}"
 
 
 def _wait(condition, what: str) -> None:
