@@ -75,11 +75,16 @@ class _Serving:
 
     def switch_recipe(self, name: str) -> None:
         """The PLC asked for recipe name: load it fully, then switch (an error leaves everything as it was)."""
+        from engine.errors import EXPECTED_ERRORS
         from engine.recipes import load_recipe
         from engine.results import new_run_id
 
-        recipe = load_recipe(name, _folder(self.args))
-        inspector = self.inspector_for(recipe)
+        try:
+            recipe = load_recipe(name, _folder(self.args))
+            inspector = self.inspector_for(recipe)
+        except EXPECTED_ERRORS as exc:
+            _say(f"recipe {name!r} refused, still on {self.setup.recipe or 'the model given'}: {exc}")
+            raise
         with self.lock:
             old = self.setup
             new = _Setup(recipe.name, self.args.source or recipe.source or old.source, recipe.roi,
@@ -168,8 +173,11 @@ def _serve(args, runtime, stop: threading.Event) -> int:
                     _say(f"started: station {args.station}, model {Path(str(inspector.path)).name} "
                          f"({inspector.ref.id}), {item.description}, {'triggered' if setup.triggered else 'free run'}, "
                          f"{where}, results log {results.path}")  # fmt: skip
-                elif isinstance(item, (LiveResult, PartError)):
+                elif isinstance(item, LiveResult):
                     done += 1
+                elif isinstance(item, PartError):
+                    done += 1
+                    _say(f"part {item.part.part_id or item.part.sequence}: ERROR: {item.message}")
                 elif isinstance(item, SourceEvent) and item.kind in ("lost", "recovered", "ended", "file_error"):
                     _say(item.message)
             if not serving.job_stop.is_set():

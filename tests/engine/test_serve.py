@@ -76,7 +76,7 @@ def test_serve_logs_results_with_its_recipe_and_stops_cleanly_on_sigterm(line, t
     assert len(rows) >= 4 and {r.recipe for r in rows} == {"bolt-a"} and {r.threshold for r in rows} == {0.3}
 
 
-def test_a_plc_recipe_write_switches_model_thresholds_and_roi_and_a_bad_one_keeps_the_old(line, tmp_path):
+def test_a_plc_recipe_write_switches_model_thresholds_and_roi_and_a_bad_one_keeps_the_old(line, tmp_path, capsys):
     folder = tmp_path / "recipes"
     save_recipe(Recipe(name="cap", model=str(line / "tiny.safetensors"), decision_threshold=0.7, roi=(0, 0, 20, 20)), folder)
     save_recipe(Recipe(name="gone", model=str(tmp_path / "missing.safetensors")), folder)
@@ -101,3 +101,6 @@ def test_a_plc_recipe_write_switches_model_thresholds_and_roi_and_a_bad_one_keep
         hub.request_recipe("nope")
         assert "'nope' not found" in hub.state().last_error
         assert [(c.old, c.new) for c in log.changes()] == [("", "cap")]
+    said = capsys.readouterr().err.splitlines()
+    assert said[0].startswith("visinspect serve: recipe cap: model tiny.safetensors") and "ROI [0, 0, 20, 20]" in said[0]
+    assert said[1].startswith("visinspect serve: recipe 'gone' refused, still on cap: ") and len(said) == 3
