@@ -74,6 +74,7 @@ class _Line:
 
         self.hub = LineHub(station="latency")
         self.published: dict[int, float] = {}
+        self.inspect_ms: list[float] = []  # the inspection's own time (preprocess, model, heatmap) per part, in the job
         self.done = threading.Condition()
         self.hub.subscribe(self._on_change)
         inspector = Inspector.open(model, RuntimeOptions(device, precision))
@@ -97,9 +98,12 @@ class _Line:
                 self.done.notify_all()
 
     def _run(self) -> None:
+        from engine.inference.live import LiveResult
+
         try:
-            for _ in self._job:
-                pass
+            for item in self._job:
+                if isinstance(item, LiveResult):
+                    self.inspect_ms.append(item.inspection.timings.total_ms)
         except BaseException as exc:  # noqa: BLE001 - reported by the caller
             self.failure = exc
 
@@ -115,27 +119,20 @@ class _Line:
 
 
 def hub_rounds(line: _Line, args) -> tuple[list[float], list[float], int]:
-    """Per part, in turn: the model alone on one in-memory frame, then a hub trigger -> result published (a PLC with no
-    transport). Interleaved, so both see the same machine load. Returns both lists (ms) and how many parts were ERROR."""
-    import numpy as np
-
-    image = np.random.default_rng(1).integers(0, 255, (args.size, args.size, 3), dtype=np.uint8)
-    alone, triggered, errors = [], [], 0
+    """Trigger through the hub (a PLC with no transport), one part at a time: trigger -> result published per part,
+    the inspection's own time in the job for the same parts, and how many parts were ERROR."""
+    triggered, errors = [], 0
+    first = len(line.inspect_ms)
     for n in range(args.warmup + args.rounds):
-        time.sleep(args.interval_ms / 2000)
-        start = time.perf_counter()
-        line.inspector.inspect([image])
-        model_ms = (time.perf_counter() - start) * 1000.0
-        time.sleep(args.interval_ms / 2000)
+        time.sleep(args.interval_ms / 1000)
         counter = line.hub.state().result_counter + 1  # only this PLC triggers: the next result is this part's
         start = time.perf_counter()
         line.hub.trigger("test", part_id=f"H{n}")
         at = line.wait_for(counter)
         if n >= args.warmup:
-            alone.append(model_ms)
             triggered.append((at - start) * 1000.0)
             errors += line.hub.state().last_result.verdict.name == "ERROR"
-    return alone, triggered, errors
+    return triggered, line.inspect_ms[first + args.warmup :], errors
 
 
 def plc(address: str, rounds: int, interval_s: float, first_counter: int, out) -> None:
@@ -196,9 +193,11 @@ def main() -> None:
         try:
             print(f"triggered live job: {args.size} px {args.backbone if not args.model else model.name}, {line.runtime}, "
                   f"source {source}, a part every {args.interval_ms:g} ms + its latency")  # fmt: skip
-            alone, hub_ms, errors = hub_rounds(line, args)
-            print(_summary("the model alone (Inspector.inspect of one in-memory frame)", alone))
+            hub_ms, inspect_ms, errors = hub_rounds(line, args)
             print(_summary("LineHub trigger -> result published", hub_ms) + (f"; {errors} ERROR" if errors else ""))
+            print(_summary("  of which the inspection itself (preprocess, model, heatmap)", inspect_ms))
+            if len(inspect_ms) == len(hub_ms):
+                print(_summary("  the rest (grab, decode, queue, publish)", [h - i for h, i in zip(hub_ms, inspect_ms)]))
             try:
                 from engine.lineio.opcua import OpcUaEndpoint
             except ImportError as exc:
