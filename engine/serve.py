@@ -147,8 +147,8 @@ def _serve(args, runtime, stop: threading.Event) -> int:
     hub = LineHub(station=args.station)
     results = ResultsLog(Path(args.log) if args.log else None)
     endpoints: list = []
+    serving = _Serving(args, None, hub, results, runtime, stop)
     try:
-        serving = _Serving(args, None, hub, results, runtime, stop)
         inspector = serving.inspector_for(recipe) if args.recipe else Inspector.open(args.model, runtime)
         serving.slot = InspectorSlot(inspector, new_run_id("line"))
         serving.setup = _Setup(recipe.name if args.recipe else None, source, recipe.roi, args.triggered or recipe.triggered)
@@ -189,6 +189,10 @@ def _serve(args, runtime, stop: threading.Event) -> int:
         hub.set_recipe_handler(None)
         for problem in stop_endpoints(endpoints):
             _say(f"endpoint did not stop cleanly: {problem}")
+        for part in hub.drain_triggers():  # triggered after the job ended, before the endpoints closed: logged, not lost
+            results.log_error(run_id=serving.slot.run_id if serving.slot else "", source=source, item=f"part {part.sequence}",
+                              model=None, message="not inspected: station stopping", part_id=part.part_id,
+                              recipe=serving.setup.recipe if serving.setup else None)  # fmt: skip
         results.close()
         if results.last_error:
             _say(f"results log: {results.last_error}")

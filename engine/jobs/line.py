@@ -104,7 +104,7 @@ def triggered_job(
     run = _TriggeredRun(slot, results, hub, source, recipe)
     with LinePresence(hub) as presence:
         feed = None
-        why_stopped = "station stopped"
+        why_stopped = "inspection stopped"
         try:
             feed = open_feed(source, stop, stream_options or {}, grab_timeout_s)
             yield RunOpened(source.description, source.is_live)
