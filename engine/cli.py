@@ -18,6 +18,7 @@ from engine.central.command import add_sync_arguments, run_sync
 from engine.export import add_export_arguments  # torch-free: parsing stays fast
 from engine.lineio.users import add_users_arguments, run_users_command  # hashlib only: parsing stays fast
 from engine.progress import progress_bar
+from engine.serve import add_serve_arguments  # torch-free as well
 from engine.training.config import add_config_arguments, config_from_args
 from engine.types import BACKEND_HELP, BACKENDS, DEVICE_HELP, PRECISION_HELP, PRECISIONS, RuntimeOptions, Verdict
 
@@ -124,6 +125,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("bench", help="measure throughput and latency on this machine")
     add_bench_arguments(p)
+
+    p = sub.add_parser("serve", help="run the live job with no window, wired to the line (OPC UA, Modbus, MQTT)")
+    add_serve_arguments(p)
+    _add_runtime(p)
 
     p = sub.add_parser("gui", help="open the inspection station", add_help=False)
     p.add_argument("gui_args", nargs=argparse.REMAINDER)
@@ -382,6 +387,12 @@ def cmd_bench(args) -> int:
     return run_cli(args)
 
 
+def cmd_serve(args) -> int:
+    from engine.serve import run_serve
+
+    return run_serve(args, _runtime(args))
+
+
 def cmd_gui(args) -> int:
     # Imported by name so the engine package never imports Qt itself.
     gui_args = args.gui_args[1:] if args.gui_args[:1] == ["--"] else args.gui_args
@@ -410,6 +421,7 @@ COMMANDS = {
     "sync": run_sync,
     "export": cmd_export,
     "bench": cmd_bench,
+    "serve": cmd_serve,
     "gui": cmd_gui,
     "install-shortcut": cmd_install_shortcut,
     "users": cmd_users,

@@ -7,13 +7,16 @@ records the model that gave it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from engine.display import DisplayFeed
 from engine.errors import SourceError
 from engine.inference.live import FrameGate, LiveResult, live_inspect
+from engine.jobs.line import LinePresence, publish_live, triggered_job
+from engine.jobs.line_feeds import current, with_roi
+from engine.lineio.hub import LineHub
 from engine.results.log import ResultsLog
 from engine.sources import FrameSource, ImageFilesSource, SourceEvent, open_source
 
@@ -96,27 +99,44 @@ def live_job(
     stream_options: dict | None = None,
     display: DisplayFeed | None = None,
     stop: threading.Event,
+    hub: LineHub | None = None,
+    triggered: bool = False,
+    roi: tuple[int, int, int, int] | Callable[[], tuple[int, int, int, int] | None] | None = None,
+    recipe: str | Callable[[], str | None] | None = None,
 ) -> Iterator[RunOpened | LiveResult | SourceEvent]:
     """Open the source, inspect frames live, log every verdict (anomaly frames saved) and unreadable file; yield them.
 
     Rows go to the slot's run id as it is when each frame is judged; start_at skips a file source's first frames.
+    Line mode (engine.jobs.line): with a hub every result is also published to the PLC; triggered inspects one frame
+    per hub trigger instead of every frame; roi (x, y, w, h) crops each frame before inspection; recipe is logged
+    with each row (roi and recipe may be callables giving the current one).
     display (the window's) picks the results that carry the picture to show, made beside the model.
     """
-    source = make_source(spec, loop=loop, start_at=start_at)
+    if triggered:
+        yield from triggered_job(spec, slot, results, hub=hub, roi=roi, recipe=recipe, loop=loop, start_at=start_at,
+                                 stream_options=stream_options, stop=stop)  # fmt: skip
+        return
+    source = with_roi(make_source(spec, loop=loop, start_at=start_at), roi)
     opened = False
-    for item in live_inspect(source, slot, stop=stop, gate=gate, max_fps=max_fps, display=display, **(stream_options or {})):
-        if not opened:
-            opened = True
-            yield RunOpened(source.description, source.is_live)
-        if results is not None and isinstance(item, LiveResult):
-            frame = item.frame
-            results.log_inspection(
-                run_id=slot.run_of(item.inspection), source=source.description, item=frame.path or frame.index, inspection=item.inspection,
-                image=frame.image,
-            )  # fmt: skip
-        elif results is not None and isinstance(item, SourceEvent) and item.kind == "file_error":
-            results.log_error(
-                run_id=slot.run_id, source=source.description, item=item.path or item.index or "", model=slot.current.ref,
-                message=item.message,
-            )  # fmt: skip
-        yield item
+    with LinePresence(hub) as presence:
+        for item in live_inspect(source, slot, stop=stop, gate=gate, max_fps=max_fps, display=display, **(stream_options or {})):
+            if not opened:
+                opened = True
+                presence.ready(True)
+                yield RunOpened(source.description, source.is_live)
+            if hub is not None and isinstance(item, LiveResult):
+                publish_live(hub, item)
+            elif hub is not None and isinstance(item, SourceEvent) and item.kind == "file_error":
+                hub.publish_error(item.message, model_sha256=slot.current.ref.sha256)
+            if results is not None and isinstance(item, LiveResult):
+                frame = item.frame
+                results.log_inspection(
+                    run_id=slot.run_of(item.inspection), source=source.description, item=frame.path or frame.index, inspection=item.inspection,
+                    image=frame.image, recipe=current(recipe),
+                )  # fmt: skip
+            elif results is not None and isinstance(item, SourceEvent) and item.kind == "file_error":
+                results.log_error(
+                    run_id=slot.run_id, source=source.description, item=item.path or item.index or "", model=slot.current.ref,
+                    message=item.message, recipe=current(recipe),
+                )  # fmt: skip
+            yield item

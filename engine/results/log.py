@@ -45,7 +45,9 @@ class _Pending:
     image: np.ndarray | None
 
 
-def _row_values(run_id: str, source: str, item: str | int, model: ModelRef | None) -> dict[str, object]:
+def _row_values(
+    run_id: str, source: str, item: str | int, model: ModelRef | None, part_id: str | None, recipe: str | None
+) -> dict[str, object]:
     """Column values shared by every row kind; the verdict-specific ones start empty."""
     return {
         "time": time.time(),
@@ -63,6 +65,8 @@ def _row_values(run_id: str, source: str, item: str | int, model: ModelRef | Non
         "regions": None,
         "box_threshold": None,
         "min_area": None,
+        "part_id": None if part_id is None else storable_text(part_id),
+        "recipe": None if recipe is None else storable_text(recipe),
     }
 
 
@@ -122,10 +126,12 @@ class ResultsLog:
         return len(self._pending)
 
     def log_inspection(
-        self, *, run_id: str, source: str, item: str | int, inspection: Inspection, image: np.ndarray | None = None
+        self, *, run_id: str, source: str, item: str | int, inspection: Inspection, image: np.ndarray | None = None,
+        part_id: str | None = None, recipe: str | None = None,
     ) -> None:
-        """Record one verdict with the model that gave it; for an ANOMALY with its RGB image, also save the frame."""
-        values = _row_values(run_id, source, item, inspection.model)
+        """Record one verdict with the model that gave it (and the PLC's part id and the recipe, in line mode);
+        for an ANOMALY with its RGB image, also save the frame."""
+        values = _row_values(run_id, source, item, inspection.model, part_id, recipe)
         t = inspection.thresholds
         values.update(
             threshold=t.decision,
@@ -138,9 +144,12 @@ class ResultsLog:
         )
         self._write(_Pending(values, image if inspection.is_anomaly else None))
 
-    def log_error(self, *, run_id: str, source: str, item: str | int, model: ModelRef | None, message: str) -> None:
-        """Record that an item could not be inspected (verdict ERROR) and why."""
-        values = _row_values(run_id, source, item, model)
+    def log_error(
+        self, *, run_id: str, source: str, item: str | int, model: ModelRef | None, message: str,
+        part_id: str | None = None, recipe: str | None = None,
+    ) -> None:
+        """Record that an item (or a triggered part) could not be inspected (verdict ERROR) and why."""
+        values = _row_values(run_id, source, item, model, part_id, recipe)
         values.update(verdict=Verdict.ERROR.value, error=storable_text(message))
         self._write(_Pending(values, None))
 
@@ -255,7 +264,7 @@ class ResultsLog:
 
     def _row(self, raw: tuple) -> ResultRow:
         (row_id, when, run_id, source, item, model_path, model_hash, threshold, verdict, p_anomaly, boxes,
-         error, regions, box_threshold, min_area, frame_path) = raw  # fmt: skip
+         error, regions, box_threshold, min_area, part_id, recipe, frame_path) = raw  # fmt: skip
         return ResultRow(
             id=row_id,
             time=when,
@@ -273,6 +282,8 @@ class ResultsLog:
             regions=parse_boxes(regions),
             box_threshold=box_threshold,
             min_area=min_area,
+            part_id=part_id,
+            recipe=recipe,
         )
 
     def query(

@@ -9,7 +9,7 @@ from engine.errors import VisInspectError
 from engine.thresholds import Thresholds
 from engine.types import Box, ModelRef, Verdict
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 
 class ResultsLogError(VisInspectError):
@@ -19,7 +19,7 @@ class ResultsLogError(VisInspectError):
 COLUMNS = (
     "time", "run_id", "source", "item", "model_path", "model_hash",
     "threshold", "verdict", "p_anomaly", "boxes", "error",
-    "regions", "box_threshold", "min_area",
+    "regions", "box_threshold", "min_area", "part_id", "recipe",
 )  # fmt: skip
 INSERT = f"INSERT INTO results ({', '.join(COLUMNS)}) VALUES ({', '.join(':' + c for c in COLUMNS)})"
 SELECT = "SELECT id, " + ", ".join(COLUMNS) + ", frame_path FROM results"
@@ -50,7 +50,9 @@ SCHEMA = (
         frame_path TEXT,
         regions TEXT,
         box_threshold REAL,
-        min_area REAL
+        min_area REAL,
+        part_id TEXT,
+        recipe TEXT
     )""",
     "CREATE INDEX IF NOT EXISTS results_run_item ON results (run_id, item)",
     "CREATE INDEX IF NOT EXISTS results_time ON results (time)",
@@ -67,6 +69,11 @@ MIGRATIONS = {
     ),
     # 3: the audit trail of changes
     3: (CHANGES_TABLE,),
+    # 4: line mode: the part id the PLC gave a triggered part, and the product recipe each result was judged under
+    4: (
+        "ALTER TABLE results ADD COLUMN part_id TEXT",
+        "ALTER TABLE results ADD COLUMN recipe TEXT",
+    ),
 }
 
 
@@ -90,6 +97,8 @@ class ResultRow:
     regions: tuple[Box, ...] | None = None  # every hot region at box_threshold (None in rows of older logs)
     box_threshold: float | None = None
     min_area: float | None = None
+    part_id: str | None = None  # the part id the PLC gave a triggered part (None in free run and older logs)
+    recipe: str | None = None  # the product recipe in use (None without one, and in older logs)
 
     @property
     def time_iso(self) -> str:

@@ -89,7 +89,7 @@ def test_database_is_wal_has_schema_version_and_passes_integrity_check(tmp_path)
     try:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
-        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "3"
+        assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "4"
         indexes = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
         assert {"results_run_item", "results_time"} <= indexes
     finally:
@@ -191,7 +191,7 @@ def test_a_log_of_the_first_schema_is_upgraded_and_its_rows_still_read(tmp_path)
         _log(log, "b.png")
         assert log.count() == 2 and log.query(limit=1)[0].regions == (Box(1, 2, 3, 4, 0.9),)
     conn = sqlite3.connect(db)
-    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "3"
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "4"
     conn.close()
 
 

@@ -131,6 +131,8 @@ def test_a_log_of_schema_2_gets_the_audit_table_in_place_and_keeps_its_rows(tmp_
         _log(log, "kept.png", 0.9, boxes=1)
     conn = sqlite3.connect(db, isolation_level=None)
     conn.execute("DROP TABLE changes")  # what a log written by the previous version looks like
+    conn.execute("ALTER TABLE results DROP COLUMN part_id")
+    conn.execute("ALTER TABLE results DROP COLUMN recipe")
     conn.execute("UPDATE meta SET value = '2' WHERE key = 'schema_version'")
     conn.close()
     with ResultsLog(db) as log:
@@ -141,5 +143,5 @@ def test_a_log_of_schema_2_gets_the_audit_table_in_place_and_keeps_its_rows(tmp_
     with ResultsLog(db) as log:
         assert [c.what for c in log.changes()] == [ChangeKind.RECIPE]
     conn = sqlite3.connect(db)
-    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "3"
+    assert conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()[0] == "4"
     conn.close()
