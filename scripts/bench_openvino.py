@@ -1,4 +1,4 @@
-"""Model-only img/s and agreement with torch fp32 of every CPU backend, side by side (no test; numbers for docs/_export.md).
+"""Model-only img/s and agreement with torch fp32 of every CPU backend, side by side (no test; numbers for docs/scale-out.md).
 
 Run: python scripts/bench_openvino.py MODEL [--data DIR] [--batch 1] [--seconds 10]
 Rows: torch fp32, torch int8, onnxruntime fp32, OpenVINO IR f32 (and bf16 where the CPU has it), and the

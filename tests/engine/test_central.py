@@ -239,7 +239,7 @@ def test_a_station_role_that_may_only_insert_and_read_sends_once_the_owner_creat
     schema = central.rsplit("%3D", 1)[1]
     station_url = central.replace("plant_admin@", f"station_{schema}@")
     with admin(central) as conn:
-        conn.execute(  # as docs/_central.md says
+        conn.execute(  # as docs/scale-out.md says
             psycopg.sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(
                 psycopg.sql.Identifier(f"station_{schema}"), psycopg.sql.Literal(PASSWORD)
             )
