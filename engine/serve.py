@@ -35,6 +35,9 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--log", metavar="DB", help="results log (default: the station's)")
     p.add_argument("--station", default=socket.gethostname(), help="station name the line sees (default: this host's name)")
     p.add_argument("--recipes-dir", metavar="DIR", help="recipes folder (default: $VISINSPECT_RECIPES or the data folder's)")
+    p.add_argument("--central", metavar="URL",
+                   help="also forward every result to the plant PostgreSQL at this URL, without a password "
+                        "(PGPASSWORD or a pgpass file gives it); the local log keeps working while it is away")  # fmt: skip
 
 
 def _say(text: str) -> None:
@@ -125,6 +128,15 @@ def run_serve(args, runtime) -> int:
             signal.signal(sig, old)
 
 
+def _forwarder(args, log_path: Path):
+    """The store-and-forward thread to the plant PostgreSQL given by --central (not started), or None."""
+    if not args.central:
+        return None
+    from engine.central.forwarder import Forwarder
+
+    return Forwarder(args.central, log_path, station=args.station)
+
+
 def _serve(args, runtime, stop: threading.Event) -> int:
     from engine.inference.inspector import Inspector
     from engine.inference.live import LiveResult
@@ -146,6 +158,7 @@ def _serve(args, runtime, stop: threading.Event) -> int:
         raise ValueError("triggered inspection needs a PLC to trigger it: give --opcua or --modbus (or set io in the recipe)")
     hub = LineHub(station=args.station)
     results = ResultsLog(Path(args.log) if args.log else None)
+    forwarder = None
     endpoints: list = []
     serving = _Serving(args, None, hub, results, runtime, stop)
     try:
@@ -158,6 +171,10 @@ def _serve(args, runtime, stop: threading.Event) -> int:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, serving.request_stop)
         endpoints = start_endpoints(hub, io, users_file=args.users, station=args.station)
+        forwarder = _forwarder(args, results.path)
+        if forwarder is not None:
+            forwarder.start()
+            _say(f"forwarding results to {forwarder.target.display}")
         done = 0
         while True:
             serving.job_stop = threading.Event()
@@ -194,5 +211,8 @@ def _serve(args, runtime, stop: threading.Event) -> int:
                               model=None, message="not inspected: station stopping", part_id=part.part_id,
                               recipe=serving.setup.recipe if serving.setup else None)  # fmt: skip
         results.close()
+        if forwarder is not None and forwarder.stop():
+            if forwarder.status().last_error:
+                _say(f"central store: {forwarder.status().last_error} (the rest is sent at the next start or `visinspect sync`)")
         if results.last_error:
             _say(f"results log: {results.last_error}")

@@ -23,6 +23,7 @@ from tests.engine.central_helpers import (
 psycopg = pytest.importorskip("psycopg")
 
 from engine.central import CentralError, Forwarder, PlantFilter, PlantReader, sync_log  # noqa: E402
+from tests.engine.test_serve import line  # noqa: E402, F401 - the fixture: a tiny model, three parts and a recipe
 
 
 def test_forwarder_keeps_results_through_an_outage_and_sends_them_on_recovery(pg, central, tmp_path, caplog):
@@ -113,3 +114,34 @@ def test_the_plant_view_lists_every_station_and_filters_by_station_recipe_and_ve
         assert bad.result.boxes[0].as_list()[:4] == [1, 2, 3, 4] and bad.result.verdict is Verdict.ANOMALY
         assert plant.count(PlantFilter(verdict=Verdict.ERROR)) == 2
         assert plant.count(PlantFilter(since=4e9)) == 2
+
+
+def test_serve_with_central_forwards_what_it_logs_and_stops_cleanly(central, line, tmp_path):  # noqa: F811 - the fixture
+    """`visinspect serve --central URL`: the line's results reach the plant store while it runs (password from env)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    db = tmp_path / "results.sqlite3"
+    command = [sys.executable, "-m", "engine.cli", "serve", "--recipe", "bolt-a", "--recipes-dir", str(line / "recipes"),
+               "--loop", "--log", str(db), "--station", "st-9", "--central", central]  # fmt: skip
+    proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    try:
+        deadline = time.monotonic() + 240
+        while True:
+            with admin(central) as conn:
+                exists = conn.execute("SELECT to_regclass('results') IS NOT NULL").fetchone()[0]
+                sent = conn.execute("SELECT COUNT(*) FROM results WHERE station_id = 'st-9'").fetchone()[0] if exists else 0
+            if sent >= 3:
+                break
+            assert proc.poll() is None, f"serve ended early: {proc.stderr.read()}"
+            assert time.monotonic() < deadline, "nothing reached the central store"
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 0, err
+    assert "forwarding results to" in err and PASSWORD not in err
