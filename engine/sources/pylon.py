@@ -235,7 +235,7 @@ class PylonSource(FrameSource):
     def _require(self):
         camera = self._camera
         if camera is None:
-            raise SourceError(f"{self.description} is not open")
+            raise SourceError(f"{self.description} " + ("was closed" if self._closing else "is not open"))
         return camera
 
     def _lost(self, camera, exc: BaseException | None = None) -> SourceError:
