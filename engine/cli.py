@@ -114,6 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="measure throughput and latency on this machine")
     add_bench_arguments(p)
 
+    p = sub.add_parser("cameras", help="list the cameras this PC can see (OpenCV, pylon, GenTL) with the source to use")
+    p.add_argument("--cti", action="append", metavar="FILE", help="also list the devices of this GenTL producer (.cti)")
+
     p = sub.add_parser("gui", help="open the inspection station", add_help=False)
     p.add_argument("gui_args", nargs=argparse.REMAINDER)
 
@@ -361,6 +364,14 @@ def cmd_bench(args) -> int:
     return run_cli(args)
 
 
+def cmd_cameras(args) -> int:
+    from engine.sources.discover import backend_status, default_cti_paths, describe_cameras, list_cameras
+
+    cameras = list_cameras(cti_paths=default_cti_paths() + (args.cti or []))
+    print("\n".join(describe_cameras(cameras, backend_status())))
+    return EXIT_OK
+
+
 def cmd_gui(args) -> int:
     # Imported by name so the engine package never imports Qt itself.
     gui_args = args.gui_args[1:] if args.gui_args[:1] == ["--"] else args.gui_args
@@ -382,6 +393,7 @@ COMMANDS = {
     "info": cmd_info,
     "frames": cmd_frames,
     "bench": cmd_bench,
+    "cameras": cmd_cameras,
     "gui": cmd_gui,
     "install-shortcut": cmd_install_shortcut,
 }
