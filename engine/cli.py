@@ -367,7 +367,7 @@ def cmd_bench(args) -> int:
 def cmd_cameras(args) -> int:
     from engine.sources.discover import backend_status, default_cti_paths, describe_cameras, list_cameras
 
-    cameras = list_cameras(cti_paths=default_cti_paths() + (args.cti or []))
+    cameras = list_cameras(cti_paths=list(dict.fromkeys(default_cti_paths() + (args.cti or []))))
     print("\n".join(describe_cameras(cameras, backend_status())))
     return EXIT_OK
 

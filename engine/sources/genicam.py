@@ -46,6 +46,10 @@ def open_producer(cti_path: str):
     return harvester
 
 
+def _shown(value) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+
 def _one_line(exc: BaseException) -> str:
     text = " ".join(str(exc).split())
     return text.split(" (ID:", 1)[0] or type(exc).__name__
@@ -143,7 +147,7 @@ class GenTLSource(FrameSource):
             raise
         except Exception as exc:  # noqa: BLE001 -- genapi range/access errors
             bounds = f" (allowed {node.min:g} to {node.max:g})" if hasattr(node, "min") else ""
-            raise SourceError(f"{self.description}: {key} {value} cannot be set{bounds}: {_one_line(exc)}") from None
+            raise SourceError(f"{self.description}: {key} {_shown(value)} cannot be set{bounds}: {_one_line(exc)}") from None
 
     def _apply(self, nodes) -> None:
         s = self.settings

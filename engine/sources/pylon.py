@@ -33,6 +33,10 @@ def load_pylon():
     return pylon, import_quietly("pypylon.genicam", PYLON_HINT)
 
 
+def _shown(value) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) and not isinstance(value, bool) else str(value)
+
+
 def _one_line(exc: BaseException) -> str:
     """A pylon exception's message without its ' : XException thrown (file …, line …)' tail."""
     text = " ".join(str(exc).split())
@@ -148,7 +152,7 @@ class PylonSource(FrameSource):
                 node.Value = float(value)
         except self._genicam.GenericException as exc:
             bounds = f" (allowed {node.Min:g} to {node.Max:g})" if hasattr(node, "Min") else ""
-            raise SourceError(f"pylon camera {self.serial}: {key} {value} cannot be set{bounds}: {_one_line(exc)}") from None
+            raise SourceError(f"pylon camera {self.serial}: {key} {_shown(value)} cannot be set{bounds}: {_one_line(exc)}") from None
 
     def _apply(self, camera, emulated: bool) -> None:
         s = self.settings
