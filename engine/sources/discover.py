@@ -101,22 +101,25 @@ def _pylon_cameras() -> list[CameraInfo]:
 
 
 def _gentl_cameras(cti_paths: Sequence[str]) -> list[CameraInfo]:
-    from engine.sources.genicam import open_producer
+    from engine.sources.genicam import producer
 
     found = []
     for cti in cti_paths:
         try:
-            harvester = open_producer(cti)
+            with producer(cti) as harvester:
+                found.extend(_devices(harvester, cti))
         except SourceError:
             continue
-        try:
-            for index, info in enumerate(harvester.device_info_list):
-                serial, model = (_info(info, "serial_number"), _info(info, "model"))
-                label = _info(info, "display_name") or f"{model or 'device'} {index}"
-                found.append(CameraInfo(CameraKind.GENICAM, format_camera_spec(CameraKind.GENICAM, cti, index=index),
-                                        f"{label} via {Path(cti).name}", serial=serial, model=model))  # fmt: skip
-        finally:
-            harvester.reset()
+    return found
+
+
+def _devices(harvester, cti: str) -> list[CameraInfo]:
+    found = []
+    for index, info in enumerate(harvester.device_info_list):
+        serial, model = (_info(info, "serial_number"), _info(info, "model"))
+        label = _info(info, "display_name") or f"{model or 'device'} {index}"
+        found.append(CameraInfo(CameraKind.GENICAM, format_camera_spec(CameraKind.GENICAM, cti, index=index),
+                                f"{label} via {Path(cti).name}", serial=serial, model=model))  # fmt: skip
     return found
 
 

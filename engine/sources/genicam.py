@@ -6,6 +6,7 @@ import logging
 import os
 import threading
 import time
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import cv2
@@ -13,7 +14,14 @@ import numpy as np
 
 from engine.errors import SourceError
 from engine.sources.base import FrameSource
-from engine.sources.industrial import GENICAM_HINT, CameraKind, CameraSettings, TriggerMode, format_camera_spec, import_quietly
+from engine.sources.industrial import (
+    GENICAM_HINT,
+    CameraKind,
+    CameraSettings,
+    TriggerMode,
+    format_camera_spec,
+    import_quietly,
+)
 from engine.types import Frame
 
 # GenICam pixel formats (PFNC names) -> how their bytes become RGB.
@@ -30,10 +38,8 @@ def load_harvesters():
     return core.Harvester, import_quietly("genicam.genapi", GENICAM_HINT)
 
 
-def open_producer(cti_path: str):
-    """A Harvester with this GenTL producer loaded and its devices listed; SourceError if the file cannot be loaded."""
+def _open_producer(path: Path):
     harvester_class, _ = load_harvesters()
-    path = Path(cti_path).expanduser()
     if not path.is_file():
         raise SourceError(f"GenTL producer {path}: no such file (the camera vendor's .cti file)")
     harvester = harvester_class()
@@ -44,6 +50,31 @@ def open_producer(cti_path: str):
         harvester.reset()
         raise SourceError(f"GenTL producer {path} could not be loaded ({_one_line(exc)})") from None
     return harvester
+
+
+# A producer library is one per process: a second Harvester on the same .cti sees no devices, and a Harvester's
+# update() invalidates every camera opened through it. So each .cti is loaded once, shared, and unloaded by its last user.
+_PRODUCERS: dict[Path, list] = {}  # .cti path -> [Harvester, number of users]
+_PRODUCERS_LOCK = threading.Lock()
+
+
+@contextmanager
+def producer(cti_path: str):
+    """The shared Harvester of this GenTL producer, its devices listed when it was loaded; SourceError if it cannot load."""
+    path = Path(cti_path).expanduser().resolve()
+    with _PRODUCERS_LOCK:
+        if path not in _PRODUCERS:
+            _PRODUCERS[path] = [_open_producer(path), 0]
+        entry = _PRODUCERS[path]
+        entry[1] += 1
+    try:
+        yield entry[0]
+    finally:
+        with _PRODUCERS_LOCK:
+            entry[1] -= 1
+            if entry[1] == 0:
+                del _PRODUCERS[path]
+                entry[0].reset()
 
 
 def _shown(value) -> str:
@@ -88,7 +119,7 @@ class GenTLSource(FrameSource):
         if self.settings.image_dir is not None:
             raise SourceError("image_dir is only for the pylon camera emulator (pylon:…)")
         self.trigger_mode = self.settings.trigger
-        self._harvester = self._acquirer = self._genapi = None
+        self._harvester = self._acquirer = self._genapi = None  # _harvester: the hold on the shared producer
         self._index = 0
         self._closing = False
         self._lock = threading.Lock()  # close() waits for a grab's short poll, never unloads the producer under it
@@ -102,17 +133,18 @@ class GenTLSource(FrameSource):
         """Load the producer, open the device, apply the settings and start acquiring; SourceError in one line otherwise."""
         self.close()
         _, self._genapi = load_harvesters()
-        harvester = open_producer(self.cti_path)
-        devices = harvester.device_info_list
-        if self.device_index >= len(devices):
-            harvester.reset()
-            raise SourceError(f"{self.description}: the producer lists {len(devices)} device(s)")
+        hold = ExitStack()
+        harvester = hold.enter_context(producer(self.cti_path))
+        count = len(harvester.device_info_list)
+        if self.device_index >= count:
+            hold.close()
+            raise SourceError(f"{self.description}: the producer lists {count} device(s)")
         try:
             acquirer = harvester.create(self.device_index)
         except Exception as exc:  # noqa: BLE001 -- producer-specific errors
-            harvester.reset()
+            hold.close()
             raise SourceError(f"{self.description} could not be opened ({_one_line(exc)}); is another program using it?") from None
-        self._harvester, self._acquirer = harvester, acquirer
+        self._harvester, self._acquirer = hold, acquirer
         self._closing = False
         self._index = 0
         try:
@@ -265,7 +297,7 @@ class GenTLSource(FrameSource):
 
     @staticmethod
     def _release(acquirer, harvester) -> None:
-        for step in ((acquirer.stop, acquirer.destroy) if acquirer is not None else ()) + ((harvester.reset,) if harvester else ()):
+        for step in ((acquirer.stop, acquirer.destroy) if acquirer is not None else ()) + ((harvester.close,) if harvester else ()):
             try:
                 step()
             except Exception:  # noqa: BLE001,S110 -- already gone: releasing is all that is left to do
