@@ -1,5 +1,7 @@
 """`visinspect cameras` and list_cameras: every camera this PC can see, each with a spec that opens it."""
 import os
+import re
+import sys
 
 os.environ.setdefault("PYLON_CAMEMU", "2")  # emulated pylon cameras: set before pylon's first transport-layer call
 
@@ -60,3 +62,20 @@ def test_a_producer_that_cannot_load_is_left_out_not_raised(tmp_path):
     if STATUS[CameraKind.GENICAM] is None:
         with pytest.raises(SourceError, match="could not be loaded"):
             open_source(f"genicam:{broken}").open()
+
+
+def test_without_the_camera_extras_each_says_how_to_add_it(monkeypatch, capsys):
+    for module in ("pypylon.pylon", "pypylon.genicam", "harvesters.core", "genicam.genapi"):
+        monkeypatch.setitem(sys.modules, module, None)  # as if the extra were not installed
+    status = backend_status()
+    assert status[CameraKind.OPENCV] is None
+    assert "pip install 'visinspect[pylon]'" in status[CameraKind.PYLON]
+    assert "pip install 'visinspect[genicam]'" in status[CameraKind.GENICAM]
+    assert list_cameras(opencv_max=0, cti_paths=[VIKY or "/nowhere/producer.cti"]) == []
+    for spec, extra in (("pylon:0", "pylon"), (f"genicam:{VIKY or '/x.cti'}", "genicam")):
+        with pytest.raises(SourceError, match=re.escape(f"pip install 'visinspect[{extra}]'")):
+            open_source(spec).open()
+    assert main(["cameras"]) == 0
+    out = capsys.readouterr().out
+    assert "note: pylon cameras need the pypylon package" in out
+    assert "note: GenICam cameras need the harvesters package" in out
