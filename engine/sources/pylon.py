@@ -226,10 +226,12 @@ class PylonSource(FrameSource):
             roi = tuple(int(value(n)) for n in ("OffsetX", "OffsetY", "Width", "Height"))
             rate = value("AcquisitionFrameRate", "AcquisitionFrameRateAbs") if value("AcquisitionFrameRateEnable") else None
             binning = value("BinningHorizontal")
+            source = value("TriggerSource") if value("TriggerMode") == "On" else None
+            trigger = {None: TriggerMode.FREE_RUN, "Software": TriggerMode.SOFTWARE, "Line1": TriggerMode.LINE1}.get(source, self.trigger_mode)
             return CameraSettings(
                 exposure_us=value("ExposureTime", "ExposureTimeAbs"), gain=value("Gain", "GainRaw"),
                 pixel_format=value("PixelFormat"), roi=roi, binning=None if binning is None else int(binning),
-                frame_rate=rate, trigger=self.trigger_mode, image_dir=self.settings.image_dir,
+                frame_rate=rate, trigger=trigger, image_dir=self.settings.image_dir,
                 grab_timeout_s=self.settings.grab_timeout_s,
             )  # fmt: skip
         except self._genicam.GenericException as exc:

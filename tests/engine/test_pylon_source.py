@@ -70,7 +70,7 @@ def test_settings_reach_the_camera_and_shape_the_frames():
     assert applied.exposure_us == pytest.approx(5000, rel=0.01)
     assert applied.gain == pytest.approx(3, abs=0.05)
     assert applied.roi == (16, 8, 64, 32) and applied.pixel_format == "Mono8"
-    assert applied.frame_rate == pytest.approx(50, rel=0.01)
+    assert applied.frame_rate == pytest.approx(50, rel=0.01) and applied.trigger is TriggerMode.FREE_RUN
     assert frame.image.shape == (32, 64, 3)
     assert np.array_equal(frame.image[..., 0], frame.image[..., 1])  # a mono camera gives grey RGB
 
@@ -132,9 +132,31 @@ def test_camera_removed_mid_grab_is_a_source_error_not_a_hang():
 def test_closing_mid_grab_ends_the_grab_with_a_source_error():
     source = open_source("pylon:0?trigger=line1")
     source.open()
+    assert source.current_settings().trigger is TriggerMode.LINE1  # the camera waits on its input line
+    assert source.grab(0.05) is None  # no pulse, no frame
     thread, box = _grab_in_thread(source, 30.0)
     source.close()
     thread.join(10)
     assert not thread.is_alive()
     assert isinstance(box.get("error"), SourceError) and "closed" in str(box["error"])
     source.close()  # twice is fine
+
+
+def test_the_live_frame_loop_reports_a_lost_camera_and_goes_on_when_it_is_back(replay):
+    from engine.sources import SourceEvent, stream_frames
+
+    folder, images = replay
+    source = open_source(f"pylon:0?image_dir={folder}")
+    stop = threading.Event()
+    seen = []
+    for item in stream_frames(source, stop=stop, backoff=(0.0,), max_retries=3, stall_s=None):
+        seen.append(item.kind if isinstance(item, SourceEvent) else "frame")
+        if isinstance(item, SourceEvent):
+            continue
+        np.testing.assert_array_equal(item.image, images[item.index % 3])
+        if seen.count("frame") == 2:
+            source._camera.DestroyDevice()  # unplugged; the loop reopens it (the emulator comes straight back)
+        if seen.count("frame") == 4:
+            stop.set()
+    assert seen == ["frame", "frame", "lost", "recovered", "frame", "frame"]
+    assert source._camera is None  # the loop closed it
