@@ -287,11 +287,11 @@ class GenTLSource(FrameSource):
 
     def close(self) -> None:
         """Stop acquiring, release the device and unload the producer; safe to call twice."""
+        if self._acquirer is None and self._harvester is None:
+            return
+        self._closing = True  # first: a grab in another thread that finds no camera then says "closed"
         acquirer, harvester = self._acquirer, self._harvester
         self._acquirer = self._harvester = None
-        if acquirer is None and harvester is None:
-            return
-        self._closing = True
         with self._lock:
             self._release(acquirer, harvester)
 

@@ -1,7 +1,9 @@
 """Basler cameras through pypylon: free run, software trigger or line-1 trigger, RGB frames, unplug as SourceError.
 
 The pylon camera emulator (PYLON_CAMEMU=N in the environment before the first pylon call) gives N offline cameras;
-with image_dir one replays a folder of images through the real acquisition path.
+with image_dir one replays a folder of images through the real acquisition path (in plain name order).
+pylon's Linux runtime installs its own SIGALRM handler when a camera opens: a process that uses it must not install
+one (a grab then never times out).
 """
 
 from __future__ import annotations
@@ -315,10 +317,10 @@ class PylonSource(FrameSource):
 
     def close(self) -> None:
         """Stop acquiring and release the camera; safe to call twice, and from another thread mid-grab."""
-        camera, self._camera = self._camera, None
-        if camera is None:
+        if self._camera is None:
             return
-        self._closing = True
+        self._closing = True  # first: a grab in another thread that finds no camera then says "closed"
+        camera, self._camera = self._camera, None
         for step in (camera.StopGrabbing, camera.Close, camera.DestroyDevice):
             try:
                 step()

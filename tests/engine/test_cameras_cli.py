@@ -15,6 +15,10 @@ from engine.sources import open_source  # noqa: E402
 from engine.sources.discover import backend_status, list_cameras  # noqa: E402
 from engine.sources.industrial import GENICAM_HINT, CameraKind, import_quietly, parse_camera_spec  # noqa: E402
 
+# pylon's Linux runtime installs its own SIGALRM handler and hangs in RetrieveResult once another replaces it;
+# pytest-timeout's default (signal) method does exactly that, so these tests run under its thread method.
+pytestmark = pytest.mark.timeout(method="thread")
+
 STATUS = backend_status()
 
 

@@ -14,6 +14,10 @@ from engine.sources import open_source  # noqa: E402
 from engine.sources.industrial import TriggerMode  # noqa: E402
 from engine.sources.pylon import PylonSource, load_pylon  # noqa: E402
 
+# pylon's Linux runtime installs its own SIGALRM handler and hangs in RetrieveResult once another replaces it;
+# pytest-timeout's default (signal) method does exactly that, so these tests run under its thread method.
+pytestmark = pytest.mark.timeout(method="thread")
+
 try:
     load_pylon()  # the quiet import (no SWIG DeprecationWarnings); a skip where the extra is not installed
 except SourceError as exc:
