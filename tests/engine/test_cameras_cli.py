@@ -52,7 +52,7 @@ def test_cameras_lists_each_camera_with_a_spec_that_opens_it(capsys, monkeypatch
 
 @pytest.mark.skipif(STATUS[CameraKind.PYLON] is not None, reason="pypylon is not installed")
 def test_list_cameras_finds_every_emulated_pylon_camera():
-    pylon_cameras = [c for c in list_cameras(opencv_max=0, cti_paths=[]) if c.kind is CameraKind.PYLON]
+    pylon_cameras = [c for c in list_cameras(opencv_max=0, cti_paths=[]) if c.kind is CameraKind.PYLON and c.model == "Emulation"]
     count = int(os.environ["PYLON_CAMEMU"])
     assert [c.serial for c in pylon_cameras] == [f"0815-{i:04d}" for i in range(count)]
     assert all(parse_camera_spec(c.spec).target == c.serial for c in pylon_cameras)
