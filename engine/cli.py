@@ -130,6 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_serve_arguments(p)
     _add_runtime(p)
 
+    p = sub.add_parser("cameras", help="list the cameras this PC can see (OpenCV, pylon, GenTL) with the source to use")
+    p.add_argument("--cti", action="append", metavar="FILE", help="also list the devices of this GenTL producer (.cti)")
+
     p = sub.add_parser("gui", help="open the inspection station", add_help=False)
     p.add_argument("gui_args", nargs=argparse.REMAINDER)
 
@@ -393,6 +396,14 @@ def cmd_serve(args) -> int:
     return run_serve(args, _runtime(args))
 
 
+def cmd_cameras(args) -> int:
+    from engine.sources.discover import backend_status, default_cti_paths, describe_cameras, list_cameras
+
+    cameras = list_cameras(cti_paths=list(dict.fromkeys(default_cti_paths() + (args.cti or []))))
+    print("\n".join(describe_cameras(cameras, backend_status())))
+    return EXIT_OK
+
+
 def cmd_gui(args) -> int:
     # Imported by name so the engine package never imports Qt itself.
     gui_args = args.gui_args[1:] if args.gui_args[:1] == ["--"] else args.gui_args
@@ -422,6 +433,7 @@ COMMANDS = {
     "export": cmd_export,
     "bench": cmd_bench,
     "serve": cmd_serve,
+    "cameras": cmd_cameras,
     "gui": cmd_gui,
     "install-shortcut": cmd_install_shortcut,
     "users": cmd_users,

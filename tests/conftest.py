@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("PYLON_CAMEMU", "2")  # two emulated pylon cameras, set before pylon first looks for devices
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 

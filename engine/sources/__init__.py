@@ -15,7 +15,9 @@ from engine.sources.files import FolderSource, ImageFilesSource
 from engine.sources.stream import EVENT_KINDS, SourceEvent, stream_frames
 
 ACCEPTED_SOURCES = (
-    "a camera index (0, 1, ...; 0@1920x1080 asks for a resolution), a stream URL (rtsp://..., http://...), a folder of images, "
+    "a camera index (0, 1, ...; 0@1920x1080 asks for a resolution), a stream URL (rtsp://..., http://...), "
+    "a pylon camera (pylon:INDEX or pylon:SERIAL, settings after ?, e.g. pylon:0?exposure_us=5000&trigger=software), "
+    "a GenICam camera (genicam:PRODUCER.cti#INDEX), a folder of images, "
     f"a video file ({' '.join(VIDEO_SUFFIXES)}) or an image file ({' '.join(IMAGE_SUFFIXES)})"
 )
 
@@ -48,6 +50,15 @@ def open_source(spec: str, *, loop: bool = False) -> FrameSource:
     text = str(spec).strip()
     if not text:
         raise SourceError(f"no source given; expected {ACCEPTED_SOURCES}")
+    if text.lower().startswith(("pylon:", "genicam:")):
+        from engine.sources.genicam import GenTLSource
+        from engine.sources.industrial import CameraKind, parse_camera_spec
+        from engine.sources.pylon import PylonSource
+
+        industrial = parse_camera_spec(text)
+        if industrial.kind is CameraKind.PYLON:
+            return PylonSource(industrial.target, industrial.settings)
+        return GenTLSource(industrial.target, industrial.index, industrial.settings)
     camera = camera_spec(text)
     if camera is not None:
         if camera.width is not None and (camera.width < 1 or camera.height < 1):
