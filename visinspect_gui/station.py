@@ -6,6 +6,7 @@ Widgets never touch the model or the source: they ask the Station, which runs ev
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from enum import Enum
@@ -78,6 +79,7 @@ class Station(QObject):
         self._is_live_source = True
         self._spec_key = ""
         self.stream_options: dict = {}  # passed to stream_frames (tests shorten the reconnect backoff)
+        self.roi: tuple[int, int, int, int] | None = None  # only this part of each frame is inspected, from the next start
 
     # -- model ---------------------------------------------------------------------------------
 
@@ -150,9 +152,10 @@ class Station(QObject):
         self._slot = InspectorSlot(self.inspector, self.run_id)
         start_at = self.resume_position(spec)
         self._next_frame, self._position, self._spec_key, self._is_live_source = start_at, None, _key(spec), True
+        roi = {"roi": self.roi} if self.roi is not None and "roi" in inspect.signature(live_job).parameters else {}
         worker = Worker(
             live_job, spec, self._slot, self.results, loop=loop, start_at=start_at, gate=self._gate,
-            max_fps=max_fps, stream_options=dict(self.stream_options),
+            max_fps=max_fps, stream_options=dict(self.stream_options), **roi,
         )
         worker.event_ready.connect(self._on_live_event)
         worker.failed.connect(self._on_live_failed)
