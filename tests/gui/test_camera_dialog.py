@@ -10,7 +10,7 @@ import pytest
 
 from engine.sources import discover
 from engine.sources.industrial import CameraKind, CameraSettings, TriggerMode, format_camera_spec, parse_camera_spec
-from visinspect_gui.widgets.camera_dialog import CameraDialog
+from visinspect_gui.widgets.camera_dialog import CameraDialog, CameraScan
 from visinspect_gui.workers import Worker
 
 COLOURS = ((220, 30, 30), (30, 220, 30), (30, 30, 220))
@@ -78,6 +78,18 @@ def test_device_list_fills_from_a_worker_while_the_dialog_stays_responsive(qtbot
     close_and_check(qtbot, dialog)
 
 
+def test_a_missing_backend_is_named_with_how_to_add_it(qtbot):
+    dialog = open_dialog(qtbot)
+    qtbot.waitUntil(lambda: dialog.scans_done == 1, timeout=20_000)
+    line = "pylon cameras: pip install 'visinspect[pylon]'"
+    dialog._on_scanned(CameraScan([], {CameraKind.OPENCV: None, CameraKind.PYLON: line, CameraKind.GENICAM: None}))
+    assert dialog.backend_lines.isVisible() and dialog.backend_lines.text() == line
+    assert dialog.scan_status.text() == "No camera found." and dialog.devices.topLevelItemCount() == 0
+    assert "Select a camera" in dialog.preview.text() and dialog.spec() is None
+    assert not dialog.buttons.button(dialog.buttons.StandardButton.Ok).isEnabled()
+    close_and_check(qtbot, dialog)
+
+
 def test_preview_shows_frames_of_a_folder_source_and_stops_on_close(qtbot, colour_folder):
     dialog = open_dialog(qtbot)
     dialog.other.setText(str(colour_folder))
@@ -130,7 +142,7 @@ def test_ok_gives_the_selected_camera_with_its_settings(qtbot, monkeypatch):
     )
     assert dialog.spec() == expected
     assert parse_camera_spec(dialog.spec()).settings.exposure_us == 5000
-    assert expected in dialog.spec_label.text()
+    assert dialog.spec_label.toolTip() == expected and "exposure_us=5000" in dialog.spec_label.text()
     dialog.form.roi.setText("0,0,320")  # not four numbers: OK is off and the form says why
     assert not dialog.buttons.button(dialog.buttons.StandardButton.Ok).isEnabled()
     assert "four whole numbers" in dialog.form.problem.text()
@@ -141,7 +153,7 @@ def test_ok_gives_the_selected_camera_with_its_settings(qtbot, monkeypatch):
     qtbot.waitUntil(lambda: not Worker.running(), timeout=5000)
 
 
-def test_source_panel_camera_button_sets_the_spec_from_the_dialog(qtbot, window, colour_folder):
+def test_source_panel_camera_button_sets_the_spec_from_the_dialog(qtbot, window):
     panel = window.source_panel
     panel.camera_button.click()
     dialog = panel.camera_dialog

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -25,9 +26,16 @@ from engine.errors import SourceError
 from engine.sources import camera_spec, discover
 from engine.sources.discover import CameraInfo
 from engine.sources.industrial import CameraKind, CameraSettings, format_camera_spec, parse_camera_spec
-from visinspect_gui.widgets.camera_preview import FRAME_READY, LatestFrame, PreviewLabel, PreviewNote, PreviewOpened, preview_frames
+from visinspect_gui.widgets.camera_preview import (
+    FRAME_READY,
+    LatestFrame,
+    PreviewLabel,
+    PreviewNote,
+    PreviewOpened,
+    preview_frames,
+)
 from visinspect_gui.widgets.camera_settings_form import CameraSettingsForm
-from visinspect_gui.widgets.common import hint, scrolled
+from visinspect_gui.widgets.common import elide_middle, hint, scrolled
 from visinspect_gui.workers import Latest
 
 PREFERRED_SIZE = (1040, 640)
@@ -204,6 +212,9 @@ class CameraDialog(QDialog):
             item.setData(0, Qt.ItemDataRole.UserRole, info)
             self.devices.addTopLevelItem(item)
         self.devices.blockSignals(False)
+        for column, most in ((0, 240), (1, 80), (2, 140)):
+            self.devices.resizeColumnToContents(column)
+            self.devices.setColumnWidth(column, min(most, self.devices.columnWidth(column)))
         count = len(self._cameras)
         self.scan_status.setText(f"{count} camera{'s' if count != 1 else ''} found." if count else "No camera found.")
         missing = [line for line in scan.backends.values() if line]
@@ -284,7 +295,8 @@ class CameraDialog(QDialog):
         except ValueError as exc:
             spec = None
             self.form.show_problem(str(exc))
-        self.spec_label.setText(f"Source: <b>{spec}</b>" if spec else "Source: none chosen")
+        shown = html.escape(elide_middle(spec, 110)) if spec else ""
+        self.spec_label.setText(f"Source: <b>{shown}</b>" if spec else "Source: none chosen")  # a long spec never widens the dialog
         self.spec_label.setToolTip(spec or "")
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(bool(spec))
 
