@@ -10,9 +10,10 @@ import logging
 from pathlib import Path
 
 from PySide6.QtCore import QObject, QTimer, Signal
-from PySide6.QtWidgets import QInputDialog
+from PySide6.QtWidgets import QInputDialog, QMessageBox
 
 from engine import recipes
+from engine.errors import RecipeError
 from engine.recipes import LineIOSettings, Recipe
 from engine.results import ChangeKind
 from visinspect_gui.access import Mode
@@ -46,6 +47,7 @@ class RecipeController(QObject):
         self._job = Latest()
         self.field = _field("RecipeField", "The product recipe in use (Recipe → Switch recipe… changes it)")
         window.status.addPermanentWidget(self.field)
+        window.station.recipe = self.name
         window.station.model_loaded.connect(self._on_model_loaded)
         window.station.model_failed.connect(self._on_model_failed)
         self._show_name()
@@ -59,13 +61,20 @@ class RecipeController(QObject):
         return True
 
     def ask_save(self) -> None:
-        """Ask for a name and save the current model, thresholds, source and ROI under it."""
-        if not self._allowed() or not self._has_model():
-            return
+        """List the recipes (in a worker), ask for a name (confirming a replacement) and save the current setup under it."""
+        if self._allowed() and self._has_model():
+            self._job.start(call, recipes.list_recipes, on_event=self._ask_name, on_failed=self._on_failed)
+
+    def _ask_name(self, names: list[str]) -> None:
         suggested = self.name or self.w.station.inspector.meta.product
         name, ok = QInputDialog.getText(self.w, "Save as recipe", "Recipe name (the product it inspects):", text=suggested)
-        if ok and name.strip():
-            self.save_as(name.strip())
+        name = name.strip()
+        if not ok or not name:
+            return
+        replace = QMessageBox.StandardButton.Yes
+        if name in names and QMessageBox.question(self.w, "Save as recipe", f"Replace recipe {name}?") != replace:
+            return
+        self.save_as(name)
 
     def ask_switch(self) -> None:
         """List the saved recipes (in a worker), then ask which one to switch to."""
@@ -95,7 +104,11 @@ class RecipeController(QObject):
         """Write the current setup as recipe name (in a worker); it becomes the recipe in use."""
         if not self._allowed() or not self._has_model():
             return
-        recipe = self.recipe_now(name)
+        try:
+            recipe = self.recipe_now(name)
+        except RecipeError as exc:  # a name or value the recipe refuses: one line, nothing written
+            self.w.show_message(str(exc), "warning")
+            return
         if isinstance(self.w.source_panel.spec(), list):
             self.w.show_message("The recipe is saved without a source: a list of image files is not a line source.", "warning")
         self._job.start(call, recipes.save_recipe, recipe, on_event=lambda path: self._on_saved(recipe, path), on_failed=self._on_failed)
@@ -175,6 +188,7 @@ class RecipeController(QObject):
 
     def _use(self, recipe: Recipe) -> None:
         self.current, self.name = recipe, recipe.name
+        self.w.station.recipe = recipe.name
         self.w.settings.save_recipe_name(recipe.name)
         self._show_name()
 

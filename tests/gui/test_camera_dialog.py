@@ -163,3 +163,20 @@ def test_source_panel_camera_button_sets_the_spec_from_the_dialog(qtbot, window)
         dialog.buttons.button(dialog.buttons.StandardButton.Ok).click()
     assert panel.spec() == "rtsp://10.0.0.5/line"
     assert "Stream" in panel.current.text()
+
+
+@pytest.mark.parametrize("trigger", [0, 1])  # free run, software trigger
+def test_preview_of_an_emulated_pylon_camera(qtbot, monkeypatch, trigger):
+    pytest.importorskip("pypylon")
+    pytest.importorskip("engine.sources.pylon")  # the pylon source arrives with the industrial cameras
+    monkeypatch.setenv("PYLON_CAMEMU", "1")
+    dialog = open_dialog(qtbot)
+    qtbot.waitUntil(lambda: dialog.scans_done == 1, timeout=20_000)
+    row = next(dialog.devices.topLevelItem(i) for i in range(dialog.devices.topLevelItemCount()) if dialog.devices.topLevelItem(i).text(1) == "pylon")
+    dialog.devices.setCurrentItem(row)
+    dialog.form.trigger.setCurrentIndex(trigger)
+    qtbot.waitUntil(lambda: dialog._previewing == dialog.spec(), timeout=5000)  # the preview restarted with the trigger
+    before = dialog.preview.frames_shown
+    qtbot.waitUntil(lambda: dialog.preview.frames_shown >= before + 3, timeout=20_000)
+    assert dialog.preview.frame.image.ndim == 3 and not dialog.preview.pixmap().isNull()
+    close_and_check(qtbot, dialog)

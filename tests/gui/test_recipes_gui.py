@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from PySide6.QtWidgets import QInputDialog
+from PySide6.QtWidgets import QInputDialog, QMessageBox
 
 from engine.recipes import list_recipes, load_recipe
 from visinspect_gui.access import Mode
@@ -77,6 +77,24 @@ def test_switching_to_a_recipe_whose_model_is_gone_says_so_and_keeps_the_station
     assert "model file not found" in w.messages.message and "Recipe kept stays in use" in w.messages.message
     assert w.model_panel.loaded_path == str(model_file) and w.roi_tool.roi == (1, 1, 10, 10)  # nothing half-switched
     assert w.recipes.field.text() == "Recipe: kept"
+
+
+def test_a_name_a_recipe_cannot_have_is_refused_in_one_line_and_an_existing_one_is_replaced_only_when_confirmed(loaded_window, qtbot, monkeypatch):
+    w = loaded_window
+    w.recipes.save_as("bad/name")
+    qtbot.waitUntil(lambda: "bad/name" in w.messages.message, timeout=10_000)
+    assert list_recipes() == [] and w.recipes.field.text() == "Recipe: none"
+    save(qtbot, w, "widget-a")
+    w.model_panel.set_threshold(0.9)
+    monkeypatch.setattr(QInputDialog, "getText", lambda *a, **k: ("widget-a", True))
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.No)
+    w.recipes.ask_save()
+    qtbot.waitUntil(lambda: not w.recipes._job.busy(), timeout=10_000)
+    assert load_recipe("widget-a").decision_threshold != 0.9  # not replaced
+    monkeypatch.setattr(QMessageBox, "question", lambda *a, **k: QMessageBox.StandardButton.Yes)
+    with qtbot.waitSignal(w.recipes.recipe_saved, timeout=10_000):
+        w.recipes.ask_save()
+    assert load_recipe("widget-a").decision_threshold == 0.9
 
 
 def test_operator_mode_cannot_save_or_switch_but_sees_the_recipe(loaded_window, qtbot):

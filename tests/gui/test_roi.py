@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
+import pytest
 from PySide6.QtCore import QPointF, Qt
 
+from engine.jobs.live import live_job
 from visinspect_gui.access import Mode
 
 
@@ -76,3 +80,20 @@ def test_operator_sees_the_roi_but_cannot_draw_or_clear_it(qtbot, make_window):
     qtbot.keyClick(viewer, Qt.Key.Key_Escape)
     assert tool.roi == (10, 10, 30, 30)
     assert not any(a.isEnabled() for a in window.menu_actions.engineer_only if a.text() in ("Clear ROI", "Draw ROI on the live image"))
+
+
+@pytest.mark.skipif("roi" not in inspect.signature(live_job).parameters, reason="the live job takes an ROI with the line job")
+def test_a_run_with_an_roi_shows_only_it_and_a_roi_drawn_on_it_is_in_camera_pixels(loaded_window, line_folder, qtbot, run_to_end):
+    w = loaded_window
+    w.source_panel.set_source(str(line_folder))
+    w.roi_tool.set_roi((10, 20, 100, 80))
+    assert run_to_end(w) == "ended"
+    viewer, tool = w.live.viewer, w.roi_tool
+    assert viewer.image.shape[:2] == (80, 100)  # only the ROI was inspected and is shown
+    assert tool.item.rect().getRect() == (0.0, 0.0, 100.0, 80.0)  # the dashed outline is the frame shown
+    viewer.fit()
+    qtbot.wait(50)
+    tool.draw_button.click()
+    drag(qtbot, viewer, (20, 10), (60, 50))  # inside the part shown: camera pixels are offset by the ROI's corner
+    assert near(tool.roi, (30, 30, 40, 40)), tool.roi
+    assert near(tool.item.rect().getRect(), (20, 10, 40, 40))

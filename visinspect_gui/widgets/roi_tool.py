@@ -34,6 +34,7 @@ class RoiTool(QObject):
         self.settings = settings
         self.station = station
         self.roi: Roi | None = None
+        self.view_roi: Roi | None = None  # the ROI the frame on the viewer is cut to: a live run with an ROI shows only it
         self._start: QPointF | None = None
         self._enabled = True
         pen = QPen(ROI_COLOUR, 2.0, Qt.PenStyle.DashLine)
@@ -66,6 +67,8 @@ class RoiTool(QObject):
         self._port = viewer.viewport()
         self._port.installEventFilter(self)
         viewer.installEventFilter(self)
+        if station is not None:
+            station.run_started.connect(self._on_run_started)
         if settings is not None:
             self.set_roi(settings.roi(), save=False)
         self._update_buttons()
@@ -85,11 +88,7 @@ class RoiTool(QObject):
     def set_roi(self, roi: Roi | None, *, save: bool = True) -> None:
         """Use roi (x, y, width, height in frame pixels, None for the whole frame): shown, stored, handed to the station."""
         self.roi = tuple(int(v) for v in roi) if roi else None
-        if self.roi is None:
-            self.item.hide()
-        else:
-            self.item.setRect(QRectF(*self.roi))
-            self.item.show()
+        self._place()
         if self.station is not None:
             self.station.roi = self.roi
         if save and self.settings is not None:
@@ -102,6 +101,22 @@ class RoiTool(QObject):
         self.draw_button.setChecked(False)
         if self.roi is not None:
             self.set_roi(None)
+
+    def _offset(self) -> tuple[int, int]:
+        """Where the frame on the viewer sits in the camera frame (not at 0, 0 when a run shows only its ROI)."""
+        return (self.view_roi[0], self.view_roi[1]) if self.view_roi is not None else (0, 0)
+
+    def _place(self) -> None:
+        """Draw the ROI over the frame shown, in that frame's pixels."""
+        self.item.setVisible(self.roi is not None)
+        if self.roi is not None:
+            ox, oy = self._offset()
+            self.item.setRect(QRectF(self.roi[0] - ox, self.roi[1] - oy, self.roi[2], self.roi[3]))
+
+    def _on_run_started(self, _description: str) -> None:
+        """The live frames from now on are cut to the run's ROI (or whole)."""
+        self.view_roi = self.station.run_roi
+        self._place()
 
     def _update_buttons(self) -> None:
         self.clear_button.setEnabled(self.roi is not None)
@@ -126,9 +141,7 @@ class RoiTool(QObject):
             if self._start is not None or self.drawing:
                 self._start = None
                 self.draw_button.setChecked(False)
-                self.item.setVisible(self.roi is not None)
-                if self.roi is not None:
-                    self.item.setRect(QRectF(*self.roi))
+                self._place()
             else:
                 self.clear()
             return True
@@ -146,6 +159,9 @@ class RoiTool(QObject):
             roi = clip_roi(self._start, self._image_point(event), w, h)
             self._start = None
             self.draw_button.setChecked(False)
+            if roi is not None:
+                ox, oy = self._offset()
+                roi = (roi[0] + ox, roi[1] + oy, roi[2], roi[3])
             self.set_roi(roi if roi is not None else self.roi)
             return True
         return False
