@@ -17,6 +17,7 @@ from engine.results import ChangeKind, ResultsLog
 from engine.types import RuntimeOptions
 from visinspect_gui.access import AccessControl, Mode
 from visinspect_gui.menus import build_menus
+from visinspect_gui.recipes_panel import RecipeController
 from visinspect_gui.run_feedback import RunFeedback
 from visinspect_gui.settings import StationSettings
 from visinspect_gui.station import Station
@@ -29,6 +30,7 @@ from visinspect_gui.widgets.main_tabs import MainTabs
 from visinspect_gui.widgets.message_bar import MessageBar
 from visinspect_gui.widgets.model_panel import ModelPanel
 from visinspect_gui.widgets.review_tab import ReviewTab
+from visinspect_gui.widgets.roi_tool import RoiTool
 from visinspect_gui.widgets.source_panel import SourcePanel
 from visinspect_gui.widgets.status_bar import StationStatusBar
 from visinspect_gui.widgets.train_tab import TrainTab
@@ -87,6 +89,8 @@ class MainWindow(QMainWindow):
         self.status.addPermanentWidget(self.mode_label)
         self.setStatusBar(self.status)
         self._compose()
+        self.roi_tool = RoiTool(self.live.viewer, self.settings, self.station)
+        self.recipes = RecipeController(self)
         self.menu_actions = build_menus(self)
         self._wire()
         self.model_panel.refresh()
@@ -345,6 +349,7 @@ class MainWindow(QMainWindow):
         engineer = mode is Mode.ENGINEER
         self.model_panel.setVisible(engineer)
         self.source_panel.set_choosing_allowed(engineer)
+        self.roi_tool.set_enabled(engineer)
         for page in (self.review, self.train, self.evaluate):
             self.tabs.set_page_visible(page, engineer)
         for act in self.menu_actions.engineer_only:
@@ -404,7 +409,7 @@ class MainWindow(QMainWindow):
         self._closed = True
         self.access.shutdown()
         self.station.shutdown()
-        for panel in (self.review, self.history, self.model_panel, self.demo_panel, self.train, self.evaluate):
+        for panel in (self.review, self.history, self.model_panel, self.demo_panel, self.train, self.evaluate, self.recipes):
             panel.shutdown()
         self.settings.wait()
         started = time.perf_counter()

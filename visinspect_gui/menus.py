@@ -33,7 +33,7 @@ def _action(window: QMainWindow, menu: QMenu, text: str, slot, shortcut: str | N
 
 
 def build_menus(w) -> MenuActions:
-    """File, Station and Help menus of the main window w (F5 start, Shift+F5 stop, F10 step)."""
+    """File, Station, Recipe and Help menus of the main window w (F5 start, Shift+F5 stop, F10 step)."""
     bar = w.menuBar()
     file_menu = bar.addMenu("&File")
     open_model = _action(w, file_menu, "Open model file…", w.model_panel._on_open_clicked, "Ctrl+M")
@@ -55,6 +55,13 @@ def build_menus(w) -> MenuActions:
     lock = _action(w, station, "Operator mode (lock)", w.access.lock)
     set_pin = _action(w, station, "Set engineer PIN…", lambda: w.access.ask_new_pin(w))
 
+    recipe = bar.addMenu("&Recipe")
+    save_recipe = _action(w, recipe, "Save as recipe…", w.recipes.ask_save)
+    switch_recipe = _action(w, recipe, "Switch recipe…", w.recipes.ask_switch)
+    recipe.addSeparator()
+    draw_roi = _action(w, recipe, "Draw ROI on the live image", lambda: w.roi_tool.draw_button.setChecked(True))
+    clear_roi = _action(w, recipe, "Clear ROI", w.roi_tool.clear)
+
     help_menu = bar.addMenu("&Help")
     _action(w, help_menu, "Documentation", lambda: open_docs(w))
     _action(w, help_menu, "Open log folder", lambda: QDesktopServices.openUrl(QUrl.fromLocalFile(str(w.log_folder))))
@@ -63,7 +70,7 @@ def build_menus(w) -> MenuActions:
     _action(w, help_menu, "About VisInspect", lambda: show_about(w))
     return MenuActions(
         unlock=unlock, lock=lock,
-        engineer_only=(open_model, open_folder, open_video, start_over, set_pin, demo),
+        engineer_only=(open_model, open_folder, open_video, start_over, set_pin, demo, save_recipe, switch_recipe, draw_roi, clear_roi),
     )  # fmt: skip
 
 

@@ -90,6 +90,27 @@ class StationSettings:
         path = self._value("model/path", None)
         return path if isinstance(path, str) and Path(path).is_file() else None
 
+    def save_roi(self, roi: tuple[int, int, int, int] | None) -> None:
+        """Remember the region of interest (x, y, width, height in frame pixels; None: the whole frame)."""
+        self._save({"live/roi": json.dumps(list(roi) if roi else None)})
+
+    def roi(self) -> tuple[int, int, int, int] | None:
+        """The region of interest last drawn, or None (also for an unreadable value)."""
+        try:
+            roi = json.loads(self._value("live/roi", "null"))
+        except (TypeError, ValueError):
+            return None
+        valid = isinstance(roi, list) and len(roi) == 4 and all(isinstance(v, int) for v in roi) and roi[2] > 0 and roi[3] > 0
+        return tuple(roi) if valid else None
+
+    def save_recipe_name(self, name: str | None) -> None:
+        """Remember the recipe in use (None: none)."""
+        self._save({"recipe/name": name or ""})
+
+    def recipe_name(self) -> str | None:
+        value = self._value("recipe/name", "")
+        return value if isinstance(value, str) and value else None
+
     def save_pin_hash(self, value: str) -> None:
         """Store the engineer PIN's hash (never the PIN)."""
         self._save({"access/pin_hash": value})

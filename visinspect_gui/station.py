@@ -80,6 +80,9 @@ class Station(QObject):
         self._spec_key = ""
         self.stream_options: dict = {}  # passed to stream_frames (tests shorten the reconnect backoff)
         self.display = DisplayFeed()  # which results carry the picture to show, composed beside the model
+        self.roi: tuple[int, int, int, int] | None = None  # only this part of each frame is inspected, from the next start
+        self.run_roi: tuple[int, int, int, int] | None = None  # the ROI the live frames shown are cut to
+        self.recipe: str | None = None  # the recipe in use, logged with each result
 
     # -- model ---------------------------------------------------------------------------------
 
@@ -152,9 +155,10 @@ class Station(QObject):
         self._slot = InspectorSlot(self.inspector, self.run_id)
         start_at = self.resume_position(spec)
         self._next_frame, self._position, self._spec_key, self._is_live_source = start_at, None, _key(spec), True
+        self.run_roi = self.roi
         worker = Worker(
             live_job, spec, self._slot, self.results, loop=loop, start_at=start_at, gate=self._gate,
-            max_fps=max_fps, stream_options=dict(self.stream_options), display=self.display,
+            max_fps=max_fps, stream_options=dict(self.stream_options), display=self.display, roi=self.roi, recipe=self.recipe,
         )
         worker.event_ready.connect(self._on_live_event)
         worker.failed.connect(self._on_live_failed)

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
     QFileDialog,
     QGridLayout,
     QHBoxLayout,
-    QInputDialog,
     QLabel,
     QLineEdit,
     QPushButton,
@@ -22,6 +21,7 @@ from engine.data.decode import IMAGE_SUFFIXES, is_image_file
 from engine.sources import VIDEO_SUFFIXES, camera_spec
 from visinspect_gui.widgets.common import Card, elide_middle, glyph_icon, hint, wheel_only_when_focused
 
+INDUSTRIAL_PREFIXES = ("pylon:", "genicam:")
 RATES = (("As fast as possible", None), ("30 fps", 30.0), ("10 fps", 10.0), ("5 fps", 5.0), ("2 fps", 2.0), ("1 fps", 1.0))
 
 
@@ -161,6 +161,8 @@ class SourcePanel(Card):
     def _describe(spec: str) -> str:
         """A short label for a source string (camera, stream, folder, video or file)."""
         text = spec.strip()
+        if text.startswith(INDUSTRIAL_PREFIXES):
+            return f"Camera {elide_middle(text, 48)}"
         camera = camera_spec(text)
         if camera is not None and isinstance(camera.target, str):
             return f"Stream {elide_middle(text, 48)}"
@@ -203,15 +205,14 @@ class SourcePanel(Card):
             self.set_source(text)
 
     def _on_camera_clicked(self) -> None:
-        """Ask for a camera index or stream URL."""
-        text, ok = QInputDialog.getText(
-            self, "Camera",
-            "Camera index (0, 1, …) or stream URL (rtsp://…, http://…).\n"
-            "To ask the camera for a resolution, add it: 0@1920x1080.",
-            text=self._spec if isinstance(self._spec, str) and camera_spec(self._spec) is not None else "0",
-        )
-        if ok and text.strip():
-            self.set_source(text.strip())
+        """Open the Camera dialog (device list, live preview, settings); OK makes its spec the source."""
+        from visinspect_gui.widgets.camera_dialog import CameraDialog  # imports the camera SDK probes only when asked
+
+        current = self._spec if isinstance(self._spec, str) and not Path(self._spec).exists() else None
+        dialog = self.camera_dialog = CameraDialog(self, current=current)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.accepted.connect(lambda: dialog.spec() and self.set_source(dialog.spec()))
+        dialog.open()
 
     def _on_video_clicked(self) -> None:
         """Pick a video file."""
