@@ -14,6 +14,7 @@ import threading
 from pathlib import Path
 
 from engine.bench_options import add_bench_arguments  # torch-free: parsing stays fast
+from engine.cli_feedback import add_feedback_commands, cmd_compare, cmd_label  # torch-free: parsing stays fast
 from engine.lineio.users import add_users_arguments, run_users_command  # hashlib only: parsing stays fast
 from engine.progress import progress_bar
 from engine.training.config import add_config_arguments, config_from_args
@@ -121,6 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("install-shortcut", help="create a desktop / start-menu shortcut for the station")
 
     add_users_arguments(sub.add_parser("users", help="line users allowed to write to the station over OPC UA"))
+    add_feedback_commands(sub)
     return parser
 
 
@@ -393,6 +395,8 @@ COMMANDS = {
     "gui": cmd_gui,
     "install-shortcut": cmd_install_shortcut,
     "users": cmd_users,
+    "label": cmd_label,
+    "compare": cmd_compare,
 }
 
 

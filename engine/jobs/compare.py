@@ -48,6 +48,15 @@ class CompareDone:
         """(metric name, old value, new value) for accuracy, balanced accuracy and image AUROC."""
         return [(name, getattr(self.old, key), getattr(self.new, key)) for key, name in METRICS]
 
+    def table(self) -> str:
+        """A plain-text old-vs-new table for the terminal."""
+        def fmt(v):
+            return "n/a" if v is None else f"{v:.3f}"
+
+        lines = [f"{'':20} {'old':>8} {'new':>8}", f"{'images':20} {self.old.n:>8} {self.new.n:>8}"]
+        lines += [f"{name:20} {fmt(o):>8} {fmt(n):>8}" for name, o, n in self.rows()]
+        return "\n".join(lines)
+
 
 def comparison_samples(old: ModelMeta, new: ModelMeta, index: DatasetIndex) -> SampleChoice:
     """The images neither model was trained on (see the module docstring), or the new model's held-out images."""

@@ -223,3 +223,22 @@ def test_compare_job_scores_both_models_on_the_same_images(model_file, synthetic
     assert isinstance(done, CompareDone) and done.old.n == done.new.n == events[0].n
     assert [r[1] for r in done.rows()] == [r[2] for r in done.rows()]  # the same model gives the same numbers
     assert read_meta(model_file).dataset["root"]
+
+
+def test_cli_label_and_relabel_then_compare(tmp_path, capsys, model_file, synthetic_dataset):
+    from engine.cli import main
+
+    root = _folders_dataset(tmp_path / "ds")
+    part = _png(tmp_path / "part.png", 5)
+    db = tmp_path / "r.sqlite3"
+    with ResultsLog(db) as log:
+        rid = _logged(log, str(part))
+    assert main(["label", str(rid), "good", "--log", str(db), "--who", "dana", "--data", str(root)]) == 0
+    assert main(["label", str(rid), "defect:chip", "--log", str(db), "--who", "dana", "--data", str(root)]) == 0
+    assert main(["label", str(rid), "broken", "--log", str(db)]) == 2
+    out, err = capsys.readouterr()
+    assert "actually defective (chip), by dana" in out and "'good' or 'defect:TYPE'" in err
+    assert load_dataset(root).counts() == {"good": 2, "chip": 1, "scratch": 2}
+    assert main(["compare", str(model_file), str(model_file), str(synthetic_dataset)]) == 0
+    out = capsys.readouterr().out
+    assert "Balanced accuracy" in out and "Image AUROC" in out
