@@ -229,6 +229,17 @@ def find_logged_result(log: ResultsLog, item: str | int, model_sha256: str, p_an
     return None
 
 
+def label_item(
+    log: ResultsLog, item: str | int, model_sha256: str, p_anomaly: float | None, label: Label, *, who: str,
+    image: np.ndarray | None = None,
+) -> ResultLabel:
+    """Label the logged result of an item judged by a model (the Live view's current frame, a Review row)."""
+    row = find_logged_result(log, item, model_sha256, p_anomaly)
+    if row is None:
+        raise FeedbackError("this result is not in the results log, so it cannot be labelled")
+    return label_result(log, row.id, label, who=who, image=image)
+
+
 def trained_since(meta: ModelMeta) -> float:
     """When a model's training read its images (seconds since the epoch): labels from then on are new to it."""
     created = datetime.fromisoformat(meta.created).timestamp()
