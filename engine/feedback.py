@@ -242,7 +242,7 @@ def label_item(
 
 def trained_since(meta: ModelMeta) -> float:
     """When a model's training read its images (seconds since the epoch): labels from then on are new to it."""
-    created = datetime.fromisoformat(meta.created).timestamp()
+    created = datetime.fromisoformat(meta.created).timestamp() + 1.0  # recorded to the second, rounded down
     return created - float(meta.training.get("seconds", 0.0) or 0.0)
 
 

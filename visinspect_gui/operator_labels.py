@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass, fields
 from pathlib import Path
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QTableView, QWidget
 
 from engine.feedback import DatasetTarget, FeedbackError, LabelCounts, label_item, label_result, new_labels_since
@@ -64,6 +64,7 @@ class _Retrain:
     old_path: str
     product: str
     started: bool = False
+    new_path: str | None = None
 
 
 class OperatorLabels(QObject):
@@ -93,6 +94,7 @@ class OperatorLabels(QObject):
         window.station.result_ready.connect(lambda *_: self.bar.set_available(True))
         window.train.dataset_scanned.connect(self._on_dataset_scanned)
         window.train.model_saved.connect(self._on_model_saved)
+        window.train.busy_changed.connect(self._on_train_busy)
         self.panel.retrain_requested.connect(self.retrain)
         self.panel.use_requested.connect(window.train.use_model_requested)
 
@@ -212,6 +214,9 @@ class OperatorLabels(QObject):
         run = self._retrain
         if run is None or run.started:
             return
+        if index is not None and self.w.train.is_scanning():  # the scan's result came; its worker ends a moment later
+            QTimer.singleShot(50, lambda: self._on_dataset_scanned(self.w.train.dataset))
+            return
         run.started = index is not None and self.w.train.start_training()
         if not run.started:
             self._retrain = None
@@ -219,13 +224,22 @@ class OperatorLabels(QObject):
             self.refresh()
 
     def _on_model_saved(self, path: str) -> None:
+        if self._retrain is not None and self._retrain.started:
+            self._retrain.new_path = path
+
+    def _on_train_busy(self, busy: bool) -> None:
+        """The retraining run ended (its gallery too): compare old and new, never two models' work at once."""
         run = self._retrain
-        if run is None or not run.started:
+        if busy or run is None or not run.started:
             return
         self._retrain = None
+        if run.new_path is None:
+            self.panel.say("Retraining ended without a new model; the model in use stays.")
+            self.refresh()
+            return
         self.panel.say("Scoring the old and the new model on the same held-out images…")
-        self._comparer.start(compare_job, run.old_path, path, runtime=self.w.train.runtime, on_event=self._on_compare_event,
-                             on_failed=lambda m: self.panel.say(f"The comparison failed: {m}"))  # fmt: skip
+        self._comparer.start(compare_job, run.old_path, run.new_path, runtime=self.w.train.runtime,
+                             on_event=self._on_compare_event, on_failed=lambda m: self.panel.say(f"The comparison failed: {m}"))  # fmt: skip
 
     def _on_compare_event(self, event) -> None:
         if isinstance(event, CompareStarted):

@@ -122,6 +122,7 @@ def test_retrain_with_labels_compares_old_and_new_then_puts_the_new_model_live(s
     w, (data, model, _line) = station, product
     w.labels.bar.good_button.click()
     qtbot.waitUntil(lambda: w.labels.panel.retrain_button.isEnabled(), timeout=10_000)
+    w.tabs.setCurrentWidget(w.train)
     w.labels.panel.retrain_button.click()
     assert w.train.picker.product == "tiny-2"
     qtbot.waitUntil(lambda: w.labels.panel.use_button.isVisible(), timeout=240_000)
@@ -135,3 +136,4 @@ def test_retrain_with_labels_compares_old_and_new_then_puts_the_new_model_live(s
         panel.use_button.click()
     assert Path(w.station.inspector.path) == new
     qtbot.waitUntil(lambda: _count_text(w).startswith("0 new labelled images"), timeout=10_000)  # none since the new model
+    assert "tiny-2" in w.windowTitle()
