@@ -14,7 +14,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QTableView, QWidget
 
-from engine.feedback import DatasetTarget, FeedbackError, LabelCounts, label_item, label_result, new_labels_since
+from engine.feedback import DatasetTarget, LabelCounts, label_item, label_result, new_labels_since
 from engine.jobs.compare import CompareDone, CompareStarted, compare_job
 from engine.modelfile import MODEL_SUFFIX, ModelMeta
 from engine.paths import weights_dir

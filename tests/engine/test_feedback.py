@@ -14,7 +14,14 @@ import pytest
 
 from engine.data.decode import read_image
 from engine.data.layouts import load_dataset
-from engine.feedback import DatasetTarget, FeedbackError, find_logged_result, label_result, new_labels_since, write_new_file
+from engine.feedback import (
+    DatasetTarget,
+    FeedbackError,
+    find_logged_result,
+    label_result,
+    new_labels_since,
+    write_new_file,
+)
 from engine.jobs.compare import CompareDone, compare_job, comparison_samples
 from engine.modelfile import ModelMeta, load_model, read_meta, save_model
 from engine.results import ResultsLog

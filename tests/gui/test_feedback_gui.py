@@ -65,7 +65,7 @@ def _count_text(w) -> str:
 
 
 def test_live_result_marked_good_lands_in_the_dataset_and_the_train_tab_counts_it(station, product, qtbot):
-    w, (data, _model, line) = station, product
+    w, (data, _model, _line) = station, product
     qtbot.waitUntil(lambda: _count_text(w).startswith("0 new labelled images"), timeout=10_000)
     assert not w.labels.panel.retrain_button.isEnabled()
     before = load_dataset(data).counts()["good"]
@@ -119,7 +119,7 @@ def test_history_row_labelled_by_an_operator_is_recorded_with_who(station, produ
 
 
 def test_retrain_with_labels_compares_old_and_new_then_puts_the_new_model_live(station, product, qtbot):
-    w, (data, model, _line) = station, product
+    w, (_data, model, _line) = station, product
     w.labels.bar.good_button.click()
     qtbot.waitUntil(lambda: w.labels.panel.retrain_button.isEnabled(), timeout=10_000)
     w.tabs.setCurrentWidget(w.train)
