@@ -249,3 +249,31 @@ def test_cli_label_and_relabel_then_compare(tmp_path, capsys, model_file, synthe
     assert main(["compare", str(model_file), str(model_file), str(synthetic_dataset)]) == 0
     out = capsys.readouterr().out
     assert "Balanced accuracy" in out and "Image AUROC" in out
+
+
+def test_cli_loop_label_retrain_then_compare_on_images_neither_model_trained_on(tmp_path, capsys, model_file, synthetic_dataset):
+    import shutil
+
+    from engine.cli import main
+    from engine.modelfile import file_sha256
+
+    data = shutil.copytree(synthetic_dataset, tmp_path / "product")
+    loaded = load_model(model_file)
+    old = save_model(tmp_path / "old.safetensors", loaded.model, replace(loaded.meta, dataset={**loaded.meta.dataset, "root": str(data)}),
+                     calibration=loaded.calibration)  # fmt: skip
+    part = tmp_path / "line" / "part-1.png"
+    part.parent.mkdir()
+    shutil.copyfile(sorted((data / "test" / "crack").iterdir())[0], part)
+    db = tmp_path / "r.sqlite3"
+    with ResultsLog(db) as log:
+        rid = _logged(log, str(part), 0.1, model=ModelRef(str(old), file_sha256(old)))  # the model called it good
+    before = load_dataset(data).counts()["crack"]
+    assert main(["label", str(rid), "defect:crack", "--log", str(db), "--who", "eve"]) == 0  # into the model's own dataset
+    assert load_dataset(data).counts()["crack"] == before + 1
+    new = tmp_path / "new.safetensors"
+    assert main(["train", str(data), "--out", str(new), "--backbone", "vgg16_bn", "--backbone-weights", "none",
+                 "--image-size", "32", "--epochs", "1"]) == 0  # fmt: skip
+    capsys.readouterr()
+    assert main(["compare", str(old), str(new)]) == 0
+    out = capsys.readouterr().out
+    assert "held-out images neither model was trained on" in out and "Balanced accuracy" in out
