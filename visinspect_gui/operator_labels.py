@@ -89,7 +89,7 @@ class OperatorLabels(QObject):
         self.bar.defect_clicked.connect(lambda: self._ask_then(self.label_live))
         for table, label in ((window.review.table, self.label_review_row), (window.history.table, self.label_history_row)):
             table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
-            table.customContextMenuRequested.connect(lambda pos, t=table, f=label: self.menu_for(t, f).exec(t.viewport().mapToGlobal(pos)))
+            table.customContextMenuRequested.connect(lambda pos, t=table, f=label: self._context_menu(t, f, pos))
         window.station.model_loaded.connect(self.set_model)
         window.station.result_ready.connect(lambda *_: self.bar.set_available(True))
         window.train.dataset_scanned.connect(self._on_dataset_scanned)
@@ -103,6 +103,13 @@ class OperatorLabels(QObject):
     def menu_for(self, table: QTableView, label_row):
         """The context menu of a Review or History row: Actually good / Actually defective…."""
         return label_menu(table, lambda: label_row(Label.good()), lambda: self._ask_then(label_row))
+
+    def _context_menu(self, table: QTableView, label_row, pos) -> None:
+        """Right-click on a row: make it the current row, then offer the two labels."""
+        index = table.indexAt(pos)
+        if index.isValid():
+            table.setCurrentIndex(index)
+            self.menu_for(table, label_row).exec(table.viewport().mapToGlobal(pos))
 
     def _ask_then(self, label_fn) -> None:
         """Ask for the defect type (the dataset's, or a new one), then label with it."""

@@ -86,11 +86,14 @@ def test_review_row_context_menu_marks_a_file_defective_with_a_new_type(station,
     with qtbot.waitSignal(w.review.review_finished, timeout=30_000):
         w.review.start(str(line))
     asked = []
-    monkeypatch.setattr(label_actions, "ask_defect_type", lambda parent, types: asked.append(types) or "dent")
+    answers = iter(["good", "dent"])  # "good" is not a defect type: said, nothing copied
+    monkeypatch.setattr(label_actions, "ask_defect_type", lambda parent, types: asked.append(types) or next(answers))
     qtbot.waitUntil(lambda: w.labels.facts is not None, timeout=10_000)
     w.review.table.selectRow(1)
     menu = w.labels.menu_for(w.review.table, w.labels.label_review_row)
     assert [a.text() for a in menu.actions()] == ["Actually good", "Actually defective…"]
+    menu.actions()[1].trigger()
+    assert "Not labelled" in w.messages.message and read_labels(w.results) == []
     menu.actions()[1].trigger()
     qtbot.waitUntil(lambda: len(read_labels(w.results)) == 1, timeout=10_000)
     assert sorted(asked[0]) == ["scratch", "spot"]  # the dataset's own types are offered
