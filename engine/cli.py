@@ -15,6 +15,7 @@ from pathlib import Path
 
 from engine.bench_options import add_bench_arguments  # torch-free: parsing stays fast
 from engine.central.command import add_sync_arguments, run_sync
+from engine.cli_feedback import add_feedback_commands, cmd_compare, cmd_label  # torch-free: parsing stays fast
 from engine.export import add_export_arguments  # torch-free: parsing stays fast
 from engine.lineio.users import add_users_arguments, run_users_command  # hashlib only: parsing stays fast
 from engine.progress import progress_bar
@@ -139,6 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("install-shortcut", help="create a desktop / start-menu shortcut for the station")
 
     add_users_arguments(sub.add_parser("users", help="line users allowed to write to the station over OPC UA"))
+    add_feedback_commands(sub)
     return parser
 
 
@@ -437,6 +439,8 @@ COMMANDS = {
     "gui": cmd_gui,
     "install-shortcut": cmd_install_shortcut,
     "users": cmd_users,
+    "label": cmd_label,
+    "compare": cmd_compare,
 }
 
 

@@ -17,6 +17,7 @@ from engine.results import ChangeKind, ResultsLog
 from engine.types import RuntimeOptions
 from visinspect_gui.access import AccessControl, Mode
 from visinspect_gui.menus import build_menus
+from visinspect_gui.operator_labels import OperatorLabels
 from visinspect_gui.recipes_panel import RecipeController
 from visinspect_gui.run_feedback import RunFeedback
 from visinspect_gui.settings import StationSettings
@@ -176,6 +177,7 @@ class MainWindow(QMainWindow):
         self.train.use_model_requested.connect(self._on_use_model_requested)
         self.train.threshold_stored.connect(self._on_threshold_stored)
         self.evaluate.threshold_stored.connect(self._on_threshold_stored)
+        self.labels = OperatorLabels(self)  # label buttons and menus on Live, Review, History; retrain box on Train
 
     # -- operations (also used by app.main and tests) ------------------------------------------
 
@@ -408,6 +410,7 @@ class MainWindow(QMainWindow):
             return
         self._closed = True
         self.access.shutdown()
+        self.labels.shutdown()
         self.station.shutdown()
         for panel in (self.review, self.history, self.model_panel, self.demo_panel, self.train, self.evaluate, self.recipes):
             panel.shutdown()
