@@ -22,7 +22,7 @@ from visinspect_gui.recipes_panel import RecipeController
 from visinspect_gui.run_feedback import RunFeedback
 from visinspect_gui.settings import StationSettings
 from visinspect_gui.station import Station
-from visinspect_gui.widgets.common import format_threshold
+from visinspect_gui.threshold_controls import ThresholdControls
 from visinspect_gui.widgets.demo_panel import DemoPanel
 from visinspect_gui.widgets.eval_tab import EvalTab
 from visinspect_gui.widgets.history_tab import HistoryTab
@@ -151,9 +151,10 @@ class MainWindow(QMainWindow):
         sp.source_changed.connect(lambda text: self.status.showMessage(f"Source: {text}", 4000))
         mp.model_requested.connect(self.open_model)
         mp.models_found.connect(self._on_models_found)
-        mp.threshold_changed.connect(self._on_threshold_changed)
-        mp.box_threshold_changed.connect(self._on_box_threshold_changed)
-        mp.overlay_changed.connect(self._on_overlay_changed)
+        tc = self.threshold_controls = ThresholdControls(self)
+        mp.threshold_changed.connect(tc.on_threshold_changed)
+        mp.box_threshold_changed.connect(tc.on_box_threshold_changed)
+        mp.overlay_changed.connect(tc.on_overlay_changed)
         st.model_loaded.connect(self._on_model_loaded)
         st.model_failed.connect(self._on_model_failed)
         st.model_switched.connect(self._on_model_switched)
@@ -175,8 +176,8 @@ class MainWindow(QMainWindow):
         self.tabs.currentChanged.connect(self._on_tab_changed)
         self.train.model_saved.connect(self._on_model_saved)
         self.train.use_model_requested.connect(self._on_use_model_requested)
-        self.train.threshold_stored.connect(self._on_threshold_stored)
-        self.evaluate.threshold_stored.connect(self._on_threshold_stored)
+        self.train.threshold_stored.connect(tc.on_threshold_stored)
+        self.evaluate.threshold_stored.connect(tc.on_threshold_stored)
         self.labels = OperatorLabels(self)  # label buttons and menus on Live, Review, History; retrain box on Train
 
     # -- operations (also used by app.main and tests) ------------------------------------------
@@ -301,42 +302,6 @@ class MainWindow(QMainWindow):
         """Put a just-trained model on the live view."""
         self.open_model(path)
         self.tabs.setCurrentWidget(self.live)
-
-    def _on_threshold_stored(self, path: str, threshold: float) -> None:
-        """A calibrated threshold was stored: reload that model if it is the one on the line."""
-        inspector = self.station.inspector
-        if inspector is not None and Path(inspector.path).resolve() == Path(path).resolve():
-            self.access.record(ChangeKind.THRESHOLD, f"{format_threshold(inspector.meta.threshold)} in {Path(path).name}", f"{format_threshold(threshold)} stored")
-            self.open_model(path)
-        self.show_message(f"Threshold {format_threshold(threshold)} stored in {Path(path).name}.", "info")
-
-    def _on_threshold_changed(self, value: float) -> None:
-        """Apply the decision threshold to later frames; re-judge the frame on screen and the reviewed files."""
-        inspector = self.station.inspector
-        if inspector is not None and inspector.thresholds.decision != value:
-            self.access.record_settled(ChangeKind.THRESHOLD, format_threshold(inspector.thresholds.decision), format_threshold(value))
-        self.station.set_threshold(value)
-        self.live.counters.set_threshold(value)
-        self.live.rejudge(inspector)
-        self.review.rejudge(value)
-
-    def _on_box_threshold_changed(self, value: float) -> None:
-        """Apply the box threshold to later frames and redraw the boxes on screen."""
-        inspector = self.station.inspector
-        if inspector is not None and inspector.thresholds.box != value:
-            self.access.record_settled(ChangeKind.BOX_THRESHOLD, f"{inspector.thresholds.box:.2f}", f"{value:.2f}")
-        self.station.set_box_threshold(value)
-        self.live.rejudge(inspector)
-
-    def _on_overlay_changed(self) -> None:
-        """Redraw both viewers with the heatmap switch, opacity and colour map chosen."""
-        mp = self.model_panel
-        self.live.viewer.set_overlay(
-            heatmap_on=mp.heatmap_on, opacity=mp.heatmap_opacity, colormap=mp.colormap, heat_scale=mp.heat_scale
-        )
-        self.review.set_overlay(
-            heatmap_on=mp.heatmap_on, opacity=mp.heatmap_opacity, colormap=mp.colormap, heat_scale=mp.heat_scale
-        )
 
     def _on_demo_ready(self, ready) -> None:
         """Load the demo model and replay its line folder in a loop, so the station shows itself working."""
