@@ -16,6 +16,7 @@ from engine.modelfile import MODEL_SUFFIX
 from engine.results import ChangeKind, ResultsLog
 from engine.types import RuntimeOptions
 from visinspect_gui.access import AccessControl, Mode
+from visinspect_gui.line_io import LineIO
 from visinspect_gui.menus import build_menus
 from visinspect_gui.operator_labels import OperatorLabels
 from visinspect_gui.recipes_panel import RecipeController
@@ -92,6 +93,8 @@ class MainWindow(QMainWindow):
         self._compose()
         self.roi_tool = RoiTool(self.live.viewer, self.settings, self.station)
         self.recipes = RecipeController(self)
+        self.line_io = LineIO(self)  # OPC UA / Modbus / MQTT endpoints the live run publishes to
+        self.station.line_options = self.line_io.run_options
         self.menu_actions = build_menus(self)
         self._wire()
         self.model_panel.refresh()
@@ -376,6 +379,7 @@ class MainWindow(QMainWindow):
         self._closed = True
         self.access.shutdown()
         self.labels.shutdown()
+        self.line_io.shutdown()
         self.station.shutdown()
         for panel in (self.review, self.history, self.model_panel, self.demo_panel, self.train, self.evaluate, self.recipes):
             panel.shutdown()
