@@ -126,14 +126,10 @@ def _check(labels: Sequence[int], scores: Sequence[float], *, good_only_ok: bool
         raise CalibrationError("scores must be finite probabilities; got NaN or infinity")
     y = y.astype(int)
     n_good, n_anom = int((y == 0).sum()), int((y == 1).sum())
-    if n_good > 0 and n_anom == 0 and not good_only_ok:
-        raise CalibrationError(
-            f"this calibration target needs defective held-out images; got {n_good} good and none defective "
-            "(with good images only, use max-false-reject:N)"
-        )
     if n_good == 0 or (n_anom == 0 and not good_only_ok):
         raise CalibrationError(
             f"calibration needs held-out images of both classes; got {n_good} good and {n_anom} defective"
+            + (" (with good images only, use max-false-reject:N)" if n_good else "")
         )
     return y, p
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -141,28 +140,45 @@ def padim_from(stem: nn.Sequential, block5: nn.Sequential, *, image_size: int, d
     return model
 
 
+def ledoit_wolf_batched(x: torch.Tensor) -> torch.Tensor:
+    """Ledoit-Wolf shrunk covariances of (P, n, d) samples, one per position: sklearn.covariance.ledoit_wolf's
+    estimator (1/n empirical covariance shrunk towards mu*I), vectorised over positions in float64."""
+    x = x.double() - x.double().mean(dim=1, keepdim=True)
+    n, d = x.shape[1], x.shape[2]
+    emp = x.transpose(1, 2) @ x / n  # (P, d, d)
+    trace = emp.diagonal(dim1=1, dim2=2).sum(-1)
+    mu = trace / d
+    beta_ = (x * x).sum(-1).square().sum(-1)  # sum over pairs of features of <x_i^2, x_j^2>
+    delta_ = emp.square().sum((1, 2))
+    beta = (beta_ / n - delta_) / (d * n)
+    delta = (delta_ - 2.0 * mu * trace + d * mu.square()) / d
+    beta = torch.minimum(beta, delta)
+    shrinkage = torch.where(delta > 0, beta / delta.clamp_min(1e-300), torch.zeros_like(delta))
+    eye = torch.eye(d, dtype=emp.dtype, device=emp.device)
+    return (1.0 - shrinkage)[:, None, None] * emp + (shrinkage * mu)[:, None, None] * eye
+
+
 def fit_gaussians(
-    features: np.ndarray, *, stop: threading.Event | None = None, progress: Callable[[int, int], None] | None = None
+    features: np.ndarray, *, stop: threading.Event | None = None, chunk: int = 64
 ) -> tuple[np.ndarray, np.ndarray]:
     """(N, dims, P) good-part features -> per-position mean (P, dims) and precision (P, dims, dims), float32.
 
-    Covariances are Ledoit-Wolf shrunk (sklearn), so they are well-conditioned even with fewer parts than dimensions.
+    Covariances are Ledoit-Wolf shrunk, so they are well-conditioned even with fewer parts than dimensions.
     """
-    from sklearn.covariance import ledoit_wolf  # only fitting needs it
-
     n, dims, positions = features.shape
     if n < 2:
         raise ValueError(f"fitting the good parts' Gaussians needs at least 2 images; got {n}")
     mean = features.mean(axis=0).T.astype(np.float32)
     precision = np.empty((positions, dims, dims), np.float32)
-    for p in range(positions):
+    samples = torch.from_numpy(np.ascontiguousarray(features)).permute(2, 0, 1)  # (P, N, d)
+    eye = torch.eye(dims, dtype=torch.float64)
+    for start in range(0, positions, chunk):
         if stop is not None and stop.is_set():
             raise Cancelled("training was cancelled; no model was saved")
-        cov, _ = ledoit_wolf(features[:, :, p].astype(np.float64))
-        cov[np.diag_indices(dims)] += 1e-6 * max(float(np.trace(cov)) / dims, 1e-12)  # a constant channel stays invertible
-        precision[p] = np.linalg.inv(cov).astype(np.float32)
-        if progress is not None:
-            progress(p + 1, positions)
+        cov = ledoit_wolf_batched(samples[start : start + chunk])
+        scale = cov.diagonal(dim1=1, dim2=2).mean(-1).clamp_min(1e-12)
+        cov = cov + 1e-6 * scale[:, None, None] * eye  # a constant channel stays invertible
+        precision[start : start + chunk] = torch.cholesky_inverse(torch.linalg.cholesky(cov)).float().numpy()
     return mean, precision
 
 
