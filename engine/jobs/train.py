@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from engine.data.layouts import DatasetIndex
@@ -59,7 +59,7 @@ def train_job(
     yield mode
     run = train_good_only if mode.mode == "good-only" else train
     result: TrainResult | None = None
-    for event in run(dataset, config, product=product, runtime=runtime, stop=stop):
+    for event in run(dataset, replace(config, mode=mode.mode), product=product, runtime=runtime, stop=stop):
         yield event
         if isinstance(event, TrainResult):
             result = event

@@ -164,3 +164,20 @@ def test_batched_ledoit_wolf_is_sklearns_estimator():
     ours = ledoit_wolf_batched(torch.from_numpy(samples)).numpy()
     for position in range(3):
         np.testing.assert_allclose(ours[position], ledoit_wolf(samples[position])[0], rtol=1e-10, atol=1e-12)
+
+
+def test_train_and_calibrate_commands_on_good_images_only(good_only_folder, tmp_path, capsys):
+    from engine.cli import main
+
+    model = tmp_path / "cli.safetensors"
+    flags = ["--backbone", "vgg16_bn", "--backbone-weights", "none", "--image-size", "32", "--padim-dims", "16"]
+    assert main(["train", str(good_only_folder), "--out", str(model), *flags]) == 0
+    said = capsys.readouterr().out
+    assert "mode: good-only (the dataset has 0 defective images" in said and f"saved {model}" in said
+    assert read_meta(model).training["mode"] == "good-only"
+    assert main(["calibrate", str(model), str(good_only_folder), "--target", "max-false-reject:1"]) == 0
+    assert "false rejects     0 of 8 good" in capsys.readouterr().out
+    assert main(["calibrate", str(model), str(good_only_folder)]) == 2  # no-miss, the default, needs defects
+    assert "use max-false-reject:N" in capsys.readouterr().err
+    assert main(["train", str(good_only_folder), "--out", str(model), "--mode", "supervised", *flags]) == 2
+    assert "at least 2 defective" in capsys.readouterr().err
