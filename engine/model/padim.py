@@ -39,11 +39,11 @@ class GaussianMap(nn.Module):
         self.register_buffer("score_map", torch.tensor([0.0, 1.0]))  # log(score) at p = 0.5, log-score width
 
     def _apply(self, fn, recurse=True):
-        before = {k: b.dtype for k, b in self._buffers.items() if b is not None}
+        before = {k: b for k, b in self._buffers.items() if b is not None}
         super()._apply(fn, recurse)
-        for k, dtype in before.items():
-            if self._buffers[k].dtype != dtype:
-                self._buffers[k] = self._buffers[k].to(dtype)
+        for k, old in before.items():
+            if self._buffers[k].dtype != old.dtype:  # a cast: keep the original values, on the new device
+                self._buffers[k] = old.to(self._buffers[k].device)
         return self
 
     def select(self, features: torch.Tensor) -> torch.Tensor:

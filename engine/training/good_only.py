@@ -46,7 +46,7 @@ class ModeChosen:
 def choose_mode(requested: str, dataset: DatasetIndex) -> ModeChosen:
     """auto: supervised when the dataset has defect images to train on (2 or more), else good-only; others as asked."""
     if requested == "good-only":
-        return ModeChosen("good-only", f"asked for; {dataset.n_good} good images fit it, {dataset.n_anomaly} defective only evaluate it")
+        return ModeChosen("good-only", f"asked for: fitted on good images only; the {dataset.n_anomaly} defective images only evaluate it")
     if requested == "supervised":
         if dataset.n_anomaly < 2:
             raise DatasetError(
@@ -57,7 +57,7 @@ def choose_mode(requested: str, dataset: DatasetIndex) -> ModeChosen:
     if dataset.n_anomaly >= 2:
         return ModeChosen("supervised", f"the dataset has {dataset.n_anomaly} defective images")
     return ModeChosen(
-        "good-only", f"the dataset has {dataset.n_anomaly} defective images: a one-class model is fitted on the {dataset.n_good} good ones"
+        "good-only", f"the dataset has {dataset.n_anomaly} defective images: a one-class model is fitted on good images only"
     )
 
 

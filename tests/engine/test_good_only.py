@@ -1,4 +1,5 @@
 """Good-only training: a product with only good images trains, calibrates to a false-reject target and inspects."""
+import copy
 import csv
 import shutil
 import threading
@@ -132,7 +133,9 @@ def test_int8_does_not_apply_and_bf16_agrees_with_fp32(good_only_model, syntheti
     fp32 = Inspector(loaded, choose_runtime(loaded, RuntimeOptions("cpu", "fp32"))).inspect(images)
     bf16 = Inspector(loaded, choose_runtime(loaded, RuntimeOptions("cpu", "bf16"))).inspect(images)
     assert [r.verdict for r in fp32] == [r.verdict for r in bf16]
-    assert loaded.model.gaussian.precision.dtype == torch.float32  # the bf16 copy left the fp32 model's distances alone
+    bf16_copy = copy.deepcopy(loaded.model).to(torch.bfloat16)  # what the Inspector runs for bf16 on a CPU
+    assert bf16_copy.stem[0].weight.dtype == torch.bfloat16 and bf16_copy.gaussian.precision.dtype == torch.float32
+    assert torch.equal(bf16_copy.gaussian.precision, loaded.model.gaussian.precision)  # distances keep fp32 statistics
 
 
 def test_supervised_stays_the_default_when_defects_exist(synthetic_dataset, good_only_folder):
