@@ -156,15 +156,18 @@ def cmd_train(args) -> int:
     from engine.data.layouts import load_dataset
     from engine.jobs.train import ModelSaved, check_model_path, train_job
     from engine.training import DataReady, EpochReport, StepReport, TrainResult
+    from engine.training.good_only import ModeChosen
 
     out = check_model_path(args.out)
     config = config_from_args(args)
-    index = load_dataset(args.data, layout=args.layout, good_dir=args.good_dir)
+    index = load_dataset(args.data, layout=args.layout, good_dir=args.good_dir, min_defective=0)
     print(f"dataset: {index.describe()}")
     bar = None
     runtime = RuntimeOptions(config.device, args.precision)
     for event in train_job(index, config, product=args.product or out.stem, out=out, runtime=runtime, stop=threading.Event()):
-        if isinstance(event, DataReady):
+        if isinstance(event, ModeChosen):
+            print(f"mode: {event.mode} ({event.reason})")
+        elif isinstance(event, DataReady):
             print(f"split: {event.n_train} train / {event.n_test} held-out; device {event.device}; backbone weights {event.backbone_origin}")
             for s in event.skipped:
                 _say(f"skipped: {s}")
