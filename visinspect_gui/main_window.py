@@ -16,6 +16,7 @@ from engine.modelfile import MODEL_SUFFIX
 from engine.results import ChangeKind, ResultsLog
 from engine.types import RuntimeOptions
 from visinspect_gui.access import AccessControl, Mode
+from visinspect_gui.central_link import CentralLink
 from visinspect_gui.line_io import LineIO
 from visinspect_gui.menus import build_menus
 from visinspect_gui.operator_labels import OperatorLabels
@@ -95,6 +96,7 @@ class MainWindow(QMainWindow):
         self.recipes = RecipeController(self)
         self.line_io = LineIO(self)  # OPC UA / Modbus / MQTT endpoints the live run publishes to
         self.station.line_options = self.line_io.run_options
+        self.central = CentralLink(self, self.settings.central_url())  # results to the plant PostgreSQL, when set
         self.menu_actions = build_menus(self)
         self._wire()
         self.model_panel.refresh()
@@ -380,6 +382,7 @@ class MainWindow(QMainWindow):
         self.access.shutdown()
         self.labels.shutdown()
         self.line_io.shutdown()
+        self.central.shutdown()
         self.station.shutdown()
         for panel in (self.review, self.history, self.model_panel, self.demo_panel, self.train, self.evaluate, self.recipes):
             panel.shutdown()
