@@ -160,9 +160,10 @@ class LineIODialog(QDialog):
     def __init__(self, io: LineIOSettings, triggered: bool, parent=None) -> None:
         super().__init__(parent)
         self.setWindowTitle("Line I/O")
+        self.setMinimumWidth(480)
         layout = QVBoxLayout(self)
         note = QLabel("Addresses as HOST:PORT. 127.0.0.1 serves this PC only; on any other address OPC UA writes need a user "
-                      "(visinspect users add NAME). Leave a field empty to not use it.")  # fmt: skip
+                      "from the line users file (docs/line-integration.md). Leave a field empty to not use it.")  # fmt: skip
         note.setWordWrap(True)
         layout.addWidget(note)
         form = QFormLayout()
