@@ -318,37 +318,37 @@ def live_inspect(
             display=composite,
         )
 
+    held = None  # an event, the end or a failure, waiting until every frame read before it is out
     try:
         while not stop.is_set():
+            # Keep the inspecting threads busy first: a frame waiting is submitted before a result is handed
+            # out (the caller logs and shows each result before it asks for the next).
+            while held is None and len(in_flight) < parallelism.in_flight:
+                ready = bool(in_flight) and in_flight[0][1].done()
+                item = mailbox.get(0 if ready else _POLL_S)  # a finished frame pokes the mailbox awake
+                if item is None:
+                    break
+                if isinstance(item, Frame):
+                    job = pool.submit(inspect, item.image)
+                    job.add_done_callback(lambda _: mailbox.poke())
+                    in_flight.append((item, job))
+                else:
+                    held = item
             while in_flight and in_flight[0][1].done() and not stop.is_set():
                 yield finish(*in_flight.popleft())
-            if len(in_flight) >= parallelism.in_flight:
-                wait([in_flight[0][1]], timeout=_POLL_S)
-                continue
-            item = mailbox.get(_POLL_S)
-            if item is None:
-                continue
-            if not isinstance(item, Frame):
-                # An event or the end comes after every frame read before it: finish those first.
-                while in_flight and not stop.is_set():
-                    frame, job = in_flight[0]
-                    if wait([job], timeout=_POLL_S).done:
-                        in_flight.popleft()
-                        yield finish(frame, job)
-                if stop.is_set():
-                    return
-            if item is _END:
+            if stop.is_set():
                 return
-            if isinstance(item, _Failure):
-                raise item.exc
-            if isinstance(item, SourceEvent):
+            if held is not None and not in_flight:
+                item, held = held, None
+                if item is _END:
+                    return
+                if isinstance(item, _Failure):
+                    raise item.exc
                 yield item
                 if item.kind == "ended":
                     return
-                continue
-            job = pool.submit(inspect, item.image)
-            job.add_done_callback(lambda _: mailbox.poke())
-            in_flight.append((item, job))
+            elif in_flight and (held is not None or len(in_flight) >= parallelism.in_flight):
+                wait([in_flight[0][1]], timeout=_POLL_S)
     finally:
         reader_stop.set()
         mailbox.close()
