@@ -13,6 +13,7 @@ import sys
 import threading
 from pathlib import Path
 
+from engine.archive.command import add_archive_arguments  # torch-free: parsing stays fast
 from engine.bench_options import add_bench_arguments  # torch-free: parsing stays fast
 from engine.central.command import add_sync_arguments, run_sync
 from engine.export import add_export_arguments  # torch-free: parsing stays fast
@@ -84,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-errors", action="store_true", help="with --log: inspect again the files an earlier run could not")
     p.add_argument("--threshold", type=float, help="decision threshold (default: the model's)")
     p.add_argument("--batch-size", type=int, default=8)
+    _add_runtime(p)
+
+    p = sub.add_parser("review-archive", help="inspect a large archive once into a Parquet/CSV file, in-process or on Ray")
+    add_archive_arguments(p)
     _add_runtime(p)
 
     p = sub.add_parser("calibrate", help="choose and store a decision threshold from held-out scores")
@@ -296,6 +301,12 @@ def cmd_predict(args) -> int:
     return EXIT_SOME_FAILED if counts[Verdict.ERROR] or done.lost else EXIT_OK
 
 
+def cmd_review_archive(args) -> int:
+    from engine.archive.command import run_cli
+
+    return run_cli(args, _runtime(args))
+
+
 def cmd_calibrate(args) -> int:
     from engine.jobs.calibrate import CalibrationDone, CalibrationStarted, calibrate_job
 
@@ -425,6 +436,7 @@ COMMANDS = {
     "train": cmd_train,
     "eval": cmd_eval,
     "predict": cmd_predict,
+    "review-archive": cmd_review_archive,
     "calibrate": cmd_calibrate,
     "synth": cmd_synth,
     "info": cmd_info,
