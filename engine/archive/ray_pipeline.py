@@ -40,7 +40,7 @@ class RayPlan:
     cluster_cpus: float
 
     def describe(self, address: str) -> str:
-        where = "a local Ray (127.0.0.1)" if address == LOCAL else f"Ray at {address}"
+        where = "a local Ray on this machine" if address == LOCAL else f"Ray at {address}"
         gpu = f", {self.gpus_per_worker:g} GPU" if self.gpus_per_worker else ""
         return (f"{where}: {self.workers} inspect worker(s) x {self.cpus_per_worker:g} CPU{gpu}, "
                 f"decode tasks {self.decode_cpus:g} CPU each, {self.cluster_cpus:g} CPUs in the cluster")  # fmt: skip
@@ -68,6 +68,7 @@ def connect(address: str, *, num_cpus: int | None = None) -> bool:
         ray.init(num_cpus=num_cpus or os.cpu_count() or 1, _node_ip_address="127.0.0.1", **common)
     else:
         ray.init(address=address, **common)
+    logging.getLogger("ray.data").setLevel(logging.ERROR)  # its per-dataset INFO lines would break up the one bar
     ctx = ray.data.DataContext.get_current()
     ctx.enable_progress_bars = False  # the command draws one bar over the whole run
     ctx.print_on_execution_start = False
