@@ -76,16 +76,30 @@ def connect(address: str, *, num_cpus: int | None = None) -> bool:
 
 
 def plan(workers: int, device: str, cpus_per_worker: float | None = None) -> RayPlan:
-    """Share the cluster's CPUs: up to 1 CPU (half on a 1-CPU cluster) stays for decoding, the rest goes to the actors."""
+    """The layout on the connected cluster (share_cpus over its resources)."""
     import ray
 
     resources = ray.cluster_resources()
-    cpus, gpus = float(resources.get("CPU", 1.0)), float(resources.get("GPU", 0.0))
+    cpus = float(resources.get("CPU", 1.0))
     node_cpus = max((n["Resources"].get("CPU", 0.0) for n in ray.nodes() if n.get("Alive")), default=cpus)
+    return share_cpus(workers, cpus, node_cpus, float(resources.get("GPU", 0.0)), device, cpus_per_worker)
+
+
+def share_cpus(workers: int, cpus: float, node_cpus: float, gpus: float, device: str,
+               cpus_per_worker: float | None = None) -> RayPlan:  # fmt: skip
+    """Up to 1 CPU (half on a 1-CPU cluster) stays for decoding, the rest goes to the actors; a layout that would
+    leave decoding no CPU (the pipeline then waits forever) is refused in one line."""
     decode = min(1.0, cpus / 2)
     if cpus_per_worker is None:
-        cpus_per_worker = min(node_cpus - decode, (cpus - decode) / workers)
-        cpus_per_worker = max(0.1, math.floor(cpus_per_worker) if cpus_per_worker >= 1 else round(cpus_per_worker, 2))
+        share = min(node_cpus - decode, (cpus - decode) / workers)
+        cpus_per_worker = max(0.01, math.floor(share) if share >= 1 else math.floor(share * 100) / 100)
+    if cpus_per_worker <= 0 or cpus_per_worker > node_cpus:
+        raise ValueError(f"--cpus-per-worker must be more than 0 and at most {node_cpus:g} (the most CPUs a node has); "
+                         f"got {cpus_per_worker:g}")  # fmt: skip
+    if workers * cpus_per_worker > cpus - decode + 1e-9:
+        raise ValueError(f"{workers} worker(s) x {cpus_per_worker:g} CPU leave less than {decode:g} of the cluster's "
+                         f"{cpus:g} CPUs for decoding, and the pipeline would wait for it forever; use fewer workers or "
+                         "--cpus-per-worker")  # fmt: skip
     gpu = min(1.0, gpus / workers) if gpus and device != "cpu" else 0.0
     return RayPlan(workers, cpus_per_worker, gpu, decode, cpus)
 

@@ -182,3 +182,18 @@ def test_ray_pipeline_gives_predicts_rows(tiny_model, archive, tmp_path):
         (r["path"], r["verdict"], r["boxes"], r["error"]) for r in expected
     ]
     assert [f"{r['p_anomaly']:.6f}" if r["p_anomaly"] is not None else "" for r in rows] == [r["p_anomaly"] for r in expected]
+
+
+def test_ray_layout_keeps_a_cpu_for_decoding_and_refuses_one_that_would_hang():
+    """On a 2-CPU node, actors that take both CPUs leave the decode tasks none and the pipeline never moves."""
+    from engine.archive.ray_pipeline import share_cpus
+
+    one, two = share_cpus(1, 2, 2, 0, "cpu"), share_cpus(2, 2, 2, 0, "cpu")
+    assert (one.cpus_per_worker, one.decode_cpus) == (1, 1) and (two.cpus_per_worker, two.decode_cpus) == (0.5, 1)
+    assert share_cpus(3, 2, 2, 0, "cpu").cpus_per_worker * 3 <= 1
+    big = share_cpus(4, 64, 16, 4, "auto")  # four 16-CPU nodes with a GPU each: one actor per node
+    assert (big.cpus_per_worker, big.gpus_per_worker) == (15, 1)
+    with pytest.raises(ValueError, match="leave less than 1 of the cluster's 2 CPUs for decoding"):
+        share_cpus(1, 2, 2, 0, "cpu", cpus_per_worker=2)
+    with pytest.raises(ValueError, match="at most 16"):
+        share_cpus(1, 64, 16, 0, "cpu", cpus_per_worker=32)
