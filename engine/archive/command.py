@@ -32,7 +32,15 @@ def _inputs(args) -> list[str]:
 
 def run_cli(args, runtime) -> int:
     """Run the review; exit 0 when every file was inspected, 1 when some could not be."""
-    from engine.archive.job import ArchiveDone, ArchiveProgress, ArchiveStarted, archive_job, check_output, in_process, summary
+    from engine.archive.job import (
+        ArchiveDone,
+        ArchiveProgress,
+        ArchiveStarted,
+        archive_job,
+        check_output,
+        in_process,
+        summary,
+    )
     from engine.inference.inspector import Inspector
     from engine.progress import progress_bar
     from engine.types import Verdict

@@ -197,3 +197,11 @@ def test_ray_layout_keeps_a_cpu_for_decoding_and_refuses_one_that_would_hang():
         share_cpus(1, 2, 2, 0, "cpu", cpus_per_worker=2)
     with pytest.raises(ValueError, match="at most 16"):
         share_cpus(1, 64, 16, 0, "cpu", cpus_per_worker=32)
+
+
+def test_a_file_list_names_the_files_to_inspect(tiny_model, archive, tmp_path):
+    listing = tmp_path / "todo.txt"
+    listing.write_text(f"{archive / 'part_1.png'}\n\n{archive / 'line2' / 'part_9.png'}\n", encoding="utf-8")
+    out = tmp_path / "review.csv"
+    assert main(["review-archive", str(tiny_model), "--files-from", str(listing), "--out", str(out), "--device", "cpu"]) == 0
+    assert [r["path"] for r in _rows(out)] == [str(archive / "part_1.png"), str(archive / "line2" / "part_9.png")]
