@@ -27,6 +27,8 @@ from engine.types import RuntimeOptions
 
 LOCAL = "local"
 RECORD = "record"  # the one column the actors return: each row's record as JSON
+WORKER_MEMORY_PER_MODEL_BYTE = 4  # an actor holds the weights, a reduced-precision copy and a batch's activations
+MIN_WORKER_MEMORY = 512 << 20
 
 
 @dataclass(frozen=True)
@@ -160,6 +162,9 @@ def ray_source(inspector, runtime: RuntimeOptions, *, workers: int, batch_size: 
         import ray
 
         blocks = max(1, min(len(paths) // batch_size, 20 * workers, 10_000))
+        # The actors' memory request also keeps decoding a stage of its own: Ray fuses a task map into the actor map
+        # after it when their resource requests are the same, and the actors would then decode too.
+        memory = max(MIN_WORKER_MEMORY, WORKER_MEMORY_PER_MODEL_BYTE * inspector.path.stat().st_size)
         ds = ray.data.from_items([{"path": p} for p in paths], override_num_blocks=blocks)
         ds = ds.map_batches(decode_batch, fn_kwargs={"preprocess": inspector.preprocess}, batch_size=batch_size,
                             batch_format="numpy", num_cpus=layout.decode_cpus)  # fmt: skip
@@ -168,7 +173,7 @@ def ray_source(inspector, runtime: RuntimeOptions, *, workers: int, batch_size: 
             fn_constructor_kwargs={"model": str(inspector.path.resolve()), "runtime": runtime, "run_id": run_id,
                                    "thresholds": inspector.thresholds, "threads": max(1, int(layout.cpus_per_worker))},
             compute=ray.data.ActorPoolStrategy(size=workers), batch_size=batch_size, batch_format="numpy",
-            num_cpus=layout.cpus_per_worker, num_gpus=layout.gpus_per_worker or None,
+            num_cpus=layout.cpus_per_worker, num_gpus=layout.gpus_per_worker or None, memory=memory,
         )  # fmt: skip
         for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
             yield [record_from_dict(json.loads(text)) for text in batch[RECORD]]

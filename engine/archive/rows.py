@@ -145,7 +145,7 @@ def check_same_run(records: Iterable[ArchiveRecord], model: ModelRef, thresholds
         if r.model_sha256 and r.model_sha256 != model.sha256:
             raise ArchiveError(f"{where} holds results of another model file ({r.model_sha256[:16]}); "
                                "remove it or choose another --out")  # fmt: skip
-        if r.threshold is not None and abs(r.threshold - thresholds.decision) > 5e-7:
+        if r.threshold is not None and abs(r.threshold - thresholds.decision) > 1e-6:
             raise ArchiveError(f"{where} holds results at threshold {r.threshold:.6f}, not {thresholds.decision:.6f}; "
                                "remove it or choose another --out")  # fmt: skip
 
