@@ -14,6 +14,7 @@ import json
 import logging
 import math
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -175,10 +176,23 @@ def ray_source(inspector, runtime: RuntimeOptions, *, workers: int, batch_size: 
             compute=ray.data.ActorPoolStrategy(size=workers), batch_size=batch_size, batch_format="numpy",
             num_cpus=layout.cpus_per_worker, num_gpus=layout.gpus_per_worker or None, memory=memory,
         )  # fmt: skip
-        for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
-            yield [record_from_dict(json.loads(text)) for text in batch[RECORD]]
+        try:
+            for batch in ds.iter_batches(batch_size=None, batch_format="numpy"):
+                yield [record_from_dict(json.loads(text)) for text in batch[RECORD]]
+        except ray.exceptions.RayError as exc:
+            raise ArchiveError(f"a Ray worker failed: {worker_failure(str(exc))}") from None
 
     return run, layout
+
+
+_RAISED = re.compile(r"^[A-Za-z_][\w.]*(?:Error|Exception): (.+)$")
+
+
+def worker_failure(text: str) -> str:
+    """The one line that says why a Ray task or actor failed: the last 'SomeError: message' of its traceback text."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    found = [m.group(1) for m in map(_RAISED.match, lines) if m]
+    return (found[-1] if found else (lines[0] if lines else "no reason given"))[:500]
 
 
 def disconnect(started: bool) -> None:

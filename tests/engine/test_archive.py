@@ -205,3 +205,17 @@ def test_a_file_list_names_the_files_to_inspect(tiny_model, archive, tmp_path):
     out = tmp_path / "review.csv"
     assert main(["review-archive", str(tiny_model), "--files-from", str(listing), "--out", str(out), "--device", "cpu"]) == 0
     assert [r["path"] for r in _rows(out)] == [str(archive / "part_1.png"), str(archive / "line2" / "part_9.png")]
+
+
+def test_a_failed_ray_worker_is_one_line_with_its_reason():
+    from engine.archive.ray_pipeline import worker_failure
+
+    text = """The actor died because of an error raised in its creation task, ray::MapWorker(...).__init__() (pid=1, ip=10.0.0.2)
+  File "/x/actor_pool_map_operator.py", line 738, in __init__
+    self._init_udf_with_retries(ctx)
+    raise ModelFileError(f"{path}: not a safetensors model file") from None
+engine.errors.ModelFileError: /mnt/models/a.safetensors: model file not found"""
+    assert worker_failure(text) == "/mnt/models/a.safetensors: model file not found"
+    assert worker_failure("Task was killed due to the node running low on memory.\nMore text") == (
+        "Task was killed due to the node running low on memory."
+    )
