@@ -18,13 +18,14 @@ from engine import __version__
 from engine.data.preprocess import Preprocess
 from engine.errors import ModelFileError
 from engine.inference.localize import DEFAULT_BOX_THRESHOLD, DEFAULT_MIN_AREA_FRACTION, CamScale
-from engine.model import BACKBONES, VGG16CAM, empty_model
+from engine.model import BACKBONES, VGG16CAM, PaDiM, empty_model, empty_padim
 from engine.thresholds import Thresholds
 from engine.types import CLASS_NAMES, ModelRef
 
 FORMAT = "visinspect-model"
 FORMAT_VERSION = 1
 ARCHITECTURE = "vgg16-cam"
+METHODS = {"cam": ARCHITECTURE, "padim": "vgg16-padim"}  # method -> the architecture its files record
 MODEL_SUFFIX = ".safetensors"
 CALIBRATION_KEY = "calibration.images"  # optional tensor stored beside the weights (not a weight)
 
@@ -47,6 +48,8 @@ class ModelMeta:
     metrics: dict = field(default_factory=dict)
     calibration: dict = field(default_factory=dict)
     heat_scale: dict = field(default_factory=dict)  # CamScale.to_dict(); empty in files made before absolute heatmaps
+    method: str = "cam"  # "cam": the supervised classifier; "padim": one-class, fitted on good parts only
+    one_class: dict = field(default_factory=dict)  # padim: {"dims", "grid", "stages", "score_map", ...}
     architecture: str = ARCHITECTURE
     format_version: int = FORMAT_VERSION
     engine_version: str = __version__
@@ -80,7 +83,7 @@ class ModelMeta:
         bal = self.metrics.get("balanced_accuracy")
         held = f", held-out acc {acc:.1%} / bal {bal:.1%}" if acc is not None and bal is not None else ""
         return (
-            f"{self.product}: {self.backbone}, backbone {weights.get(self.backbone_weights.get('kind'), '?')}, "
+            f"{self.product}: {self.backbone}{', one-class PaDiM (good parts only)' if self.method == 'padim' else ''}, backbone {weights.get(self.backbone_weights.get('kind'), '?')}, "
             f"{self.input_size} px, trained {self.created[:16].replace('T', ' ')}{held}"
         )
 
@@ -100,8 +103,11 @@ class ModelMeta:
             raise ModelFileError(
                 f"{name}: made by a newer VisInspect (format {version}); this version reads format {FORMAT_VERSION}"
             )
-        if d.get("architecture") != ARCHITECTURE:
-            raise ModelFileError(f"{name}: architecture {d.get('architecture')!r} is not {ARCHITECTURE!r}")
+        method = d.get("method", "cam")
+        if method not in METHODS:
+            raise ModelFileError(f"{name}: method {method!r} is not one of {', '.join(METHODS)}")
+        if d.get("architecture") != METHODS[method]:
+            raise ModelFileError(f"{name}: architecture {d.get('architecture')!r} is not {METHODS[method]!r}")
         if d.get("backbone") not in BACKBONES:
             raise ModelFileError(f"{name}: backbone {d.get('backbone')!r} is not one of {', '.join(BACKBONES)}")
         known = {f for f in cls.__dataclass_fields__}
@@ -109,6 +115,8 @@ class ModelMeta:
             meta = cls(**{k: v for k, v in d.items() if k in known})
             meta.preprocessing()
             CamScale.from_dict(meta.heat_scale)  # a damaged scale is a damaged file, said on load
+            if method == "padim":
+                int(meta.one_class["dims"])
         except (TypeError, KeyError, ValueError) as exc:
             raise ModelFileError(f"{name}: model metadata is incomplete ({exc})") from None
         return replace(meta, class_names=tuple(meta.class_names))
@@ -118,7 +126,7 @@ class ModelMeta:
 class LoadedModel:
     """A model read from disk with its metadata and the file's hash (which every result records)."""
 
-    model: VGG16CAM
+    model: VGG16CAM | PaDiM
     meta: ModelMeta
     path: Path
     sha256: str
@@ -142,7 +150,7 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def save_model(path: str | os.PathLike, model: VGG16CAM, meta: ModelMeta, *, calibration: np.ndarray | None = None) -> Path:
+def save_model(path: str | os.PathLike, model: VGG16CAM | PaDiM, meta: ModelMeta, *, calibration: np.ndarray | None = None) -> Path:
     """Write the model atomically (temp file + rename) so a crash never leaves half a model file.
 
     calibration: a few resized training images (N, S, S, 3) uint8, good and defective, stored so the
@@ -183,10 +191,16 @@ def read_meta(path: str | os.PathLike) -> ModelMeta:
 
 
 def load_model(path: str | os.PathLike, *, device: torch.device | str = "cpu") -> LoadedModel:
-    """Load a model file into an eval-mode VGG16CAM on device; any defect in the file is a ModelFileError."""
+    """Load a model file into an eval-mode VGG16CAM or PaDiM (its method) on device; any defect in the file is a ModelFileError."""
     path = Path(path).resolve()
     meta = read_meta(path)
-    model = empty_model(backbone=meta.backbone, num_classes=len(meta.class_names))
+    if meta.method == "padim":
+        try:
+            model = empty_padim(backbone=meta.backbone, image_size=meta.input_size, dims=int(meta.one_class["dims"]))
+        except ValueError as exc:
+            raise ModelFileError(f"{path}: {exc}") from None
+    else:
+        model = empty_model(backbone=meta.backbone, num_classes=len(meta.class_names))
     try:
         state = {}
         with safe_open(str(path), framework="pt", device="cpu") as f:

@@ -16,12 +16,15 @@ from engine.modelfile import MODEL_SUFFIX
 from engine.results import ChangeKind, ResultsLog
 from engine.types import RuntimeOptions
 from visinspect_gui.access import AccessControl, Mode
+from visinspect_gui.central_link import CentralLink
+from visinspect_gui.line_io import LineIO
 from visinspect_gui.menus import build_menus
+from visinspect_gui.operator_labels import OperatorLabels
 from visinspect_gui.recipes_panel import RecipeController
 from visinspect_gui.run_feedback import RunFeedback
 from visinspect_gui.settings import StationSettings
 from visinspect_gui.station import Station
-from visinspect_gui.widgets.common import format_threshold
+from visinspect_gui.threshold_controls import ThresholdControls
 from visinspect_gui.widgets.demo_panel import DemoPanel
 from visinspect_gui.widgets.eval_tab import EvalTab
 from visinspect_gui.widgets.history_tab import HistoryTab
@@ -91,6 +94,9 @@ class MainWindow(QMainWindow):
         self._compose()
         self.roi_tool = RoiTool(self.live.viewer, self.settings, self.station)
         self.recipes = RecipeController(self)
+        self.line_io = LineIO(self)  # OPC UA / Modbus / MQTT endpoints the live run publishes to
+        self.station.line_options = self.line_io.run_options
+        self.central = CentralLink(self, self.settings.central_url())  # results to the plant PostgreSQL, when set
         self.menu_actions = build_menus(self)
         self._wire()
         self.model_panel.refresh()
@@ -150,9 +156,10 @@ class MainWindow(QMainWindow):
         sp.source_changed.connect(lambda text: self.status.showMessage(f"Source: {text}", 4000))
         mp.model_requested.connect(self.open_model)
         mp.models_found.connect(self._on_models_found)
-        mp.threshold_changed.connect(self._on_threshold_changed)
-        mp.box_threshold_changed.connect(self._on_box_threshold_changed)
-        mp.overlay_changed.connect(self._on_overlay_changed)
+        tc = self.threshold_controls = ThresholdControls(self)
+        mp.threshold_changed.connect(tc.on_threshold_changed)
+        mp.box_threshold_changed.connect(tc.on_box_threshold_changed)
+        mp.overlay_changed.connect(tc.on_overlay_changed)
         st.model_loaded.connect(self._on_model_loaded)
         st.model_failed.connect(self._on_model_failed)
         st.model_switched.connect(self._on_model_switched)
@@ -174,8 +181,9 @@ class MainWindow(QMainWindow):
         self.tabs.currentChanged.connect(self._on_tab_changed)
         self.train.model_saved.connect(self._on_model_saved)
         self.train.use_model_requested.connect(self._on_use_model_requested)
-        self.train.threshold_stored.connect(self._on_threshold_stored)
-        self.evaluate.threshold_stored.connect(self._on_threshold_stored)
+        self.train.threshold_stored.connect(tc.on_threshold_stored)
+        self.evaluate.threshold_stored.connect(tc.on_threshold_stored)
+        self.labels = OperatorLabels(self)  # label buttons and menus on Live, Review, History; retrain box on Train
 
     # -- operations (also used by app.main and tests) ------------------------------------------
 
@@ -300,42 +308,6 @@ class MainWindow(QMainWindow):
         self.open_model(path)
         self.tabs.setCurrentWidget(self.live)
 
-    def _on_threshold_stored(self, path: str, threshold: float) -> None:
-        """A calibrated threshold was stored: reload that model if it is the one on the line."""
-        inspector = self.station.inspector
-        if inspector is not None and Path(inspector.path).resolve() == Path(path).resolve():
-            self.access.record(ChangeKind.THRESHOLD, f"{format_threshold(inspector.meta.threshold)} in {Path(path).name}", f"{format_threshold(threshold)} stored")
-            self.open_model(path)
-        self.show_message(f"Threshold {format_threshold(threshold)} stored in {Path(path).name}.", "info")
-
-    def _on_threshold_changed(self, value: float) -> None:
-        """Apply the decision threshold to later frames; re-judge the frame on screen and the reviewed files."""
-        inspector = self.station.inspector
-        if inspector is not None and inspector.thresholds.decision != value:
-            self.access.record_settled(ChangeKind.THRESHOLD, format_threshold(inspector.thresholds.decision), format_threshold(value))
-        self.station.set_threshold(value)
-        self.live.counters.set_threshold(value)
-        self.live.rejudge(inspector)
-        self.review.rejudge(value)
-
-    def _on_box_threshold_changed(self, value: float) -> None:
-        """Apply the box threshold to later frames and redraw the boxes on screen."""
-        inspector = self.station.inspector
-        if inspector is not None and inspector.thresholds.box != value:
-            self.access.record_settled(ChangeKind.BOX_THRESHOLD, f"{inspector.thresholds.box:.2f}", f"{value:.2f}")
-        self.station.set_box_threshold(value)
-        self.live.rejudge(inspector)
-
-    def _on_overlay_changed(self) -> None:
-        """Redraw both viewers with the heatmap switch, opacity and colour map chosen."""
-        mp = self.model_panel
-        self.live.viewer.set_overlay(
-            heatmap_on=mp.heatmap_on, opacity=mp.heatmap_opacity, colormap=mp.colormap, heat_scale=mp.heat_scale
-        )
-        self.review.set_overlay(
-            heatmap_on=mp.heatmap_on, opacity=mp.heatmap_opacity, colormap=mp.colormap, heat_scale=mp.heat_scale
-        )
-
     def _on_demo_ready(self, ready) -> None:
         """Load the demo model and replay its line folder in a loop, so the station shows itself working."""
         self.source_panel.set_source(str(ready.line_folder), loop=True, max_fps=5.0)
@@ -408,6 +380,9 @@ class MainWindow(QMainWindow):
             return
         self._closed = True
         self.access.shutdown()
+        self.labels.shutdown()
+        self.line_io.shutdown()
+        self.central.shutdown()
         self.station.shutdown()
         for panel in (self.review, self.history, self.model_panel, self.demo_panel, self.train, self.evaluate, self.recipes):
             panel.shutdown()

@@ -61,6 +61,8 @@ def build_menus(w) -> MenuActions:
     recipe.addSeparator()
     draw_roi = _action(w, recipe, "Draw ROI on the live image", lambda: w.roi_tool.draw_button.setChecked(True))
     clear_roi = _action(w, recipe, "Clear ROI", w.roi_tool.clear)
+    recipe.addSeparator()
+    line_io = _action(w, recipe, "Line I/O (OPC UA, Modbus, MQTT)…", w.line_io.ask)
 
     help_menu = bar.addMenu("&Help")
     _action(w, help_menu, "Documentation", lambda: open_docs(w))
@@ -70,7 +72,8 @@ def build_menus(w) -> MenuActions:
     _action(w, help_menu, "About VisInspect", lambda: show_about(w))
     return MenuActions(
         unlock=unlock, lock=lock,
-        engineer_only=(open_model, open_folder, open_video, start_over, set_pin, demo, save_recipe, switch_recipe, draw_roi, clear_roi),
+        engineer_only=(open_model, open_folder, open_video, start_over, set_pin, demo, save_recipe, switch_recipe, draw_roi, clear_roi,
+                       line_io),
     )  # fmt: skip
 
 

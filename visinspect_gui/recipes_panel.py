@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QInputDialog, QMessageBox
 
 from engine import recipes
 from engine.errors import RecipeError
-from engine.recipes import LineIOSettings, Recipe
+from engine.recipes import Recipe
 from engine.results import ChangeKind
 from visinspect_gui.access import Mode
 from visinspect_gui.widgets.common import elide_middle, format_threshold
@@ -44,6 +44,7 @@ class RecipeController(QObject):
         self.current: Recipe | None = None  # the recipe switched to or saved this session
         self.name: str | None = window.settings.recipe_name()
         self._pending: Recipe | None = None  # switched to, waiting for its model
+        self._who: str | None = None  # who asked for the pending recipe when not the person at the station (the PLC)
         self._job = Latest()
         self.field = _field("RecipeField", "The product recipe in use (Recipe → Switch recipe… changes it)")
         window.status.addPermanentWidget(self.field)
@@ -90,14 +91,13 @@ class RecipeController(QObject):
         return True
 
     def recipe_now(self, name: str) -> Recipe:
-        """The station's setup as a recipe: model in use, thresholds in force, source, ROI; I/O kept from the recipe in use."""
+        """The station's setup as a recipe: model in use, thresholds in force, source, ROI, and its line I/O settings."""
         inspector = self.w.station.inspector
         spec = self.w.source_panel.spec()
-        kept = self.current
         return Recipe(
             name=name, model=str(Path(inspector.path).resolve()), decision_threshold=float(inspector.thresholds.decision),
             box_threshold=float(inspector.thresholds.box), source=spec if isinstance(spec, str) else None,
-            roi=self.w.roi_tool.roi, io=kept.io if kept else LineIOSettings(), triggered=kept.triggered if kept else False,
+            roi=self.w.roi_tool.roi, io=self.w.line_io.io, triggered=self.w.line_io.triggered,
         )  # fmt: skip
 
     def save_as(self, name: str) -> None:
@@ -146,8 +146,12 @@ class RecipeController(QObject):
     def _apply(self, recipe: Recipe) -> None:
         """Load the recipe's model; its source, ROI and thresholds are set once the model is in (nothing changes if not)."""
         if self._idle():
-            self._pending = recipe
-            self.w.open_model(recipe.model)
+            self.apply_recipe(recipe)
+
+    def apply_recipe(self, recipe: Recipe, *, who: str | None = None) -> None:
+        """Switch to a recipe already read (the menu's, or a PLC's with who="plc"): its model loads, the rest follows."""
+        self._pending, self._who = recipe, who
+        self.w.open_model(recipe.model)
 
     def _on_model_loaded(self, inspector) -> None:
         """The pending recipe's model is in: set its thresholds once the window has shown the model's own (next turn)."""
@@ -171,7 +175,10 @@ class RecipeController(QObject):
         previous = self.name
         self._use(recipe)
         if previous != recipe.name:
-            self.w.access.record(ChangeKind.RECIPE, previous or "", recipe.name)
+            if self._who:
+                self.w.results.record_change(ChangeKind.RECIPE, previous or "", recipe.name, who=self._who)
+            else:
+                self.w.access.record(ChangeKind.RECIPE, previous or "", recipe.name)
         threshold = self.w.station.inspector.thresholds.decision
         self.w.show_message(f"Recipe {recipe.name} in use: {Path(recipe.model).name} at threshold {format_threshold(threshold)}.", "info")
         log.info("recipe %s in use (model %s)", recipe.name, recipe.model)

@@ -72,6 +72,11 @@ class StationSettings:
             log.warning("station settings %s: %s; using the default frames retention policy", self.path, exc)
             return RetentionPolicy()
 
+    def central_url(self) -> str | None:
+        """The plant PostgreSQL to forward results to (`[central] url` in station.ini, no password), or None."""
+        url = str(self._value("central/url", "") or "").strip()
+        return url or None
+
     def save_review_folder(self, folder: str) -> None:
         """Remember the folder last reviewed."""
         self._save({"review/folder": folder})

@@ -80,6 +80,7 @@ class Station(QObject):
         self._spec_key = ""
         self.stream_options: dict = {}  # passed to stream_frames (tests shorten the reconnect backoff)
         self.display = DisplayFeed()  # which results carry the picture to show, composed beside the model
+        self.line_options = dict  # the live run's line arguments (hub, triggered) as the window's line I/O gives them
         self.roi: tuple[int, int, int, int] | None = None  # only this part of each frame is inspected, from the next start
         self.run_roi: tuple[int, int, int, int] | None = None  # the ROI the live frames shown are cut to
         self.recipe: str | None = None  # the recipe in use, logged with each result
@@ -159,6 +160,7 @@ class Station(QObject):
         worker = Worker(
             live_job, spec, self._slot, self.results, loop=loop, start_at=start_at, gate=self._gate,
             max_fps=max_fps, stream_options=dict(self.stream_options), display=self.display, roi=self.roi, recipe=self.recipe,
+            **self.line_options(),
         )
         worker.event_ready.connect(self._on_live_event)
         worker.failed.connect(self._on_live_failed)

@@ -126,8 +126,8 @@ def detect_layout(root: Path) -> str:
     return "mvtec" if (root / "train" / GOOD).is_dir() and (root / "test").is_dir() else "folders"
 
 
-def load_dataset(root: str | os.PathLike, *, layout: str = "auto", good_dir: str = GOOD) -> DatasetIndex:
-    """Index a dataset folder; at least 2 good and 2 defective images are needed to train and evaluate."""
+def load_dataset(root: str | os.PathLike, *, layout: str = "auto", good_dir: str = GOOD, min_defective: int = 2) -> DatasetIndex:
+    """Index a dataset folder; at least 2 good and min_defective defective images are needed (0: good-only training)."""
     root = Path(root)
     if layout not in LAYOUTS:
         raise DatasetError(f"layout must be one of {', '.join(LAYOUTS)}; got {layout!r}")
@@ -136,11 +136,9 @@ def load_dataset(root: str | os.PathLike, *, layout: str = "auto", good_dir: str
     if layout == "auto":
         layout = detect_layout(root)
     index = load_mvtec(root) if layout == "mvtec" else load_folders(root, good_dir=good_dir)
-    if index.n_good < 2 or index.n_anomaly < 2:
-        raise DatasetError(
-            f"{root}: found {index.n_good} good and {index.n_anomaly} defective images ({layout} layout); "
-            "at least 2 of each are needed"
-        )
+    if index.n_good < 2 or index.n_anomaly < min_defective:
+        need = "at least 2 of each are needed" if min_defective == 2 else f"at least 2 good and {min_defective} defective are needed"
+        raise DatasetError(f"{root}: found {index.n_good} good and {index.n_anomaly} defective images ({layout} layout); {need}")
     return index
 
 

@@ -22,7 +22,8 @@ TARGET_FORMS = ("no-miss", "max-false-reject:N", "balanced")
 NO_MISS_MARGIN_LOGIT = 0.1
 TARGET_HELP = {
     "no-miss": f"misses no defective held-out image, with a margin of {NO_MISS_MARGIN_LOGIT} in log-odds below the lowest defective score",
-    "max-false-reject:N": "at most N % of good images rejected, with the fewest misses (then the fewest rejects)",
+    "max-false-reject:N": "at most N % of good images rejected, with the fewest misses (then the fewest rejects); "
+    "with good images only, the most sensitive threshold that rejects at most N % of them",
     "balanced": "the best balanced accuracy (ties: the larger threshold)",
 }
 DEFAULT_FALSE_REJECT_PERCENTS = (1.0, 5.0)
@@ -112,7 +113,7 @@ class Calibration:
         )
 
 
-def _check(labels: Sequence[int], scores: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+def _check(labels: Sequence[int], scores: Sequence[float], *, good_only_ok: bool = False) -> tuple[np.ndarray, np.ndarray]:
     y = np.asarray(labels)
     p = np.asarray(scores, dtype=float)
     if y.ndim != 1 or p.ndim != 1 or len(y) != len(p):
@@ -125,9 +126,10 @@ def _check(labels: Sequence[int], scores: Sequence[float]) -> tuple[np.ndarray, 
         raise CalibrationError("scores must be finite probabilities; got NaN or infinity")
     y = y.astype(int)
     n_good, n_anom = int((y == 0).sum()), int((y == 1).sum())
-    if n_good == 0 or n_anom == 0:
+    if n_good == 0 or (n_anom == 0 and not good_only_ok):
         raise CalibrationError(
             f"calibration needs held-out images of both classes; got {n_good} good and {n_anom} defective"
+            + (" (with good images only, use max-false-reject:N)" if n_good else "")
         )
     return y, p
 
@@ -178,7 +180,9 @@ def calibrate(
 ) -> Calibration:
     """Choose a threshold for a target from held-out labels (1 = anomaly) and p_anomaly scores (see TARGET_HELP)."""
     tgt = parse_target(target)
-    y, p = _check(labels, scores)
+    y, p = _check(labels, scores, good_only_ok=tgt.kind == "max-false-reject")
+    if not (y == 1).any():
+        return at_threshold(y, p, _good_only_threshold(p, tgt.percent, margin_logit), target=tgt.text)
     if tgt.kind == "no-miss":
         return at_threshold(y, p, below_with_margin(float(p[y == 1].min()), margin_logit), target=tgt.text)
     thr, fp, tp = _candidates(y, p)
@@ -194,14 +198,38 @@ def calibrate(
     return at_threshold(y, p, thr[i], target=tgt.text)
 
 
+def _logit(p: float) -> float:
+    p = min(max(float(p), 1e-7), 1.0 - 1e-7)
+    return math.log(p / (1.0 - p))
+
+
+def _good_only_threshold(good: np.ndarray, percent: float, margin_logit: float) -> float:
+    """The most sensitive threshold rejecting at most percent % of good scores: between the last good part allowed to be
+    rejected and the next (midway in log-odds); above the top good score by margin_logit when none may be."""
+    ranked = np.sort(good.astype(np.float64))[::-1]
+    allowed = int(math.floor(percent / 100.0 * len(ranked) + 1e-9))
+    if allowed >= len(ranked):
+        return 0.0
+    passing = float(ranked[allowed])  # the highest score that must stay GOOD
+    if allowed == 0 or ranked[allowed - 1] <= passing:  # none may be rejected, or a tie: just above it
+        above = 1.0 / (1.0 + math.exp(-(_logit(passing) + margin_logit)))
+    else:
+        above = 1.0 / (1.0 + math.exp(-(_logit(passing) + _logit(float(ranked[allowed - 1]))) / 2))
+    # strictly above the passing score in float32 (the Inspector's precision), never above 1
+    return float(max(above, float(np.nextafter(np.float32(passing), np.float32(np.inf)))))
+
+
 def calibration_table(
     labels: Sequence[int],
     scores: Sequence[float],
     *,
     false_reject_percents: Sequence[float] = DEFAULT_FALSE_REJECT_PERCENTS,
 ) -> list[Calibration]:
-    """Every target side by side (no-miss, max-false-reject at each percent, balanced) to choose knowingly."""
-    targets = ["no-miss", *(f"max-false-reject:{pc:g}" for pc in false_reject_percents), "balanced"]
+    """Every target side by side (no-miss, max-false-reject at each percent, balanced) to choose knowingly;
+    the max-false-reject rows only when there are no defective images."""
+    targets = [f"max-false-reject:{pc:g}" for pc in false_reject_percents]
+    if (np.asarray(labels) == 1).any():
+        targets = ["no-miss", *targets, "balanced"]
     return [calibrate(labels, scores, t) for t in targets]
 
 

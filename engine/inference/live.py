@@ -320,7 +320,7 @@ def live_inspect(
 
     try:
         while not stop.is_set():
-            while in_flight and in_flight[0][1].done():
+            while in_flight and in_flight[0][1].done() and not stop.is_set():
                 yield finish(*in_flight.popleft())
             if len(in_flight) >= parallelism.in_flight:
                 wait([in_flight[0][1]], timeout=_POLL_S)

@@ -123,6 +123,8 @@ def choose_runtime(
     device = resolve_device(options.device)
     calibration = loaded.calibration if calibration is None else calibration
     threshold = float(loaded.meta.threshold if threshold is None else threshold)
+    if loaded.meta.method != "cam":
+        return _one_class_runtime(device, options.precision)
     if options.backend == "openvino":
         from engine.inference.openvino_backend import openvino_runtime
 
@@ -137,6 +139,18 @@ def choose_runtime(
             return Runtime(device, "int8", note, features)
         return Runtime(device, auto_precision(device), note)
     return Runtime(device, auto_precision(device))
+
+
+def _one_class_runtime(device: torch.device, precision: str) -> Runtime:
+    """A one-class (PaDiM) model's runtime: int8 does not apply (its distances need fp32 inputs); auto says so."""
+    from engine.inference.quantize import QuantizationError
+
+    if precision == "int8":
+        raise QuantizationError("precision int8 does not apply to one-class (PaDiM) models; use auto, fp32 or bf16")
+    if precision != "auto":
+        return Runtime(device, precision)
+    fallback = auto_precision(device)
+    return Runtime(device, fallback, f"{fallback}: int8 does not apply to one-class (PaDiM) models" if auto_int8_wanted(device) else "")
 
 
 def _quantize(loaded: LoadedModel, device: torch.device, calibration: Sequence[np.ndarray] | None):
@@ -232,7 +246,7 @@ def int8_check(loaded: LoadedModel, images: Sequence[np.ndarray]) -> dict | None
     """
     from engine.inference.quantize import MIN_CALIBRATION_IMAGES, quantized_engine
 
-    if quantized_engine() is None or loaded.calibration is None or len(loaded.calibration) < MIN_CALIBRATION_IMAGES:
+    if loaded.meta.method != "cam" or quantized_engine() is None or loaded.calibration is None or len(loaded.calibration) < MIN_CALIBRATION_IMAGES:
         return None
     weights = next(loaded.model.parameters())
     on_cpu = weights.device.type == "cpu" and weights.dtype == torch.float32

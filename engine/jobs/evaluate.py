@@ -62,11 +62,13 @@ class EvalDone:
 
 
 def dataset_for(meta: ModelMeta, data_dir: str | os.PathLike, *, layout: str | None = None, good_dir: str | None = None) -> DatasetIndex:
-    """Index data_dir with the layout and good-image folder the model was trained with, unless others are given."""
+    """Index data_dir with the layout and good-image folder the model was trained with, unless others are given (defect
+    images optional)."""
     return load_dataset(
         data_dir,
         layout=layout or meta.dataset.get("layout", "auto"),
         good_dir=good_dir or meta.dataset.get("good_dir", "good"),
+        min_defective=0,  # good images alone can be evaluated and calibrated (max-false-reject)
     )
 
 

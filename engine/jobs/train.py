@@ -1,4 +1,5 @@
-"""The train job: the founding recipe on a dataset -> a saved model file, its held-out report and a gallery.
+"""The train job: the founding recipe (or, good-only, a one-class PaDiM) on a dataset -> a saved model file,
+its held-out report and a gallery.
 
 `visinspect train` and the station's Train tab run it. The report (and the gallery) are scored in the
 precision the line will run the saved model in, so a threshold calibrated on them holds on the line.
@@ -8,7 +9,7 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from engine.data.layouts import DatasetIndex
@@ -18,6 +19,7 @@ from engine.inference.inspector import Inspector
 from engine.inference.runtime import choose_runtime
 from engine.modelfile import MODEL_SUFFIX, ModelMeta, file_sha256, save_model
 from engine.training import TrainConfig, TrainResult, train
+from engine.training.good_only import ModeChosen, choose_mode, train_good_only
 from engine.training.recipe import TrainEvent
 from engine.types import RuntimeOptions
 
@@ -48,12 +50,16 @@ def train_job(
     runtime: RuntimeOptions | None = None,
     gallery_limit: int = 0,
     stop: threading.Event,
-) -> Iterator[TrainEvent | ModelSaved | GalleryEntry]:
-    """Train, save to out (atomically, only once training finished), then yield up to gallery_limit gallery entries."""
+) -> Iterator[ModeChosen | TrainEvent | ModelSaved | GalleryEntry]:
+    """Say which training runs (config.mode; auto: by the dataset's defect count), train, save to out (atomically, only
+    once training finished), then yield up to gallery_limit gallery entries."""
     out = check_model_path(out)
     runtime = runtime or RuntimeOptions(device=config.device)
+    mode = choose_mode(config.mode, dataset)
+    yield mode
+    run = train_good_only if mode.mode == "good-only" else train
     result: TrainResult | None = None
-    for event in train(dataset, config, product=product, runtime=runtime, stop=stop):
+    for event in run(dataset, replace(config, mode=mode.mode), product=product, runtime=runtime, stop=stop):
         yield event
         if isinstance(event, TrainResult):
             result = event

@@ -314,6 +314,18 @@ class ResultsLog:
             self._check_open()
             return self._conn.execute(sql, params).fetchall()
 
+    def get(self, result_id: int) -> ResultRow | None:
+        """The written row with this id, or None."""
+        raw = self._read(f"{SELECT} WHERE id = ?", (int(result_id),))
+        return self._row(raw[0]) if raw else None
+
+    @contextlib.contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        """The log's connection, held under its lock for one short read or transaction (the labels table uses it)."""
+        with self._lock:
+            self._check_open()
+            yield self._conn
+
     def last_id(self) -> int:
         """The id of the newest written row (0 for an empty log): a listing through it does not shift as rows arrive."""
         return self._read("SELECT coalesce(max(id), 0) FROM results")[0][0]

@@ -32,6 +32,17 @@ CHANGES_TABLE = """CREATE TABLE IF NOT EXISTS changes (
     old TEXT NOT NULL,
     new TEXT NOT NULL
 )"""
+# Operator feedback: one label per result ("actually good" / "actually defective (type)"), who gave it, and the copy
+# of its image in the product's dataset. A table of its own, created on open: older logs gain it without a version step.
+LABELS_TABLE = """CREATE TABLE IF NOT EXISTS labels (
+    result_id INTEGER PRIMARY KEY,
+    time REAL NOT NULL,
+    who TEXT NOT NULL,
+    label TEXT NOT NULL,
+    defect_type TEXT,
+    dataset TEXT NOT NULL,
+    copy_path TEXT NOT NULL
+)"""
 SCHEMA = (
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     """CREATE TABLE IF NOT EXISTS results (
@@ -57,8 +68,9 @@ SCHEMA = (
     "CREATE INDEX IF NOT EXISTS results_run_item ON results (run_id, item)",
     "CREATE INDEX IF NOT EXISTS results_time ON results (time)",
     CHANGES_TABLE,
+    LABELS_TABLE,
 )
-TABLES = {"meta", "results", "results_run_item", "results_time", "changes"}  # tables and indexes of this version
+TABLES = {"meta", "results", "results_run_item", "results_time", "changes", "labels"}  # tables and indexes of this version
 # Schema upgrades, applied in order to an older log when it is opened (rows are kept as they are).
 MIGRATIONS = {
     # 2: every hot region (the boxes of an ANOMALY at any decision threshold) and the box rule they were found by

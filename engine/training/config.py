@@ -8,6 +8,8 @@ from typing import Any
 
 from engine.types import BACKBONE_NAMES, DEVICE_HELP, TRAINABLE_CHOICES, check_image_size
 
+TRAIN_MODES = ("auto", "supervised", "good-only")
+
 
 def option(default: Any, *, label: str, help: str, cli: bool = True, gui: bool = True, **limits: Any) -> Any:
     """A TrainConfig field with what the CLI and the form need to offer it.
@@ -49,6 +51,12 @@ class TrainConfig:
     cache_features: bool = option(True, label="Reuse frozen-layer outputs", gui=False, flag="--no-feature-cache", negate=True,
                                   help="recompute the frozen layers every epoch (slower; results are the same)")  # fmt: skip
     workers: int = option(2, label="Decode threads", cli=False, gui=False, help="threads decoding images")
+    mode: str = option("auto", label="Training mode", choices=TRAIN_MODES, gui=False,
+                       help="supervised: the CAM classifier, needs defect images; good-only: a one-class PaDiM fitted on "
+                            "good images only (defect images only evaluate it); auto: supervised when the dataset has "
+                            "defect images, else good-only")  # fmt: skip
+    padim_dims: int = option(100, label="One-class feature channels", gui=False, minimum=1, maximum=1280,
+                             help="good-only: feature channels (of 1280) each position's Gaussian models")  # fmt: skip
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -62,6 +70,10 @@ class TrainConfig:
         if self.trainable not in TRAINABLE_CHOICES:
             raise ValueError(f"layers trained must be one of {', '.join(TRAINABLE_CHOICES)}; got {self.trainable!r}")
         check_image_size(self.image_size)
+        if self.mode not in TRAIN_MODES:
+            raise ValueError(f"training mode must be one of {', '.join(TRAIN_MODES)}; got {self.mode!r}")
+        if not 1 <= self.padim_dims <= 1280:
+            raise ValueError(f"one-class feature channels must be within 1..1280; got {self.padim_dims}")
 
 
 def config_fields(*, where: str) -> list:
