@@ -12,7 +12,7 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml scripts/qt_libs.py
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[gui,dev,pylon,genicam,line,central,export]"
+	$(PY) -m pip install -q -e ".[gui,dev,pylon,genicam,line,central,export,cluster]"
 	@sh scripts/ensure-qt-libs.sh $(PY)
 	@touch $(STAMP)
 

@@ -180,6 +180,12 @@ def cmd_predict(args) -> int:
     return EXIT_SOME_FAILED if counts[Verdict.ERROR] or done.lost else EXIT_OK
 
 
+def cmd_review_archive(args) -> int:
+    from engine.archive.command import run_cli
+
+    return run_cli(args, _runtime(args))
+
+
 def cmd_calibrate(args) -> int:
     from engine.jobs.calibrate import CalibrationDone, CalibrationStarted, calibrate_job
 
@@ -309,6 +315,7 @@ COMMANDS = {
     "train": cmd_train,
     "eval": cmd_eval,
     "predict": cmd_predict,
+    "review-archive": cmd_review_archive,
     "calibrate": cmd_calibrate,
     "synth": cmd_synth,
     "info": cmd_info,

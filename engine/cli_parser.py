@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from engine.archive.command import add_archive_arguments
 from engine.bench_options import add_bench_arguments
 from engine.central.command import add_sync_arguments
 from engine.cli_feedback import add_feedback_commands
@@ -75,6 +76,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retry-errors", action="store_true", help="with --log: inspect again the files an earlier run could not")
     p.add_argument("--threshold", type=float, help="decision threshold (default: the model's)")
     p.add_argument("--batch-size", type=int, default=8)
+    _add_runtime(p)
+
+    p = sub.add_parser("review-archive", help="inspect a large archive once into a Parquet/CSV file, in-process or on Ray")
+    add_archive_arguments(p)
     _add_runtime(p)
 
     p = sub.add_parser("calibrate", help="choose and store a decision threshold from held-out scores")

@@ -9,6 +9,23 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("PYLON_CAMEMU", "2")  # two emulated pylon cameras, set before pylon first looks for devices
 
+RAY_TESTS = os.environ.get("VISINSPECT_RAY_TESTS") == "1"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "ray: starts a local Ray (listens on the network); run with -m ray or VISINSPECT_RAY_TESTS=1")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that start Ray run only when asked for: the default suite never opens a port beyond loopback."""
+    if RAY_TESTS or "ray" in (config.getoption("markexpr") or ""):
+        return
+    skip = pytest.mark.skip(reason="starts Ray: run with -m ray or VISINSPECT_RAY_TESTS=1")
+    for item in items:
+        if item.get_closest_marker("ray") is not None:
+            item.add_marker(skip)
+
+
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 # Small enough for CI's 2 cores, large enough to learn the synthetic defects.

@@ -204,6 +204,14 @@ class Inspector:
         out, model_ms = self._run_model(resized)
         return self._judge_batch(out, model_ms, [im.shape[:2] for im in images], pre_ms, thresholds)
 
+    def inspect_resized(
+        self, resized: np.ndarray, shapes: Sequence[tuple[int, int]], *, thresholds: Thresholds | None = None
+    ) -> list[Inspection]:
+        """Inspect a batch already resized by self.preprocess, judged in its images' own (H, W): inspect_files'
+        model step for callers that decode elsewhere (the archive review's Ray workers)."""
+        out, model_ms = self._run_model(resized)
+        return self._judge_batch(out, model_ms, shapes, 0.0, self.thresholds if thresholds is None else thresholds)
+
     def inspect_files(
         self,
         paths: Iterable[str | os.PathLike],
