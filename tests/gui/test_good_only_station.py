@@ -2,16 +2,21 @@
 from __future__ import annotations
 
 import shutil
+import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from engine.data.layouts import load_dataset
 from engine.data.synthetic import generate_dataset
+from engine.jobs.train import train_job
 from engine.modelfile import read_meta
+from engine.training import TrainConfig
 from engine.types import Verdict
 from visinspect_gui.widgets import train_tab as train_tab_module
 from visinspect_gui.widgets.calibration_view import CalibrationView
+from visinspect_gui.widgets.eval_tab import EvalTab
 from visinspect_gui.widgets.train_tab import TrainTab
 
 TRAIN_TIMEOUT_MS = 120_000
@@ -60,6 +65,7 @@ def test_good_only_product_trains_calibrates_and_inspects_in_the_station(window,
     qtbot.waitUntil(lambda: tab.saved_path is not None and not tab.is_busy(), timeout=TRAIN_TIMEOUT_MS)
     assert "Good-only training (one-class)" in tab.progress.mode_label.text()
     assert "0 defective images" in tab.progress.mode_label.text()
+    assert "fitted on good images" in tab.eta_label.text() and "held-out good images rejected" in tab.status_text()
     meta = read_meta(tab.saved_path)
     assert meta.method == "padim" and meta.training["mode"] == "good-only"
 
@@ -141,3 +147,33 @@ def test_calibration_without_defects_starts_at_the_false_reject_target(qtbot):
     view.set_data([0] * 5 + [1] * 5, np.linspace(0.1, 0.9, 10), threshold=0.5)  # defects: every target, the model's threshold
     assert view.no_miss_button.isEnabled() and view.balanced_button.isEnabled()
     assert view.current().target == "model threshold" and view.threshold() == pytest.approx(0.5)
+
+
+@pytest.fixture(scope="module")
+def good_only_model(good_only_folder, tmp_path_factory) -> Path:
+    """A good-only model of the folder, trained by the engine as `train --mode good-only` does (fast options)."""
+    out = tmp_path_factory.mktemp("good_only_models") / "pad.safetensors"
+    config = TrainConfig(backbone="vgg16_bn", backbone_weights="none", image_size=64, padim_dims=40, device="cpu", mode="good-only")
+    for _ in train_job(load_dataset(good_only_folder, min_defective=0), config, product="pad", out=out, stop=threading.Event()):
+        pass
+    return out
+
+
+def test_evaluate_tab_on_good_images_counts_false_rejects_and_calibrates_to_a_false_reject_target(qtbot, good_only_model,
+                                                                                                   good_only_folder):  # fmt: skip
+    tab = EvalTab()
+    qtbot.addWidget(tab)
+    tab.set_model(str(good_only_model))
+    tab.set_dataset_folder(str(good_only_folder))
+    tab.every_check.setChecked(True)
+    qtbot.waitUntil(lambda: not tab.is_probing(), timeout=10_000)
+    with qtbot.waitSignal(tab.evaluation_finished, timeout=60_000):
+        assert tab.start_evaluation()
+    assert "of 24 good images rejected" in tab.status_label.text() and "false-reject target" in tab.status_label.text()
+    view = tab.calibration
+    assert view.current().target == "max-false-reject:2" and not view.no_miss_button.isEnabled()
+    with qtbot.waitSignal(tab.threshold_stored, timeout=60_000) as stored:
+        view.store_button.click()
+    meta = read_meta(good_only_model)
+    assert meta.calibration["target"] == "max-false-reject:2" and meta.calibration["n"] == 24  # every image, all good
+    assert meta.threshold == pytest.approx(stored.args[1]) and meta.calibration["fp"] <= 0.02 * 24

@@ -132,8 +132,8 @@ class DatasetPicker(QGroupBox):
         masks = (f"masks for {index.n_masks} of {index.n_anomaly} defective (pixel AUROC and box recall will be measured)"
                  if index.n_masks else "no masks (image metrics only)")  # fmt: skip
         layout = "MVTec AD layout" if index.layout == "mvtec" else f"class folders, good = {index.good_dir}"
-        masks = masks if index.n_anomaly else "no defect images"
-        self.dataset_label.setText(f"<b>{layout}</b><br>{len(index.samples)} images: {counts}<br>{masks}<br>"
+        masks = f"{masks}<br>" if index.n_anomaly else ""
+        self.dataset_label.setText(f"<b>{layout}</b><br>{len(index.samples)} images: {counts}<br>{masks}"
                                    f"{html.escape(recommendation(index), quote=False)}")  # fmt: skip
         if self._product_auto:
             name = re.sub(r"[^A-Za-z0-9_.\-]+", "_", Path(scan.folder).name).strip("._-") or "product"

@@ -112,6 +112,7 @@ class RunProgress(QWidget):
             bar.setFormat("")
         self.eta_label.setText("")
         self.mode_label.setText("")
+        self._good_only = False
 
     def begin(self, epochs: int) -> None:
         """A run starts: images are read, nothing is trained yet."""
@@ -127,8 +128,9 @@ class RunProgress(QWidget):
     def mode_chosen(self, ev: ModeChosen) -> None:
         """The job said which training runs: one line, kept for the whole run; good-only fits in one pass."""
         what = "Good-only training (one-class)" if ev.mode == "good-only" else "Supervised training"
-        self.mode_label.setText(f"{what}: {ev.reason}.")
-        if ev.mode == "good-only":
+        self.mode_label.setText(f"{what} — {ev.reason}.")
+        self._good_only = ev.mode == "good-only"
+        if self._good_only:
             self.epoch_bar.setRange(0, 1)
 
     def data_ready(self) -> None:
@@ -161,7 +163,8 @@ class RunProgress(QWidget):
         self.epoch_bar.setValue(ev.epoch)
 
     def trained(self, epochs: int, seconds: float) -> None:
-        self.eta_label.setText(f"trained {epochs} epochs in {fmt_seconds(seconds)}")
+        done = "fitted on good images" if self._good_only else f"trained {epochs} epochs"
+        self.eta_label.setText(f"{done} in {fmt_seconds(seconds)}")
 
     def finish(self, outcome: JobOutcome, trained: bool) -> None:
         """The run ended: no estimate is left standing; a stopped run says where it stopped."""

@@ -305,6 +305,11 @@ class TrainTab(QWidget):
         elif outcome is JobOutcome.DONE and self.result is not None:
             r = self.result.report
             auroc = "n/a" if r.image_auroc is None else f"{r.image_auroc:.3f}"
+            if not r.tp + r.fn:  # good images only: misses cannot be measured, false rejects can
+                self._status(f"Done in {fmt_seconds(self.progress.elapsed())}: {r.fp} of {r.tn + r.fp} held-out good images "
+                             "rejected at the model's threshold; no defect image to measure misses. Calibrate to a "
+                             "false-reject target, then use the model on the live view.")  # fmt: skip
+                return
             self._status(f"Done in {fmt_seconds(self.progress.elapsed())}: held-out accuracy {fmt_pct(r.accuracy)}, "
                          f"balanced {fmt_pct(r.balanced_accuracy)}, image AUROC {auroc}. Review the report, calibrate, "
                          "then use the model on the live view.")  # fmt: skip
