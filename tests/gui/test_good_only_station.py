@@ -107,11 +107,15 @@ def test_supervised_is_offered_only_with_two_defect_images(qtbot, synthetic, tmp
     assert not tab.mode.supervised_allowed() and tab.mode.mode() == "good-only"
     assert "Supervised needs at least 2 defect images; this dataset has 1." == tab.mode.reason.text()
     assert "24 good, 1 defective: good-only training (one-class) recommended" in tab.picker.dataset_label.text()
+    epochs, lr = tab.options.field_widget("epochs"), tab.options.field_widget("lr")
+    assert not epochs.isEnabled() and not lr.isEnabled()  # good-only uses no epochs or learning rate
+    assert tab.options.field_widget("image_size").isEnabled() and tab.options.field_widget("batch_size").isEnabled()
 
     shutil.copy(sorted((synthetic / "test" / "crack").glob("*.png"))[1], one / "crack")
     scan(qtbot, tab, one)
     assert tab.mode.supervised_allowed() and tab.mode.mode() == "supervised" and tab.mode.reason.text() == ""
     assert "supervised training recommended" in tab.picker.dataset_label.text()
+    assert epochs.isEnabled() and lr.isEnabled()
 
 
 def test_the_mode_chosen_goes_into_the_training_config(qtbot, synthetic, monkeypatch, private_folders):
@@ -126,11 +130,14 @@ def test_the_mode_chosen_goes_into_the_training_config(qtbot, synthetic, monkeyp
     qtbot.addWidget(tab)
     scan(qtbot, tab, synthetic)
     assert tab.mode.mode() == "supervised"
+    assert tab.options.field_widget("epochs").isEnabled()
     tab.mode.set_mode("good-only")  # an engineer who wants the one-class model although defects exist
+    assert not tab.options.field_widget("epochs").isEnabled()
     tab.set_product("pad")
     assert tab.start_training()
     qtbot.waitUntil(lambda: not tab.is_busy(), timeout=10_000)
     assert [c.mode for c in configs] == ["good-only"]
+    assert not tab.options.field_widget("epochs").isEnabled() and tab.options.field_widget("seed").isEnabled()  # after the run
 
 
 def test_calibration_without_defects_starts_at_the_false_reject_target(qtbot):

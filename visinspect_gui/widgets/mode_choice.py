@@ -12,6 +12,7 @@ from visinspect_gui.widgets.common import wheel_only_when_focused
 MODES = (("Auto", "auto"), ("Supervised", "supervised"), ("Good only", "good-only"))
 MODE_TEXT = {mode: text for text, mode in MODES}
 MIN_SUPERVISED_DEFECTS = 2  # what engine.training.good_only.choose_mode needs for supervised training
+SUPERVISED_ONLY = ("trainable", "epochs", "lr", "class_weights", "early_stop_accuracy")  # options good-only does not use
 
 
 def recommendation(index: DatasetIndex) -> str:
@@ -48,6 +49,12 @@ class ModeChoice(QGroupBox):
 
     def set_mode(self, mode: str) -> None:
         self.combo.setCurrentIndex(self.combo.findData(mode))
+
+    def effective(self, index: DatasetIndex | None) -> str | None:
+        """The training that will run on index: the choice, or for auto what the counts give (None: not known yet)."""
+        if self.mode() != "auto":
+            return self.mode()
+        return choose_mode("auto", index).mode if index is not None else None
 
     def supervised_allowed(self) -> bool:
         return self._model().item(1).isEnabled()

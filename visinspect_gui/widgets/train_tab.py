@@ -29,7 +29,7 @@ from visinspect_gui.widgets.calibration_view import ScoredImages
 from visinspect_gui.widgets.common import TAB_ROOM, FoldingLabel, breakable, elide_middle
 from visinspect_gui.widgets.config_form import ConfigForm, weights_advice
 from visinspect_gui.widgets.dataset_picker import DatasetPicker
-from visinspect_gui.widgets.mode_choice import ModeChoice
+from visinspect_gui.widgets.mode_choice import SUPERVISED_ONLY, ModeChoice
 from visinspect_gui.widgets.report_view import fmt_pct
 from visinspect_gui.widgets.results_pane import ResultsPane
 from visinspect_gui.widgets.train_progress import RunProgress, fmt_seconds
@@ -77,6 +77,7 @@ class TrainTab(QWidget):
         self.picker = DatasetPicker()
         self.picker.dataset_scanned.connect(self._on_dataset_scanned)
         self.mode = ModeChoice()
+        self.mode.combo.currentIndexChanged.connect(self._on_mode_changed)
         self.options = ConfigForm()
         self.defaults_button = QPushButton("Founding defaults")
         d = TrainConfig()
@@ -241,8 +242,13 @@ class TrainTab(QWidget):
 
     def _on_dataset_scanned(self, index) -> None:
         self.mode.set_dataset(index)
+        self._on_mode_changed()
         self.train_button.setEnabled(index is not None and not self._worker.busy())
         self.dataset_scanned.emit(index)
+
+    def _on_mode_changed(self, *_args) -> None:
+        """Good-only fits Gaussians in one pass: the supervised options (epochs, learning rate, ...) are greyed out."""
+        self.options.set_unused(SUPERVISED_ONLY if self.mode.effective(self.dataset) == "good-only" else ())
 
     def _on_worker_event(self, event: object) -> None:
         if isinstance(event, ModeChosen):
