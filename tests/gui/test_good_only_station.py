@@ -154,6 +154,8 @@ def test_calibration_without_defects_starts_at_the_false_reject_target(qtbot):
     view.set_data([0] * 5 + [1] * 5, np.linspace(0.1, 0.9, 10), threshold=0.5)  # defects: every target, the model's threshold
     assert view.no_miss_button.isEnabled() and view.balanced_button.isEnabled()
     assert view.current().target == "model threshold" and view.threshold() == pytest.approx(0.5)
+    view.set_data([0] * 5 + [1] * 5, np.linspace(0.1, 0.9, 10), threshold=0.5, one_class=True)  # a good-only model
+    assert view.current().target == "max-false-reject:10" and view.no_miss_button.isEnabled()  # defects: every target too
 
 
 @pytest.fixture(scope="module")
@@ -184,5 +186,3 @@ def test_evaluate_tab_on_good_images_counts_false_rejects_and_calibrates_to_a_fa
     meta = read_meta(good_only_model)
     assert meta.calibration["target"] == "max-false-reject:2" and meta.calibration["n"] == 24  # every image, all good
     assert meta.threshold == pytest.approx(stored.args[1]) and meta.calibration["fp"] <= 0.02 * 24
-    view.set_data([0] * 5 + [1] * 5, np.linspace(0.1, 0.9, 10), threshold=0.5, one_class=True)  # a good-only model
-    assert view.current().target == "max-false-reject:10" and view.no_miss_button.isEnabled()  # defects: every target too
