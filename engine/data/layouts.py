@@ -186,8 +186,9 @@ class DatasetScan:
     error: str | None
 
 
-def scan_dataset(folder: str | os.PathLike, good_dir: str | None = None) -> DatasetScan:
-    """List folder's sub-folders, guess the good one unless given (good, else a name like MT_Free or OK), index it."""
+def scan_dataset(folder: str | os.PathLike, good_dir: str | None = None, *, min_defective: int = 2) -> DatasetScan:
+    """List folder's sub-folders, guess the good one unless given (good, else a name like MT_Free or OK), index it
+    (min_defective 0: a folder of good images only is a dataset too)."""
     root = Path(folder)
     try:
         names = tuple(p.name for p in class_folders(root))
@@ -195,6 +196,6 @@ def scan_dataset(folder: str | os.PathLike, good_dir: str | None = None) -> Data
         names = ()
     good = good_dir or ("good" if "good" in names else next((n for n in names if GOOD_NAME_HINT.search(n)), GOOD))
     try:
-        return DatasetScan(str(folder), names, good, load_dataset(root, good_dir=good), None)
+        return DatasetScan(str(folder), names, good, load_dataset(root, good_dir=good, min_defective=min_defective), None)
     except (DatasetError, OSError) as exc:
         return DatasetScan(str(folder), names, good, None, str(exc))

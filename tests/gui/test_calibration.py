@@ -96,11 +96,13 @@ def test_max_false_reject_button_respects_the_percentage(qtbot) -> None:
     assert rows == ["no-miss", "max-false-reject:1", "max-false-reject:5", "balanced"]
 
 
-def test_one_class_only_is_explained_not_crashed(qtbot) -> None:
+def test_one_class_only_offers_the_false_reject_target_alone(qtbot) -> None:
     view = _view(qtbot, [0, 0, 0], [0.1, 0.2, 0.3])
-    qtbot.mouseClick(view.no_miss_button, Qt.MouseButton.LeftButton)
-    assert "both classes" in view.status.text()
-    assert view.table.rowCount() == 0 and view.confusion.counts()["fp"] == 0
+    assert not view.no_miss_button.isEnabled() and not view.balanced_button.isEnabled()  # they need defective images
+    assert "needs defective images" in view.balanced_button.toolTip()
+    rows = [view.table.item(r, 0).text() for r in range(view.table.rowCount())]
+    assert rows == ["max-false-reject:1", "max-false-reject:2"] and view.confusion.counts()["fp"] == 0
+    assert view.current().target == "max-false-reject:2" and "max-false-reject:2" in view.status.text()
 
 
 def test_store_threshold_is_used_by_an_inspector_loaded_from_the_file(qtbot, trained, model_copy) -> None:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,19 +22,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from engine.errors import VisInspectError
 from engine.evaluation.calibrate import (
     Calibration,
     CalibrationError,
     at_threshold,
     calibrate,
-    calibration_table,
     parse_target,
 )
 from engine.jobs.calibrate import CalibrationDone, calibrate_job
-from engine.types import RuntimeOptions
 from visinspect_gui.widgets.common import THRESHOLD_DECIMALS, format_threshold, wheel_only_when_focused
 from visinspect_gui.widgets.report_view import ConfusionGrid, fmt_pct
+from visinspect_gui.widgets.scored_images import ScoredImages, table_rows
 from visinspect_gui.workers import Latest
 
 PLOT_BG = "#1e2024"
@@ -44,18 +41,6 @@ ANOMALY_RGB = (235, 95, 80)
 LINE_RGB = (255, 210, 60)
 N_BINS = 40
 SIDE_WIDTH = 360  # the controls beside the plot
-
-
-@dataclass(frozen=True)
-class ScoredImages:
-    """Which images the scores shown came from, so storing a threshold can score the same images again."""
-
-    model_path: str
-    data_dir: str
-    runtime: RuntimeOptions
-    layout: str | None = None
-    good_dir: str | None = None
-    every_image: bool = False
 
 
 class CalibrationView(QWidget):
@@ -197,8 +182,9 @@ class CalibrationView(QWidget):
     # --- public API ------------------------------------------------------------------------------
 
     def set_data(self, labels: Sequence[int], scores: Sequence[float], *, threshold: float = 0.5,
-                 images: ScoredImages | None = None, source: str = "held-out images") -> None:  # fmt: skip
-        """Show held-out labels (1 = anomaly) and p_anomaly scores, starting at the model's threshold."""
+                 images: ScoredImages | None = None, source: str = "held-out images", one_class: bool = False) -> None:  # fmt: skip
+        """Show held-out labels (1 = anomaly) and p_anomaly scores, starting at the model's threshold; for a good-only
+        (one_class) model or images without defects, at the max-false-reject target (the only one without defects)."""
         self._labels = np.asarray(labels, dtype=int)
         self._scores = np.asarray(scores, dtype=float)
         self._source = source
@@ -215,13 +201,17 @@ class CalibrationView(QWidget):
         self.good_hist.setData(edges, np.histogram(clipped[self._labels == 0], bins=edges)[0].astype(float))
         self.anomaly_hist.setData(edges, np.histogram(clipped[self._labels == 1], bins=edges)[0].astype(float))
         self._rename_legend(f"good ({n_good})", f"defective ({n_anom})")
-        self.title.setText(f"Calibration on {source}: {n_good} good and {n_anom} defective images. "
-                           "Drag the yellow line or pick a target.")
+        how = ("Drag the yellow line or pick a target." if n_anom else
+               "No defective images: set the share of good parts you accept rejecting (Max false reject), then store.")
+        self.title.setText(f"Calibration on {source}: {n_good} good and {n_anom} defective images. {how}")  # fmt: skip
         self._fill_table()
         self._set_enabled(len(self._scores) > 0)
         self.set_images(images)
         self.set_threshold(threshold, target="model threshold")
         self.status.setText(f"The model's threshold is {format_threshold(threshold)}.")
+        self._offer_targets(n_anom > 0)
+        if len(self._scores) and (one_class or not n_anom):
+            self._apply_false_reject_default(threshold, "good-only model" if one_class else "no defective images")
 
     def set_images(self, images: ScoredImages | None) -> None:
         """The model file Store writes to and the images it scores again; without them, storing is disabled."""
@@ -308,6 +298,8 @@ class CalibrationView(QWidget):
 
     def _on_false_reject_percent_changed(self, _value: float) -> None:
         self._fill_table()
+        if self._target.startswith("max-false-reject"):  # the target shown follows its percentage
+            self._on_false_reject_clicked()
 
     def _on_table_row_clicked(self, row: int, _col: int) -> None:
         item = self.table.item(row, 0)
@@ -335,6 +327,21 @@ class CalibrationView(QWidget):
 
     # --- helpers ----------------------------------------------------------------------------------
 
+    def _offer_targets(self, with_defects: bool) -> None:
+        """No miss and Balanced need defective images; without them only the false-reject target is offered."""
+        reason = "" if with_defects else " (needs defective images; with good images only, use Max false reject)"
+        for button, text in ((self.no_miss_button, "Largest threshold that misses no defective held-out image"),
+                             (self.balanced_button, "Threshold with the best balanced accuracy")):  # fmt: skip
+            button.setEnabled(with_defects and len(self._scores) > 0)
+            button.setToolTip(text + reason)
+
+    def _apply_false_reject_default(self, threshold: float, why: str) -> None:
+        """Start at the false-reject target: the share of good parts one accepts rejecting is what a good-only line sets."""
+        cal = self.apply_target(f"max-false-reject:{self.false_reject_spin.value():g}")
+        if cal is not None:
+            self.status.setText(f"{cal.target} ({why}): threshold {format_threshold(cal.threshold)}, {cal.fp} of {cal.n_good} "
+                                f"good rejected (the model's: {format_threshold(threshold)}). Store it to use it on the line.")  # fmt: skip
+
     def _set_enabled(self, on: bool) -> None:
         for w in (self.threshold_spin, self.no_miss_button, self.balanced_button, self.false_reject_button,
                   self.false_reject_spin, self.table):
@@ -358,15 +365,7 @@ class CalibrationView(QWidget):
                 label.setText(anomaly)
 
     def _fill_table(self) -> None:
-        try:
-            rows = calibration_table(self._labels, self._scores, false_reject_percents=(1.0, self.false_reject_spin.value()))
-        except (CalibrationError, VisInspectError):
-            rows = []
-        seen, unique = set(), []
-        for c in rows:
-            if c.target not in seen:
-                seen.add(c.target)
-                unique.append(c)
+        unique = table_rows(self._labels, self._scores, self.false_reject_spin.value())
         self.table.setRowCount(len(unique))
         for r, c in enumerate(unique):
             cells = (c.target, format_threshold(c.threshold), f"{c.fn}/{c.n_anomaly}  ({c.miss_rate:.1%})",

@@ -205,6 +205,13 @@ class ConfigForm(QWidget):
         known = {f.name for f in fields(TrainConfig)}
         return TrainConfig(**values, **{k: v for k, v in fixed.items() if k in known})
 
+    def set_unused(self, names) -> None:
+        """Grey out the fields the chosen training does not use (good-only: no epochs, learning rate, ...)."""
+        for f in self._fields:
+            widget = self.widgets[f.name]
+            for part in widget if isinstance(widget, tuple) else (widget,):
+                part.setEnabled(f.name not in names)
+
     def setEnabled(self, on: bool) -> None:  # noqa: N802 - Qt API
         super().setEnabled(on)
         self.weights.setEnabled(on)

@@ -1,4 +1,5 @@
-"""The Train tab's dataset box: a folder read in a worker, its good-image folder, the product name and where it saves."""
+"""The Train tab's dataset box: a folder read in a worker (good images alone are a dataset too), its good-image folder,
+the product name and where it saves."""
 from __future__ import annotations
 
 import html
@@ -22,6 +23,7 @@ from engine.data.layouts import DatasetIndex, DatasetScan, scan_dataset
 from engine.modelfile import MODEL_SUFFIX
 from engine.paths import weights_dir
 from visinspect_gui.widgets.common import breakable, elide_middle, wheel_only_when_focused
+from visinspect_gui.widgets.mode_choice import recommendation
 from visinspect_gui.workers import Latest, call
 
 PRODUCT_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
@@ -108,7 +110,8 @@ class DatasetPicker(QGroupBox):
             self.dataset_scanned.emit(None)
             return
         self.dataset_label.setText(f"Reading {html.escape(breakable(folder), quote=False)}…")
-        self._scanner.start(call, scan_dataset, folder, good_dir, on_event=self._on_scanned, on_failed=self._on_scan_failed)
+        self._scanner.start(call, scan_dataset, folder, good_dir, min_defective=0, on_event=self._on_scanned,
+                            on_failed=self._on_scan_failed)  # fmt: skip
 
     def _on_scanned(self, scan: DatasetScan) -> None:
         """Show the layout, counts and masks of the scanned folder (or why it is not a dataset)."""
@@ -129,7 +132,9 @@ class DatasetPicker(QGroupBox):
         masks = (f"masks for {index.n_masks} of {index.n_anomaly} defective (pixel AUROC and box recall will be measured)"
                  if index.n_masks else "no masks (image metrics only)")  # fmt: skip
         layout = "MVTec AD layout" if index.layout == "mvtec" else f"class folders, good = {index.good_dir}"
-        self.dataset_label.setText(f"<b>{layout}</b><br>{len(index.samples)} images: {counts}<br>{masks}")
+        masks = f"{masks}<br>" if index.n_anomaly else ""
+        self.dataset_label.setText(f"<b>{layout}</b><br>{len(index.samples)} images: {counts}<br>{masks}"
+                                   f"{html.escape(recommendation(index), quote=False)}")  # fmt: skip
         if self._product_auto:
             name = re.sub(r"[^A-Za-z0-9_.\-]+", "_", Path(scan.folder).name).strip("._-") or "product"
             self.product_edit.setText(name[:64])

@@ -306,9 +306,13 @@ class EvalTab(QWidget):
         if outcome is JobOutcome.CANCELLED:
             self._status("Evaluation cancelled." if self.done is None else "Gallery stopped.")
         elif self.done is not None and outcome is JobOutcome.DONE:
-            r = self.done.report
-            self._status(f"{self.done.how}: accuracy {fmt_pct(r.accuracy)}, balanced {fmt_pct(r.balanced_accuracy)}, "
-                         f"missed {r.fn}, false rejects {r.fp} ({time.perf_counter() - self._t0:.1f} s).")  # fmt: skip
+            r, took = self.done.report, f"({time.perf_counter() - self._t0:.1f} s)"
+            if not r.tp + r.fn:  # good images only: how many are rejected is what can be measured
+                self._status(f"{self.done.how}: {r.fp} of {r.n} good images rejected ({fmt_pct(r.fp / max(1, r.n))}); no defect "
+                             f"image to measure misses: calibrate to a false-reject target {took}.")  # fmt: skip
+            else:
+                self._status(f"{self.done.how}: accuracy {fmt_pct(r.accuracy)}, balanced {fmt_pct(r.balanced_accuracy)}, "
+                             f"missed {r.fn}, false rejects {r.fp} {took}.")  # fmt: skip
         self.evaluation_finished.emit()
 
     def _on_exported(self, path: str) -> None:

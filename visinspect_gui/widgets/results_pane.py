@@ -76,7 +76,8 @@ class ResultsPane(QTabWidget):
         self.data_dir = images.data_dir if images is not None else meta.dataset.get("root")
         self.report_view.set_report(report, title=f"{title} (scored in {precision})")
         labels, scores = scores_arrays(report)
-        self.calibration.set_data(labels, scores, threshold=meta.threshold, images=images, source=how)
+        self.calibration.set_data(labels, scores, threshold=meta.threshold, images=images, source=how,
+                                  one_class=meta.method == "padim")  # fmt: skip
         self._update_warning()
         self.setCurrentWidget(self.report_view)
 

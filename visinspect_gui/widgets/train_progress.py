@@ -1,6 +1,7 @@
 """The Train tab's progress: epoch and step bars and a time left measured from this run's own batches."""
 from __future__ import annotations
 
+import math
 import statistics
 import time
 from collections import deque
@@ -8,6 +9,7 @@ from collections.abc import Callable
 
 from PySide6.QtWidgets import QProgressBar, QVBoxLayout, QWidget
 
+from engine.training.good_only import ModeChosen
 from engine.training.recipe import EpochReport, StepReport
 from engine.types import JobOutcome
 from visinspect_gui.widgets.common import FoldingLabel
@@ -81,19 +83,21 @@ class EtaEstimator:
 
 
 class RunProgress(QWidget):
-    """Epoch bar, step bar and a line with the loss, the time taken and the time left; says how a run ended."""
+    """Which training runs and why, epoch bar, step bar and a line with the loss, the time taken and the time left;
+    says how a run ended."""
 
     def __init__(self, parent: QWidget | None = None, *, clock: Callable[[], float] = time.perf_counter) -> None:
         super().__init__(parent)
         self.clock = clock
         self.eta = EtaEstimator()
         self._t0 = 0.0
+        self.mode_label = FoldingLabel()
         self.epoch_bar = QProgressBar()
         self.step_bar = QProgressBar()
         self.eta_label = FoldingLabel()
         lay = QVBoxLayout(self)
         lay.setContentsMargins(0, 0, 0, 0)
-        for w in (self.epoch_bar, self.step_bar, self.eta_label):
+        for w in (self.mode_label, self.epoch_bar, self.step_bar, self.eta_label):
             lay.addWidget(w)
         self.clear()
 
@@ -107,6 +111,8 @@ class RunProgress(QWidget):
             bar.setValue(0)
             bar.setFormat("")
         self.eta_label.setText("")
+        self.mode_label.setText("")
+        self._good_only = False
 
     def begin(self, epochs: int) -> None:
         """A run starts: images are read, nothing is trained yet."""
@@ -118,6 +124,14 @@ class RunProgress(QWidget):
         self.step_bar.setRange(0, 0)  # busy until the first batch
         self.step_bar.setFormat("")
         self.eta_label.setText("Preparing… reading the images")
+
+    def mode_chosen(self, ev: ModeChosen) -> None:
+        """The job said which training runs: one line, kept for the whole run; good-only fits in one pass."""
+        what = "Good-only training (one-class)" if ev.mode == "good-only" else "Supervised training"
+        self.mode_label.setText(f"{what} — {ev.reason}.")
+        self._good_only = ev.mode == "good-only"
+        if self._good_only:
+            self.epoch_bar.setRange(0, 1)
 
     def data_ready(self) -> None:
         self.eta.start(self.clock())
@@ -136,7 +150,8 @@ class RunProgress(QWidget):
         left = self.eta.remaining(ev)
         more = ("time left: measuring (the first epoch is the slowest)" if left is None
                 else f"about {fmt_seconds(left)} left (less if it stops early)")  # fmt: skip
-        self.eta_label.setText(f"epoch {ev.epoch}/{ev.epochs} · step {ev.step}/{ev.steps} · loss {ev.loss:.4f}\n"
+        loss = "gathering features" if math.isnan(ev.loss) else f"loss {ev.loss:.4f}"  # good-only: no loss while fitting
+        self.eta_label.setText(f"epoch {ev.epoch}/{ev.epochs} · step {ev.step}/{ev.steps} · {loss}\n"
                                f"elapsed {fmt_seconds(now - self._t0)} · {more}")  # fmt: skip
 
     def epoch(self, ev: EpochReport) -> None:
@@ -148,7 +163,8 @@ class RunProgress(QWidget):
         self.epoch_bar.setValue(ev.epoch)
 
     def trained(self, epochs: int, seconds: float) -> None:
-        self.eta_label.setText(f"trained {epochs} epochs in {fmt_seconds(seconds)}")
+        done = "fitted on good images" if self._good_only else f"trained {epochs} epochs"
+        self.eta_label.setText(f"{done} in {fmt_seconds(seconds)}")
 
     def finish(self, outcome: JobOutcome, trained: bool) -> None:
         """The run ended: no estimate is left standing; a stopped run says where it stopped."""

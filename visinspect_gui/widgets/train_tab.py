@@ -3,6 +3,7 @@ report, gallery and calibration, scored as the line will run the model."""
 from __future__ import annotations
 
 import html
+import math
 from pathlib import Path
 
 from PySide6.QtCore import QSize, Qt, Signal
@@ -21,12 +22,14 @@ from engine.errors import BackboneWeightsError, VisInspectError
 from engine.evaluation.report import GalleryEntry
 from engine.jobs.train import ModelSaved, train_job
 from engine.training import TrainConfig
+from engine.training.good_only import ModeChosen
 from engine.training.recipe import DataReady, EpochReport, StepReport, TrainResult
 from engine.types import JobOutcome, RuntimeOptions
 from visinspect_gui.widgets.calibration_view import ScoredImages
 from visinspect_gui.widgets.common import TAB_ROOM, FoldingLabel, breakable, elide_middle
 from visinspect_gui.widgets.config_form import ConfigForm, weights_advice
 from visinspect_gui.widgets.dataset_picker import DatasetPicker
+from visinspect_gui.widgets.mode_choice import SUPERVISED_ONLY, ModeChoice
 from visinspect_gui.widgets.report_view import fmt_pct
 from visinspect_gui.widgets.results_pane import ResultsPane
 from visinspect_gui.widgets.train_progress import RunProgress, fmt_seconds
@@ -73,6 +76,8 @@ class TrainTab(QWidget):
     def _build(self) -> None:
         self.picker = DatasetPicker()
         self.picker.dataset_scanned.connect(self._on_dataset_scanned)
+        self.mode = ModeChoice()
+        self.mode.combo.currentIndexChanged.connect(self._on_mode_changed)
         self.options = ConfigForm()
         self.defaults_button = QPushButton("Founding defaults")
         d = TrainConfig()
@@ -118,7 +123,7 @@ class TrainTab(QWidget):
         form = QWidget()
         fl = QVBoxLayout(form)
         fl.setContentsMargins(0, 0, 0, 0)
-        for w in (self.picker, opt_box):
+        for w in (self.picker, self.mode, opt_box):
             fl.addWidget(w)
         fl.addStretch(1)
         scroll = self.form_scroll = QScrollArea()
@@ -174,14 +179,14 @@ class TrainTab(QWidget):
             self._status("Still reading the dataset folder; press Train again in a moment.", error=True)
             return False
         if self.dataset is None:
-            self._status("Choose a dataset folder with good and defective images first.", error=True)
+            self._status("Choose a dataset folder with good images (and defective ones, if any) first.", error=True)
             return False
         path = self.model_path()
         if path is None:
             self._status("Product name: letters, digits, '_', '-' or '.', up to 64 characters.", error=True)
             return False
         try:
-            config = self.options.config(device=self.runtime.device)
+            config = self.options.config(device=self.runtime.device, mode=self.mode.mode())
         except (ValueError, VisInspectError) as exc:
             self._status(str(exc), error=True)
             return False
@@ -236,11 +241,19 @@ class TrainTab(QWidget):
     # --- the run ----------------------------------------------------------------------------------
 
     def _on_dataset_scanned(self, index) -> None:
+        self.mode.set_dataset(index)
+        self._on_mode_changed()
         self.train_button.setEnabled(index is not None and not self._worker.busy())
         self.dataset_scanned.emit(index)
 
+    def _on_mode_changed(self, *_args) -> None:
+        """Good-only fits Gaussians in one pass: the supervised options (epochs, learning rate, ...) are greyed out."""
+        self.options.set_unused(SUPERVISED_ONLY if self.mode.effective(self.dataset) == "good-only" else ())
+
     def _on_worker_event(self, event: object) -> None:
-        if isinstance(event, StepReport):
+        if isinstance(event, ModeChosen):
+            self.progress.mode_chosen(event)
+        elif isinstance(event, StepReport):
             self._on_step(event)
         elif isinstance(event, EpochReport):
             self._on_epoch(event)
@@ -259,7 +272,8 @@ class TrainTab(QWidget):
 
     def _on_step(self, ev: StepReport) -> None:
         self.progress.step(ev)
-        self.curves.add_step(ev)
+        if not math.isnan(ev.loss):  # good-only gathers features: no loss to draw
+            self.curves.add_step(ev)
 
     def _on_epoch(self, ev: EpochReport) -> None:
         self.curves.add_epoch(ev)
@@ -297,6 +311,11 @@ class TrainTab(QWidget):
         elif outcome is JobOutcome.DONE and self.result is not None:
             r = self.result.report
             auroc = "n/a" if r.image_auroc is None else f"{r.image_auroc:.3f}"
+            if not r.tp + r.fn:  # good images only: misses cannot be measured, false rejects can
+                self._status(f"Done in {fmt_seconds(self.progress.elapsed())}: {r.fp} of {r.tn + r.fp} held-out good images "
+                             "rejected at the model's threshold; no defect image to measure misses. Calibrate to a "
+                             "false-reject target, then use the model on the live view.")  # fmt: skip
+                return
             self._status(f"Done in {fmt_seconds(self.progress.elapsed())}: held-out accuracy {fmt_pct(r.accuracy)}, "
                          f"balanced {fmt_pct(r.balanced_accuracy)}, image AUROC {auroc}. Review the report, calibrate, "
                          "then use the model on the live view.")  # fmt: skip
@@ -340,7 +359,7 @@ class TrainTab(QWidget):
     def _set_running(self, running: bool) -> None:
         self.train_button.setEnabled(not running and self.dataset is not None)
         self.cancel_button.setEnabled(running)
-        for w in (self.picker, self.options, self.defaults_button):
+        for w in (self.picker, self.mode, self.options, self.defaults_button):
             w.setEnabled(not running)
         self.export_button.setEnabled(not running and self.result is not None)
         self.busy_changed.emit(running)
