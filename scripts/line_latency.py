@@ -138,6 +138,7 @@ def hub_rounds(line: _Line, args) -> tuple[list[float], list[float], int]:
 def plc(address: str, rounds: int, interval_s: float, first_counter: int, out) -> None:
     """The PLC process: per part write PartId, raise Trigger (timed), wait for ResultCounter to move (timed), lower Trigger."""
     from asyncua import Client
+
     from engine.lineio.opcua import NAMESPACE_URI
 
     async def run():

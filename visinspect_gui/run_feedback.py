@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from visinspect_gui.station import RunState
 
 EVENT_LEVELS = {
@@ -10,18 +12,27 @@ EVENT_LEVELS = {
 }  # fmt: skip
 
 
+LOG_CHECK_S = 2.0  # while results stream in, the results log's health and the frames' size are checked this often
+
+
 class RunFeedback:
     """Turns the Station's signals into what the window shows; a verdict is never left up as current after it."""
 
     def __init__(self, window) -> None:
         self.w = window
         self.starting: tuple | None = None  # (spec, loop, max_fps) of the run being opened: saved once it opens
+        self._dropped = 0  # the dropped-frames count shown
+        self._log_checked = 0.0  # time.monotonic() of the last results-log check
 
     def on_result_ready(self, result) -> None:
-        """Show a live result; check the results log now and then for write problems."""
+        """Show a live result; check the results log now and then (every LOG_CHECK_S) for write problems."""
         self.w.live.add_result(result)
-        self.w.status.set_dropped(result.dropped_total)
-        if result.inspected_total % 10 == 1:
+        if result.dropped_total != self._dropped:
+            self._dropped = result.dropped_total
+            self.w.status.set_dropped(result.dropped_total)
+        now = time.monotonic()
+        if now - self._log_checked >= LOG_CHECK_S:
+            self._log_checked = now
             self.w.check_results_log()
 
     def on_source_event(self, event) -> None:

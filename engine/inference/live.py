@@ -318,12 +318,15 @@ def live_inspect(
             display=composite,
         )
 
+    # Files: one frame more than threads, so a thread that finishes starts the next at once. Live sources: none
+    # queued (the newest frame wins; a queued one would only grow stale).
+    queued_max = parallelism.in_flight + (0 if drop else 1)
     held = None  # an event, the end or a failure, waiting until every frame read before it is out
     try:
         while not stop.is_set():
             # Keep the inspecting threads busy first: a frame waiting is submitted before a result is handed
             # out (the caller logs and shows each result before it asks for the next).
-            while held is None and len(in_flight) < parallelism.in_flight:
+            while held is None and len(in_flight) < queued_max:
                 ready = bool(in_flight) and in_flight[0][1].done()
                 item = mailbox.get(0 if ready else _POLL_S)  # a finished frame pokes the mailbox awake
                 if item is None:
@@ -347,7 +350,7 @@ def live_inspect(
                 yield item
                 if item.kind == "ended":
                     return
-            elif in_flight and (held is not None or len(in_flight) >= parallelism.in_flight):
+            elif in_flight and (held is not None or len(in_flight) >= queued_max):
                 wait([in_flight[0][1]], timeout=_POLL_S)
     finally:
         reader_stop.set()
