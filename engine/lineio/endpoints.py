@@ -54,7 +54,7 @@ def start_endpoints(
             host, port = parse_host_port(address, what=f"{key} address")
             cls = endpoint_class(key)
             if key == "opcua":
-                endpoint = cls(hub, host=host, port=port, users_file=users_file)
+                endpoint = cls(hub, host=host, port=port, users_file=users_file or _users_file_if_any())
             elif key == "mqtt":
                 endpoint = cls(hub, host=host, port=port, topic=io.mqtt_topic, station=station or hub.state().station)
             else:
@@ -65,6 +65,14 @@ def start_endpoints(
         stop_endpoints(started)
         raise
     return started
+
+
+def _users_file_if_any():
+    """The station's line users file (`visinspect users add` writes it), when there is one."""
+    from engine.lineio.users import default_users_file
+
+    path = default_users_file()
+    return path if path.is_file() else None
 
 
 def stop_endpoints(endpoints: list) -> list[str]:

@@ -49,3 +49,19 @@ def test_endpoints_that_started_are_stopped_when_a_later_one_cannot_start(monkey
     with pytest.raises(LineIOError, match="MQTT"):
         start_endpoints(LineHub(station="s"), LineIOSettings(opcua="127.0.0.1:4840", modbus="127.0.0.1:5020", mqtt="h:1883"))
     assert started == ["127.0.0.1:4840", "127.0.0.1:5020"] and stopped == ["127.0.0.1:5020", "127.0.0.1:4840"]
+
+
+def test_opc_ua_off_loopback_uses_the_stations_users_file_when_there_is_one(tmp_path, monkeypatch):
+    """No socket is opened: the endpoint refuses or accepts its settings when it is made."""
+    pytest.importorskip("asyncua")
+    from engine.lineio.endpoints import _users_file_if_any, endpoint_class
+    from engine.lineio.users import add_user, default_users_file
+
+    monkeypatch.setenv("VISINSPECT_DATA", str(tmp_path))
+    opcua = endpoint_class("opcua")
+    assert _users_file_if_any() is None
+    with pytest.raises(LineIOError, match="users file"):
+        opcua(LineHub(station="t"), host="0.0.0.0", port=0, users_file=_users_file_if_any())
+    add_user(default_users_file(), "plc1", "s3cret-pass")
+    assert _users_file_if_any() == default_users_file()
+    opcua(LineHub(station="t"), host="0.0.0.0", port=0, users_file=_users_file_if_any())  # made, not started
