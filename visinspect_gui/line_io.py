@@ -60,7 +60,7 @@ class LineIO(QObject):
         """live_job's line arguments: the hub while endpoints serve, and triggered mode when asked for."""
         if not self.endpoints:
             return {}
-        return {"hub": self.hub, "triggered": self.triggered and any(e for e in self.endpoints if not _is_mqtt(e))}
+        return {"hub": self.hub, "triggered": self.triggered and any(e.triggers for e in self.endpoints)}
 
     # -- settings ------------------------------------------------------------------------------------
 
@@ -147,11 +147,6 @@ class LineIO(QObject):
         self.hub.set_recipe_handler(None)
         self._job.start(_restart, list(self.endpoints), self.hub, LineIOSettings())
         self.endpoints = []
-
-
-def _is_mqtt(endpoint) -> bool:
-    """MQTT only publishes: it cannot trigger a part."""
-    return type(endpoint).__name__ == "MqttPublisher"
 
 
 class LineIODialog(QDialog):

@@ -16,9 +16,9 @@ from types import SimpleNamespace
 
 import numpy as np
 import torch
-from torch import nn
 
 from engine.errors import VisInspectError
+from engine.inference.quantize import FeatureStack
 from engine.modelfile import LoadedModel
 
 HINTS = {"auto": "f32", "fp32": "f32", "bf16": "bf16"}
@@ -58,15 +58,6 @@ def ov_failures() -> tuple[type[Exception], ...]:
     return (RuntimeError, *(getattr(frontend, n) for n in names if hasattr(frontend, n)))
 
 
-class _Features(nn.Module):
-    def __init__(self, model: nn.Module) -> None:
-        super().__init__()
-        self.stem, self.block5 = model.stem, model.block5
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.block5(self.stem(x))
-
-
 def _compile(loaded: LoadedModel, hint: str):
     """The model's conv stack converted to OpenVINO (dynamic batch, fp32 weights) and compiled for the CPU."""
     import copy
@@ -80,7 +71,7 @@ def _compile(loaded: LoadedModel, hint: str):
             _COMPILED.move_to_end(key)
             return _COMPILED[key]
     size = loaded.meta.input_size
-    features = _Features(copy.deepcopy(loaded.model).float().cpu().eval()).eval()
+    features = FeatureStack(copy.deepcopy(loaded.model).float().cpu().eval()).eval()
     graph = io.BytesIO()  # through ONNX in memory: seconds faster than OpenVINO's own torch tracing, and the same graph
     with GATE.tracing(), torch.no_grad(), warnings.catch_warnings():  # tracing: no model may run meanwhile
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice (engine.export.onnx_file says why)

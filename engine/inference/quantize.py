@@ -30,7 +30,7 @@ class QuantizationError(VisInspectError):
     """The model cannot be quantized here (no quantized engine, too few calibration images)."""
 
 
-class _Features(nn.Module):
+class FeatureStack(nn.Module):
     """forward_features as a module of its own, so FX traces exactly the conv stack."""
 
     def __init__(self, model: nn.Module) -> None:
@@ -68,7 +68,7 @@ def quantize_features(model: nn.Module, calibration: torch.Tensor, *, batch_size
     from torch.ao.quantization.quantize_fx import convert_fx, prepare_fx
 
     torch.backends.quantized.engine = engine
-    features = _Features(copy.deepcopy(model).float().cpu().eval()).eval()
+    features = FeatureStack(copy.deepcopy(model).float().cpu().eval()).eval()
     calibration = calibration.float().cpu()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # torch.ao deprecation notices: the module docstring says why we accept them

@@ -114,6 +114,8 @@ READ_DISCRETE = 2
 class ModbusEndpoint:
     """A Modbus TCP server in its own thread and event loop, mirroring `hub` (see the module docstring)."""
 
+    triggers = True  # the PLC sets the Trigger coil
+
     def __init__(self, hub: LineHub, *, host: str, port: int) -> None:
         if not 0 <= int(port) <= 65535:
             raise LineIOError(f"Modbus port {port} is not a TCP port (0-65535)")

@@ -40,6 +40,8 @@ def status_topic(station: str) -> str:
 class MqttPublisher:
     """Publishes `hub` results and status to an MQTT broker from its own threads (see the module docstring)."""
 
+    triggers = False  # it only publishes: nothing can trigger a part through it
+
     def __init__(
         self,
         hub: LineHub,

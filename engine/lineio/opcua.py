@@ -69,6 +69,8 @@ class _StationUsers(UserManager):
 class OpcUaEndpoint:
     """An OPC UA server for one station, mirroring hub (see the module docstring); start() returns once listening."""
 
+    triggers = True  # the PLC writes Trigger
+
     def __init__(self, hub: LineHub, *, host: str = "127.0.0.1", port: int = 4840, users_file: Path | str | None = None,
                  certificate_dir: Path | str | None = None, start_timeout_s: float = START_TIMEOUT_S) -> None:  # fmt: skip
         """certificate_dir: where the server's self-signed certificate is kept (made on first start); with one, the

@@ -34,7 +34,7 @@ def model_name(inspection: Inspection) -> str:
 class LiveTab(QWidget):
     """Shows live results: counts every one, draws the newest at most every DRAW_INTERVAL_S however fast they arrive.
 
-    With composed_upstream (the station's live loop composes the frames to show), only results that carry
+    With a display feed (the station's live loop composes the frames to show), only results that carry
     their picture are drawn while results stream in; when they stop, the newest is drawn whatever it carries.
     """
 
@@ -82,7 +82,6 @@ class LiveTab(QWidget):
         self._draw_timer = QTimer(self)
         self._draw_timer.setSingleShot(True)
         self._draw_timer.timeout.connect(self._draw_pending)
-        self.composed_upstream = False
         self._feed: DisplayFeed | None = None
         self._newest: LiveResult | None = None  # the newest result counted (drawn or not)
         self._catch_up = QTimer(self)
@@ -104,7 +103,7 @@ class LiveTab(QWidget):
             self.counters.set_scope(f"{model_name(insp)} · threshold {format_threshold(insp.thresholds.decision)}", self.source)
         self.counters.add(insp.verdict, insp.p_anomaly, fps=result.fps, latency_ms=result.latency_ms)
         self._newest = result
-        if self.composed_upstream and result.display is None:
+        if self._feed is not None and result.display is None:
             self._catch_up.start()
             return
         self._pending = result
@@ -115,7 +114,6 @@ class LiveTab(QWidget):
     def use_display_feed(self, feed: DisplayFeed) -> None:
         """The live loop composes the frames to show through feed, in the style this tab's viewer draws."""
         self._feed = feed
-        self.composed_upstream = True
         feed.style = self.viewer.style
 
     def _draw_pending(self) -> None:

@@ -10,7 +10,6 @@ from PySide6.QtGui import QColor, QPen
 from PySide6.QtWidgets import QGraphicsRectItem, QLabel, QWidget
 
 from engine.display import Composite, OverlayStyle, compose
-from engine.display import blend_heatmap as blend_heatmap  # noqa: F401 - kept importable from here
 from engine.types import HeatScale, Inspection
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
