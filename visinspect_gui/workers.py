@@ -12,6 +12,7 @@ import traceback
 from collections.abc import Callable, Iterator
 from typing import Any, ClassVar
 
+import shiboken6
 from PySide6.QtCore import QObject, Qt, QThread, QTimer, Signal
 
 from engine.errors import EXPECTED_ERRORS, Cancelled, VisInspectError
@@ -146,7 +147,24 @@ def _connect(worker: Worker, on_event: Slot, on_failed: Slot, on_cancelled: Slot
              (worker.finished, on_finished))  # fmt: skip
     for signal, slot in pairs:
         if slot is not None:
-            signal.connect(slot if guard is None else (lambda *a, s=slot: guard() and s(*a)))
+            signal.connect(_guarded(slot, guard))
+
+
+def _guarded(slot: Callable[..., object], guard) -> Callable[..., object]:
+    """slot, called only while guard() holds and, for a widget's method, while the widget still exists.
+
+    A job can end after its window closed (a test fixture, a quit); its callback then finds
+    the widget's C++ side deleted, so the call is skipped instead of raising in the event loop.
+    """
+    owner = getattr(slot, "__self__", None)
+    if not isinstance(owner, QObject):
+        owner = None
+
+    def call_slot(*args):
+        if (guard is None or guard()) and (owner is None or shiboken6.isValid(owner)):
+            slot(*args)
+
+    return call_slot
 
 
 def start_worker(fn: Callable[..., Iterator[Any]], *args, on_event: Slot = None, on_failed: Slot = None,

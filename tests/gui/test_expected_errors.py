@@ -60,3 +60,35 @@ def test_a_camera_that_is_not_there_is_one_line_and_opencv_stays_quiet(qtbot, ca
     assert len(records) == 1 and records[0].getMessage().endswith(f"camera {ABSENT_CAMERA} could not be opened")
     assert records[0].exc_info is None and "Traceback" not in caplog.text
     assert "[ WARN" not in err and "[ERROR" not in err and "VIDEOIO" not in err, err
+
+
+def test_a_job_that_ends_after_its_panel_closed_raises_nothing(qtbot):
+    """A probe still running when its panel is deleted (window closed) must not touch the deleted widgets."""
+    import threading
+
+    from PySide6.QtWidgets import QLabel, QWidget
+
+    from visinspect_gui.workers import Latest
+
+    release = threading.Event()
+
+    def slow(stop):
+        release.wait(5)
+        yield "late answer"
+
+    class Panel(QWidget):
+        def __init__(self):
+            super().__init__()
+            self.label = QLabel(self)
+            self.probe = Latest()
+
+        def on_answer(self, text):
+            self.label.setText(text)
+
+    panel = Panel()
+    worker = panel.probe.start(slow, on_event=panel.on_answer)
+    panel.deleteLater()
+    qtbot.waitUntil(lambda: not __import__("shiboken6").isValid(panel), timeout=2000)
+    release.set()
+    assert worker.wait(5000)
+    qtbot.wait(50)  # the late event is delivered here; pytest-qt fails the test if it raises
