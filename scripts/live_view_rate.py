@@ -74,6 +74,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default="auto", choices=PRECISIONS, help="numeric precision, as on visinspect gui")
     p.add_argument("--json", help="write the figures as JSON here")
+    p.add_argument("--parts", default="engine,headless,window", help="which figures to measure (comma-separated; default all three)")
     return p
 
 
@@ -200,15 +201,23 @@ def main(argv=None) -> int:
             bench.make_image_set(images, 48)
         first = bench.list_images(images, 1)[0]
         update_meta(model_path, threshold=0.0)  # every frame is an ANOMALY with boxes: the most the view has to draw
-        inspector = Inspector.open(model_path, RuntimeOptions(args.device, args.precision))
-        print(f"engine alone, batch 1, {args.seconds:.0f} s ...", file=sys.stderr, flush=True)
-        engine = engine_rate(inspector, read_image(first), args.seconds)
-        engine["precision"] = inspector.precision_name
-        del inspector
-        print(f"live job, no window, {args.warmup:.0f} s warm-up + {args.seconds:.0f} s ...", file=sys.stderr, flush=True)
-        headless = headless_rate(model_path, images, seconds=args.seconds, warmup=args.warmup, device=args.device, precision=args.precision, workdir=work)
-        print(f"station window, {args.warmup:.0f} s warm-up + {args.seconds:.0f} s ...", file=sys.stderr, flush=True)
-        window = window_rate(model_path, images, seconds=args.seconds, warmup=args.warmup, device=args.device, precision=args.precision, workdir=work)
+        parts = {p.strip() for p in args.parts.split(",") if p.strip()}
+        unknown = parts - {"engine", "headless", "window"}
+        if unknown:
+            raise SystemExit(f"--parts takes engine, headless and window; got {', '.join(sorted(unknown))}")
+        engine = headless = window = None
+        if "engine" in parts:
+            inspector = Inspector.open(model_path, RuntimeOptions(args.device, args.precision))
+            print(f"engine alone, batch 1, {args.seconds:.0f} s ...", file=sys.stderr, flush=True)
+            engine = engine_rate(inspector, read_image(first), args.seconds)
+            engine["precision"] = inspector.precision_name
+            del inspector
+        if "headless" in parts:
+            print(f"live job, no window, {args.warmup:.0f} s warm-up + {args.seconds:.0f} s ...", file=sys.stderr, flush=True)
+            headless = headless_rate(model_path, images, seconds=args.seconds, warmup=args.warmup, device=args.device, precision=args.precision, workdir=work)
+        if "window" in parts:
+            print(f"station window, {args.warmup:.0f} s warm-up + {args.seconds:.0f} s ...", file=sys.stderr, flush=True)
+            window = window_rate(model_path, images, seconds=args.seconds, warmup=args.warmup, device=args.device, precision=args.precision, workdir=work)
     result = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "cpu": bench.cpu_model(),
@@ -218,18 +227,24 @@ def main(argv=None) -> int:
         "engine_batch1": engine,
         "live_job_no_window": headless,
         "window": window,
-        "window_over_engine": round(window["parts_per_s"] / engine["inferences_per_s"], 3),
-        "window_over_live_job": round(window["parts_per_s"] / headless["parts_per_s"], 3),
     }
-    print(
-        f"engine alone, batch 1:     {engine['inferences_per_s']:.2f} inferences/s ({engine['ms_per_frame']} ms per frame, {engine['precision']})\n"
-        f"live job, no window:       {headless['parts_per_s']:.2f} parts/s ({headless['precision']}, results log on)\n"
-        f"station window ({window['precision']}):     {window['parts_per_s']:.2f} parts/s logged, {window['inferences_per_s']:.2f} results counted/s, "
-        f"{window['frames_shown_per_s']:.2f} frames shown/s, longest event-loop gap {window['longest_event_loop_gap_ms']:.0f} ms\n"
-        f"window / engine:           {100 * result['window_over_engine']:.1f}% of the engine's batch-1 rate "
-        f"({100 * result['window_over_live_job']:.1f}% of the live job with no window)\n"
-        f"load average (1 min):      {result['load_average_1min']}"
-    )
+    if engine:
+        print(f"engine alone, batch 1:     {engine['inferences_per_s']:.2f} inferences/s ({engine['ms_per_frame']} ms per frame, {engine['precision']})")
+    if headless:
+        print(f"live job, no window:       {headless['parts_per_s']:.2f} parts/s ({headless['precision']}, results log on)")
+    if window:
+        print(
+            f"station window ({window['precision']}):     {window['parts_per_s']:.2f} parts/s logged, {window['inferences_per_s']:.2f} results counted/s, "
+            f"{window['frames_shown_per_s']:.2f} frames shown/s, longest event-loop gap {window['longest_event_loop_gap_ms']:.0f} ms"
+        )
+    if window and engine:
+        result["window_over_engine"] = round(window["parts_per_s"] / engine["inferences_per_s"], 3)
+        share = f"window / engine:           {100 * result['window_over_engine']:.1f}% of the engine's batch-1 rate"
+        if headless:
+            result["window_over_live_job"] = round(window["parts_per_s"] / headless["parts_per_s"], 3)
+            share += f" ({100 * result['window_over_live_job']:.1f}% of the live job with no window)"
+        print(share)
+    print(f"load average (1 min):      {result['load_average_1min']}")
     if args.json:
         Path(args.json).write_text(json.dumps(result, indent=2), encoding="utf-8")
     return 0

@@ -76,4 +76,26 @@ def quantize_features(model: nn.Module, calibration: torch.Tensor, *, batch_size
             prepared = prepare_fx(features, get_default_qconfig_mapping(engine), example_inputs=(calibration[:1],))
         with torch.inference_mode(), GATE.model_call():
             fp32 = torch.cat([prepared(calibration[i : i + batch_size]) for i in range(0, len(calibration), batch_size)])
-        return Quantized(convert_fx(prepared), calibration, fp32)
+        converted = convert_fx(prepared)
+        return Quantized(one_graph(converted, calibration[:2]), calibration, fp32)
+
+
+def one_graph(features: nn.Module, example: torch.Tensor) -> nn.Module:
+    """The int8 stack as one frozen TorchScript graph, or features itself where that fails or differs.
+
+    The FX module calls each int8 operator from Python, taking the GIL between layers; one graph runs
+    without it, so Python work elsewhere in the process (the window, the results log) never stalls an
+    inspection between two layers. torch marks TorchScript deprecated too; the result must equal the FX
+    module's, bit for bit, on the example batch (three calls: the graph executor optimises on its first runs).
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # TorchScript's deprecation notices, accepted as above
+            with torch.no_grad(), GATE.tracing():
+                graph = torch.jit.freeze(torch.jit.trace(features, example).eval())
+            with torch.inference_mode(), GATE.model_call():
+                expected = features(example)
+                same = all(torch.equal(graph(example), expected) for _ in range(3))
+    except (RuntimeError, TypeError, ValueError, AttributeError):  # tracing unsupported here: keep the FX module
+        return features
+    return graph if same else features

@@ -174,3 +174,25 @@ def test_auto_stays_off_int8_when_told_to_or_without_calibration_images(model_fi
         assert "stores no calibration images" in without.precision_note
         assert "not checked on held-out images" in older.precision_note
         assert "int8 check from training is unreadable" in foreign.precision_note
+
+
+
+def test_the_int8_stack_runs_as_one_graph_identical_to_the_layer_by_layer_one(model_file, synthetic_dataset, monkeypatch):
+    """One graph runs without the GIL between layers; on images it was not checked on, its features are identical."""
+    import torch
+
+    from engine.inference import quantize
+
+    loaded = load_model(model_file)
+    paths = list_images(synthetic_dataset / "test")
+    prep = loaded.meta.preprocessing()
+    calibration = prep.batch([read_image(p) for p in paths[:6]])
+    graph = quantize.quantize_features(loaded.model, calibration).features
+    assert isinstance(graph, torch.jit.ScriptModule)
+    monkeypatch.setattr(quantize, "one_graph", lambda features, example: features)
+    layer_by_layer = quantize.quantize_features(loaded.model, calibration).features
+    assert not isinstance(layer_by_layer, torch.jit.ScriptModule)
+    unseen = prep.batch([read_image(p) for p in paths[6:16]])
+    with torch.inference_mode():
+        for batch in (unseen[:1], unseen, unseen.contiguous(memory_format=torch.channels_last)):
+            assert torch.equal(graph(batch), layer_by_layer(batch))
