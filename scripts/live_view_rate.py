@@ -3,6 +3,7 @@
 
     python scripts/live_view_rate.py                       # random-init VGG16 at 224 px, 512 px JPEGs
     python scripts/live_view_rate.py --model weights/x.safetensors --images DIR --seconds 60 --json out.json
+    PYLON_CAMEMU=1 python scripts/live_view_rate.py --source 'pylon:0?roi=0,0,512,512&frame_rate=120'   # a camera: no decoding
 
 Three figures for the same model file and precision:
 1. the engine alone: `Inspector.inspect` on one in-memory frame at batch 1 (`visinspect bench`'s live loop);
@@ -69,6 +70,8 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--model", help="model file (default: a random-init VGG16-CAM at 224 px)")
     p.add_argument("--images", help="folder of images to loop (default: 48 synthetic 512x512 JPEGs)")
+    p.add_argument("--source", help="inspect this source spec instead of the looping folder (e.g. a pylon emulator camera: "
+                   "'pylon:0?roi=0,0,512,512&frame_rate=120' with PYLON_CAMEMU=1); the engine figure uses its first frame")  # fmt: skip
     p.add_argument("--seconds", type=float, default=30.0, help="measured time for each part")
     p.add_argument("--warmup", type=float, default=5.0, help="seconds of the window run not counted")
     p.add_argument("--device", default="auto")
@@ -76,6 +79,22 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--json", help="write the figures as JSON here")
     p.add_argument("--parts", default="engine,headless,window", help="which figures to measure (comma-separated; default all three)")
     return p
+
+
+def _first_frame(spec: str):
+    """One frame of a source (a camera's first image), for the engine-alone figure."""
+    from engine.sources import open_source
+
+    source = open_source(spec)
+    source.open()
+    try:
+        for _ in range(50):
+            frame = source.read()
+            if frame is not None:
+                return frame.image
+    finally:
+        source.close()
+    raise SystemExit(f"{spec} gave no frame")
 
 
 def engine_rate(inspector, image, seconds: float) -> dict:
@@ -86,7 +105,7 @@ def engine_rate(inspector, image, seconds: float) -> dict:
     return {"frames": live.iterations, "inferences_per_s": round(1000 / live.mean_ms, 2), "ms_per_frame": live.mean_ms}
 
 
-def headless_rate(model_path: Path, images: Path, *, seconds: float, warmup: float, device: str, precision: str, workdir: Path) -> dict:
+def headless_rate(model_path: Path, images: Path | str, *, seconds: float, warmup: float, device: str, precision: str, workdir: Path) -> dict:
     """The live job on the looping folder with the results log and no window: parts inspected per second."""
     import threading
 
@@ -116,7 +135,7 @@ def headless_rate(model_path: Path, images: Path, *, seconds: float, warmup: flo
     return {"precision": inspector.precision_name, "seconds": round(now - t0, 1), "parts": counted, "parts_per_s": round(counted / (now - t0), 2)}
 
 
-def window_rate(model_path: Path, images: Path, *, seconds: float, warmup: float, device: str, precision: str, workdir: Path) -> dict:
+def window_rate(model_path: Path, images: Path | str, *, seconds: float, warmup: float, device: str, precision: str, workdir: Path) -> dict:
     """Run the real station window on a looping folder; count results delivered and frames drawn."""
     if not os.environ.get("DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -199,7 +218,9 @@ def main(argv=None) -> int:
         images = Path(args.images) if args.images else work / "images"
         if not args.images:
             bench.make_image_set(images, 48)
-        first = bench.list_images(images, 1)[0]
+        first = read_image(bench.list_images(images, 1)[0]) if not args.source else _first_frame(args.source)
+        if args.source:
+            images = args.source
         update_meta(model_path, threshold=0.0)  # every frame is an ANOMALY with boxes: the most the view has to draw
         parts = {p.strip() for p in args.parts.split(",") if p.strip()}
         unknown = parts - {"engine", "headless", "window"}
@@ -209,7 +230,7 @@ def main(argv=None) -> int:
         if "engine" in parts:
             inspector = Inspector.open(model_path, RuntimeOptions(args.device, args.precision))
             print(f"engine alone, batch 1, {args.seconds:.0f} s ...", file=sys.stderr, flush=True)
-            engine = engine_rate(inspector, read_image(first), args.seconds)
+            engine = engine_rate(inspector, first, args.seconds)
             engine["precision"] = inspector.precision_name
             del inspector
         if "headless" in parts:

@@ -5,13 +5,12 @@ from __future__ import annotations
 import time
 from collections import deque
 
-import numpy as np
-import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from engine.types import Verdict
 from visinspect_gui.widgets.common import Card
+from visinspect_gui.widgets.score_timeline import ScoreTimeline
 
 TIMELINE_POINTS = 300
 REDRAW_MS = 250  # 4 redraws a second: a steady trend for the eye, little GUI-thread time taken from the model
@@ -59,25 +58,7 @@ class CountersPanel(Card):
         self.scope.setWordWrap(True)
         self.body.addWidget(self.scope)
 
-        self.plot = pg.PlotWidget(background=None)
-        self.plot.setObjectName("ScorePlot")
-        self.plot.setMinimumHeight(150)
-        self.plot.setMouseEnabled(x=False, y=False)
-        self.plot.hideButtons()
-        self.plot.setMenuEnabled(False)
-        self.plot.setYRange(0, 1, padding=0.02)
-        self.plot.showGrid(x=False, y=True, alpha=0.15)
-        self.plot.setLabel("left", "p(anomaly)", color="#9aa0a9")
-        for axis in ("left", "bottom"):
-            self.plot.getAxis(axis).setTextPen(pg.mkPen((150, 156, 166)))
-            self.plot.getAxis(axis).setPen(pg.mkPen((70, 75, 84)))
-        self._line = self.plot.plot([], [], pen=pg.mkPen((120, 128, 140), width=1))
-        self._points = pg.ScatterPlotItem(size=6, pen=None)
-        self.plot.addItem(self._points)
-        self.threshold_line = pg.InfiniteLine(
-            pos=0.5, angle=0, pen=pg.mkPen(THRESHOLD_RGB, width=1.5, style=Qt.PenStyle.DashLine)
-        )
-        self.plot.addItem(self.threshold_line)
+        self.plot = ScoreTimeline(TIMELINE_POINTS, good_rgb=GOOD_RGB, anomaly_rgb=ANOMALY_RGB, threshold_rgb=THRESHOLD_RGB)
         self.body.addWidget(self.plot, 1)
 
         footer = QHBoxLayout()
@@ -97,10 +78,8 @@ class CountersPanel(Card):
         footer.addWidget(self.reset_button)
         self.body.addLayout(footer)
 
-        self._x: deque[int] = deque(maxlen=TIMELINE_POINTS)
         self._y: deque[float] = deque(maxlen=TIMELINE_POINTS)
         self._anom: deque[bool] = deque(maxlen=TIMELINE_POINTS)
-        self._brushes = {True: pg.mkBrush(*ANOMALY_RGB), False: pg.mkBrush(*GOOD_RGB)}
         self._dirty = False
         self._rate_text, self._latency_text = "– fps", "– ms"
         self._timer = QTimer(self)
@@ -120,7 +99,6 @@ class CountersPanel(Card):
             self.anomaly += 1
         else:
             self.good += 1
-        self._x.append(self.inspected)
         self._y.append(float(p_anomaly))
         self._anom.append(verdict is Verdict.ANOMALY)
         if fps is not None and fps > 0:
@@ -136,12 +114,11 @@ class CountersPanel(Card):
 
     def set_threshold(self, value: float) -> None:
         """Move the dashed threshold line on the timeline."""
-        self.threshold_line.setValue(value)
+        self.plot.set_threshold(value)
 
     def reset(self) -> None:
         """Zero the counters and clear the timeline."""
         self.inspected = self.good = self.anomaly = 0
-        self._x.clear()
         self._y.clear()
         self._anom.clear()
         self._rate_text, self._latency_text = "– fps", "– ms"
@@ -160,13 +137,7 @@ class CountersPanel(Card):
         self._yield.value.setText("–" if y is None else f"{y:.1f}%")
         self.rate_label.setText(self._rate_text)
         self.latency_label.setText(self._latency_text)
-        x = np.fromiter(self._x, float, len(self._x))
-        ys = np.fromiter(self._y, float, len(self._y))
-        self._line.setData(x, ys)
-        brushes = [self._brushes[a] for a in self._anom]
-        self._points.setData(x, ys, brush=brushes)
-        if len(x):
-            self.plot.setXRange(max(1, x[-1] - TIMELINE_POINTS + 1), max(x[-1], 10), padding=0.02)
+        self.plot.set_scores(self._y, self._anom)
 
     def flush(self) -> None:
         """Redraw now (tests and screenshots)."""
