@@ -38,6 +38,8 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--central", metavar="URL",
                    help="also forward every result to the plant PostgreSQL at this URL, without a password "
                         "(PGPASSWORD or a pgpass file gives it); the local log keeps working while it is away")  # fmt: skip
+    p.add_argument("--central-share", metavar="DIR", help="with --central: copy each anomaly frame to DIR/STATION/DATE/ "
+                   "(a mounted plant share) and reference the copy in the central row")  # fmt: skip
 
 
 def _say(text: str) -> None:
@@ -131,10 +133,12 @@ def run_serve(args, runtime) -> int:
 def _forwarder(args, log_path: Path):
     """The store-and-forward thread to the plant PostgreSQL given by --central (not started), or None."""
     if not args.central:
+        if args.central_share:
+            raise ValueError("--central-share goes with --central URL")
         return None
     from engine.central.forwarder import Forwarder
 
-    return Forwarder(args.central, log_path, station=args.station)
+    return Forwarder(args.central, log_path, station=args.station, share=args.central_share)
 
 
 def _serve(args, runtime, stop: threading.Event) -> int:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from engine.central.errors import CentralError
+from engine.central.share import FrameShare
 from engine.central.sync import BATCH_SIZE, CentralSession
 from engine.central.target import CentralTarget
 
@@ -47,7 +48,7 @@ class Forwarder:
     def __init__(
         self, url: str | CentralTarget, log_path: str | Path, *, station: str | None = None,
         password: str | None = None, interval_s: float = 2.0, backoff_s: float = 1.0, max_backoff_s: float = 60.0,
-        batch_size: int = BATCH_SIZE, frames_url: str | None = None,
+        batch_size: int = BATCH_SIZE, frames_url: str | None = None, share: str | Path | None = None,
     ):  # fmt: skip
         self.target = url if isinstance(url, CentralTarget) else CentralTarget.parse(url, password=password)
         if batch_size < 1:
@@ -58,7 +59,9 @@ class Forwarder:
             )
         self.log_path = Path(log_path)
         self._station = station
-        self._options = dict(batch_size=batch_size, frames_url=frames_url)
+        if share is not None:
+            FrameShare(share, "-")  # a share that is not there is refused now, in one line, not retried for ever
+        self._options = dict(batch_size=batch_size, frames_url=frames_url, share=share)
         self._interval_s = interval_s
         self._backoff_s = backoff_s
         self._max_backoff_s = max_backoff_s
