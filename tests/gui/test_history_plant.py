@@ -47,12 +47,18 @@ def test_history_lists_the_plant_filtered_by_station_and_recipe(central, make_wi
         conn.execute("UPDATE results SET recipe = 'bottle' WHERE station_id = 'line1' AND local_id <= 3")
         conn.execute("UPDATE results SET verdict = 'FUTURE_VERDICT' WHERE station_id = 'line2' AND local_id = 2")
     make_log(data / "results.sqlite3", 4)  # this station's own log (also forwarded, under its own id)
-    (data / "station.ini").write_text(f"[central]\nurl={central}\n", encoding="utf-8")
+    share = tmp_path / "share"
+    share.mkdir()
+    (data / "station.ini").write_text(f"[central]\nurl={central}\nshare={share}\n", encoding="utf-8")
     w = make_window()
     w.resize(1280, 720)
     history = _history(w, qtbot)
     assert history.model.rowCount() == 4 and history.filter_bar.scope_combo.isVisibleTo(w)
     qtbot.waitUntil(lambda: w.central.field.text() == "Plant: up to date", timeout=15_000)
+    (copy,) = [p for p in share.rglob("*") if p.is_file()]  # this station's anomaly frame, copied to the share
+    with admin(central) as conn:
+        frames = conn.execute("SELECT frame_path FROM results WHERE station_id NOT LIKE 'line%' AND frame_path IS NOT NULL")
+        assert [r[0] for r in frames] == [str(copy)]
 
     _choose(history, history.filter_bar.scope_combo, True, qtbot)
     assert history.tables.currentWidget() is history.plant_table and history.plant_table.isVisibleTo(w)
