@@ -92,6 +92,13 @@ def test_history_lists_the_plant_filtered_by_station_and_recipe(central, make_wi
     assert history.tables.currentWidget() is history.table and history.model.rowCount() == 1  # local ANOMALY rows
     assert history.export_button.isEnabled()
 
+    # Plant and back at once: the plant page still on its way when it arrives does not replace the local summary.
+    history.filter_bar.scope_combo.setCurrentIndex(1)
+    with qtbot.waitSignal(history.loaded, timeout=15_000):
+        history.filter_bar.scope_combo.setCurrentIndex(0)
+    qtbot.waitUntil(lambda: not history.plant_model.loading, timeout=15_000)
+    assert history.summary.text().startswith("All 1 matching result(s) listed")
+
 
 def test_an_unreachable_plant_store_is_one_line_and_this_stations_results_still_list(make_window, private_folders, qtbot, caplog):
     data, _ = private_folders

@@ -175,6 +175,10 @@ class HistoryTab(QWidget):
 
     def _query(self) -> None:
         plant = self.filter_bar.is_plant()
+        if plant:  # the other view's page still on its way is not shown
+            self.model.stop()
+        elif self.plant_model is not None:
+            self.plant_model.stop()
         self.export_button.setEnabled(not plant)  # the CSV export writes this station's log
         self.tables.setCurrentWidget(self.plant_table if plant else self.table)
         self._frame.stop()
@@ -210,6 +214,8 @@ class HistoryTab(QWidget):
 
     def _on_rows(self, listed: int) -> None:
         """Say how many rows match, how many are listed, and in what order."""
+        if self.filter_bar.is_plant():
+            return  # a page of the local query asked for before Plant was chosen: not what is shown
         total = self.model.total or 0
         order = self.model.order
         name = COLUMNS[SORT_KEYS.index(order.key)]
@@ -225,6 +231,8 @@ class HistoryTab(QWidget):
 
     def _on_plant_rows(self, listed: int) -> None:
         """Say how many plant rows match and how many are listed (always newest first)."""
+        if not self.filter_bar.is_plant():
+            return  # a page asked for before This station was chosen again: not what is shown
         total, where = self.plant_model.total or 0, self.plant_model.target.display
         more = "; scroll down to load more" if not self.plant_model.complete else ""
         if total == 0:
@@ -237,6 +245,8 @@ class HistoryTab(QWidget):
 
     def _on_plant_failed(self, message: str) -> None:
         """The plant store cannot be read: one line here (not a message of its own: History just says so)."""
+        if not self.filter_bar.is_plant():
+            return
         self.summary.setText(f"The plant results could not be read: {message}. This station's results are still "
                              "listed under This station.")  # fmt: skip
 
@@ -259,6 +269,8 @@ class HistoryTab(QWidget):
         self._frame.start(call, logged_frame, row.result, self.inspector, on_event=self._on_frame, on_failed=self._on_frame_failed)
 
     def _on_query_failed(self, message: str) -> None:
+        if self.filter_bar.is_plant():
+            return
         self.summary.setText(f"The results log could not be read: {message}")
         self.failed.emit(message)
 
