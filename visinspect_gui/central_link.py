@@ -50,7 +50,9 @@ class CentralLink(QObject):
         """The forwarder's state in one short field: sent, waiting, or why not."""
         s = self.forwarder.status()
         where = self.forwarder.target.display
-        if s.last_error:
+        if s.last_error and s.share_failed:
+            text, tip = "Plant: frames share unavailable", f"{s.last_error}\nResults stay in the local log and are sent once their frames can be copied."
+        elif s.last_error:
             text, tip = "Plant: unreachable", f"{where}: {s.last_error}\nResults stay in the local log and are sent when it is back."
         elif s.pending:
             text, tip = f"Plant: {s.pending:,} to send", f"{where}: {s.sent:,} results sent since start"

@@ -10,6 +10,7 @@ from importlib import import_module
 _EXPORTS = {
     "CentralError": "engine.central.errors",
     "CentralUnreachable": "engine.central.errors",
+    "FrameShareError": "engine.central.errors",
     "CentralTarget": "engine.central.target",
     "BatchSent": "engine.central.sync",
     "SyncReport": "engine.central.sync",

@@ -15,7 +15,7 @@ import shutil
 from datetime import datetime
 from pathlib import Path
 
-from engine.central.errors import CentralError
+from engine.central.errors import FrameShareError
 
 MAX_NAMES = 100  # <id>.jpg, <id>-1.jpg, ...: a different file already under the name is kept, the copy takes the next
 
@@ -26,14 +26,14 @@ class FrameShare:
     def __init__(self, folder: str | os.PathLike, station_id: str):
         self.folder = Path(folder)
         if not self.folder.is_dir():
-            raise CentralError(
+            raise FrameShareError(
                 f"frames share {self.folder} is not a folder that exists (is it mounted?); give an existing folder"
             )
         self.station_dir = self.folder / station_id
 
     def copy(self, source: Path, local_id: int, when: float) -> Path | None:
         """Copy source to SHARE/STATION/DATE/<local_id><suffix> (the copy already there when one is); None when the
-        station no longer has the frame (removed by retention). CentralError in one line when the share refuses."""
+        station no longer has the frame (removed by retention). FrameShareError in one line when the share refuses."""
         if not source.is_file():
             return None
         day = self.station_dir / datetime.fromtimestamp(when).strftime("%Y-%m-%d")
@@ -47,8 +47,8 @@ class FrameShare:
                     return target  # copied by an earlier sync
                 # another file under this name: kept, never overwritten; the copy takes the next name
         except OSError as exc:
-            raise CentralError(f"cannot copy frame {source.name} to the frames share {self.folder}: {exc.strerror or exc}") from None
-        raise CentralError(f"frames share {day}: {MAX_NAMES} other files already named {local_id}*; frame {source.name} not copied")
+            raise FrameShareError(f"cannot copy frame {source.name} to the frames share {self.folder}: {exc.strerror or exc}") from None
+        raise FrameShareError(f"frames share {day}: {MAX_NAMES} other files already named {local_id}*; frame {source.name} not copied")
 
 
 def _place(source: Path, target: Path) -> bool:

@@ -98,14 +98,19 @@ def test_a_share_that_does_not_exist_is_refused_in_one_line(central, tmp_path, c
         Forwarder(central, log, share=tmp_path / "not-mounted")
 
 
-def test_the_forwarder_copies_frames_to_the_share_as_it_sends(central, tmp_path):
+def test_the_forwarder_copies_frames_to_the_share_as_it_sends_and_says_when_the_share_refuses(central, tmp_path):
     log = make_log(tmp_path / "station" / "results.sqlite3", 3)
     share = tmp_path / "share"
     share.mkdir()
-    forwarder = Forwarder(central, log, station="line2", share=share, interval_s=0.05)
+    (share / "line2").write_text("a file where the station's folder goes")
+    forwarder = Forwarder(central, log, station="line2", share=share, interval_s=0.05, backoff_s=0.05, max_backoff_s=0.1)
     forwarder.start()
     try:
-        wait_for(forwarder, lambda s: s.sent == 3)
+        refused = wait_for(forwarder, lambda s: s.last_error is not None)
+        assert refused.share_failed and "frames share" in refused.last_error and refused.sent == 0
+        (share / "line2").unlink()
+        status = wait_for(forwarder, lambda s: s.sent == 3)
+        assert not status.share_failed and status.last_error is None
         add_rows(log, 2)
         forwarder.poke()
         wait_for(forwarder, lambda s: s.sent == 5 and s.pending == 0)

@@ -4,6 +4,7 @@ PostgreSQL filtered by station and recipe, paged, and one line when the server c
 from __future__ import annotations
 
 import logging
+import sqlite3
 
 import pytest
 from PySide6.QtCore import Qt
@@ -121,3 +122,21 @@ def test_without_a_central_store_history_offers_only_this_station(window, qtbot)
     history = _history(window, qtbot)
     assert not history.filter_bar.scope_combo.isVisibleTo(window) and history.plant_model is None
     assert not history.filter_bar.is_plant()
+
+
+
+def test_a_share_that_refuses_frames_is_named_in_the_status_bar_not_the_server(central, make_window, private_folders, tmp_path, qtbot):  # noqa: F811
+    data, _ = private_folders
+    log = make_log(data / "results.sqlite3", 3)
+    with sqlite3.connect(log) as conn:
+        conn.execute("INSERT INTO meta (key, value) VALUES ('station_id', 'cam9')")
+    conn.close()
+    share = tmp_path / "share"
+    share.mkdir()
+    (share / "cam9").write_text("a file where the station's folder goes")
+    (data / "station.ini").write_text(f"[central]\nurl={central}\nshare={share}\n", encoding="utf-8")
+    w = make_window()
+    qtbot.waitUntil(lambda: w.central.field.text() == "Plant: frames share unavailable", timeout=15_000)
+    assert str(share) in w.central.field.toolTip()
+    (share / "cam9").unlink()
+    qtbot.waitUntil(lambda: w.central.field.text() == "Plant: up to date", timeout=30_000)
