@@ -133,8 +133,6 @@ def run_serve(args, runtime) -> int:
 def _forwarder(args, log_path: Path):
     """The store-and-forward thread to the plant PostgreSQL given by --central (not started), or None."""
     if not args.central:
-        if args.central_share:
-            raise ValueError("--central-share goes with --central URL")
         return None
     from engine.central.forwarder import Forwarder
 
@@ -152,6 +150,8 @@ def _serve(args, runtime, stop: threading.Event) -> int:
     from engine.results import ResultsLog, new_run_id
     from engine.sources import SourceEvent
 
+    if args.central_share and not args.central:
+        raise ValueError("--central-share goes with --central URL")
     recipe = load_recipe(args.recipe, _folder(args)) if args.recipe else Recipe(name="cli", model=args.model)
     source = args.source or recipe.source
     if not source:

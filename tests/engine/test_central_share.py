@@ -118,3 +118,9 @@ def test_the_forwarder_copies_frames_to_the_share_as_it_sends_and_says_when_the_
         assert forwarder.stop()
     copies = _files(share)
     assert len(copies) == 1 and copies[0].parent.parent.name == "line2" and _frames(central) == [str(copies[0])]
+
+
+def test_serve_refuses_a_share_without_a_central_store_in_one_line(tmp_path, capfd):
+    assert main(["serve", "--model", str(tmp_path / "m.safetensors"), "--source", str(tmp_path), "--central-share", str(tmp_path)]) == 2
+    err = capfd.readouterr().err.strip().splitlines()
+    assert err == ["visinspect: error: --central-share goes with --central URL"]
