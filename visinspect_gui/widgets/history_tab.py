@@ -247,7 +247,7 @@ class HistoryTab(QWidget):
         """The plant store cannot be read: one line here (not a message of its own: History just says so)."""
         if not self.filter_bar.is_plant():
             return
-        self.summary.setText(f"The plant results could not be read: {message}. This station's results are still "
+        self.summary.setText(f"The plant results could not be read: {message.rstrip('.')}. This station's results are still "
                              "listed under This station.")  # fmt: skip
 
     def _on_plant_row_selected(self, current: QModelIndex, _previous: QModelIndex) -> None:
