@@ -38,6 +38,8 @@ def add_serve_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--central", metavar="URL",
                    help="also forward every result to the plant PostgreSQL at this URL, without a password "
                         "(PGPASSWORD or a pgpass file gives it); the local log keeps working while it is away")  # fmt: skip
+    p.add_argument("--central-share", metavar="DIR", help="with --central: copy each anomaly frame to DIR/STATION/DATE/ "
+                   "(a mounted plant share) and reference the copy in the central row")  # fmt: skip
 
 
 def _say(text: str) -> None:
@@ -134,7 +136,7 @@ def _forwarder(args, log_path: Path):
         return None
     from engine.central.forwarder import Forwarder
 
-    return Forwarder(args.central, log_path, station=args.station)
+    return Forwarder(args.central, log_path, station=args.station, share=args.central_share)
 
 
 def _serve(args, runtime, stop: threading.Event) -> int:
@@ -148,6 +150,8 @@ def _serve(args, runtime, stop: threading.Event) -> int:
     from engine.results import ResultsLog, new_run_id
     from engine.sources import SourceEvent
 
+    if args.central_share and not args.central:
+        raise ValueError("--central-share goes with --central URL")
     recipe = load_recipe(args.recipe, _folder(args)) if args.recipe else Recipe(name="cli", model=args.model)
     source = args.source or recipe.source
     if not source:

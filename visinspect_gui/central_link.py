@@ -1,7 +1,8 @@
 """The station's link to the plant's central PostgreSQL: results forwarded in the background, its state in the status bar.
 
-Set `[central] url` in station.ini (no password in it: PGPASSWORD or a pgpass file gives it). The local results
-log keeps working whatever the server does; the forwarder thread sends what is new every few seconds.
+Set `[central] url` in station.ini (no password in it: PGPASSWORD or a pgpass file gives it), and `[central] share`
+to copy anomaly frames to a mounted plant share. The local results log keeps working whatever the server does; the
+forwarder thread sends what is new every few seconds. History then offers the plant's results too.
 """
 
 from __future__ import annotations
@@ -31,12 +32,13 @@ class CentralLink(QObject):
         try:
             from engine.central.forwarder import Forwarder
 
-            self.forwarder = Forwarder(url, window.results.path)
+            self.forwarder = Forwarder(url, window.results.path, share=window.settings.central_share())
         except Exception as exc:  # noqa: BLE001 - a settings boundary: a bad URL or a missing package is one line
             log.warning("central store not used: %s", exc)
             window.show_message(f"Plant results store not used: {exc}", "warning")
             return
         self.forwarder.start()
+        window.history.set_plant(self.forwarder.target)
         self.field.show()
         self._timer = QTimer(self)
         self._timer.setInterval(POLL_MS)
@@ -48,7 +50,9 @@ class CentralLink(QObject):
         """The forwarder's state in one short field: sent, waiting, or why not."""
         s = self.forwarder.status()
         where = self.forwarder.target.display
-        if s.last_error:
+        if s.last_error and s.share_failed:
+            text, tip = "Plant: frames share unavailable", f"{s.last_error}\nResults stay in the local log and are sent once their frames can be copied."
+        elif s.last_error:
             text, tip = "Plant: unreachable", f"{where}: {s.last_error}\nResults stay in the local log and are sent when it is back."
         elif s.pending:
             text, tip = f"Plant: {s.pending:,} to send", f"{where}: {s.sent:,} results sent since start"

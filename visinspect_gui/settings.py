@@ -77,6 +77,11 @@ class StationSettings:
         url = str(self._value("central/url", "") or "").strip()
         return url or None
 
+    def central_share(self) -> str | None:
+        """The mounted plant share anomaly frames are copied to (`[central] share` in station.ini), or None."""
+        share = str(self._value("central/share", "") or "").strip()
+        return share or None
+
     def save_review_folder(self, folder: str) -> None:
         """Remember the folder last reviewed."""
         self._save({"review/folder": folder})

@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 import threading
+from pathlib import Path
 
 
 def add_archive_arguments(p: argparse.ArgumentParser) -> None:
@@ -18,6 +19,9 @@ def add_archive_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cpus-per-worker", type=float, help="with --ray: CPUs per actor (default: all but one CPU for decoding, shared)")
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--threshold", type=float, help="decision threshold (default: the model's)")
+    p.add_argument("--central", metavar="URL", help="also send the rows to the plant PostgreSQL at this URL, without a "
+                   "password (PGPASSWORD or a pgpass file gives it); a rerun sends none twice")  # fmt: skip
+    p.add_argument("--station", metavar="ID", help="with --central: the station id the rows carry (default: archive:HOST)")
 
 
 def _inputs(args) -> list[str]:
@@ -50,6 +54,9 @@ def run_cli(args, runtime) -> int:
     if args.ray is None and (args.workers != 1 or args.cpus_per_worker is not None):
         raise ValueError("--workers and --cpus-per-worker go with --ray")
     check_output(args.out)
+    if args.station and not args.central:
+        raise ValueError("--station goes with --central")
+    target = _central_target(args.central)
     inputs = _inputs(args)
     inspector = Inspector.open(args.model, runtime)  # on the driver too: a bad model file stops here, in one line
     if args.threshold is not None:
@@ -84,4 +91,30 @@ def run_cli(args, runtime) -> int:
 
             disconnect(started)
     print(summary(done), file=sys.stderr, flush=True)
+    if target is not None:
+        _send(target, args, inspector, inputs)
     return 1 if done.counts.get(Verdict.ERROR) else 0
+
+
+def _central_target(url: str | None):
+    """The central store of --central, checked before the review starts (a bad URL costs no inspection)."""
+    if not url:
+        return None
+    from engine.central.target import CentralTarget
+
+    return CentralTarget.parse(url)
+
+
+def _send(target, args, inspector, inputs: list[str]) -> None:
+    """Send the output's rows to the central store and say so; a failure names the rerun that sends them."""
+    from engine.archive.rows import read_output
+    from engine.central.archive import push_archive
+    from engine.central.errors import CentralError
+
+    source = f"review-archive {inputs[0]}" + (f" (+{len(inputs) - 1} more)" if len(inputs) > 1 else "")
+    try:
+        report = push_archive(target, read_output(Path(args.out)), model_path=inspector.ref.path,
+                              thresholds=inspector.thresholds, source=source, station=args.station)  # fmt: skip
+    except CentralError as exc:
+        raise type(exc)(f"{exc}; the results are in {args.out}: run the same command again to send them") from None
+    print(f"central: {report.describe()} as station {report.station_id}", file=sys.stderr, flush=True)

@@ -10,3 +10,7 @@ class CentralError(VisInspectError):
 
 class CentralUnreachable(CentralError):
     """The central server cannot be reached or went away (network, server down, TLS or login refused)."""
+
+
+class FrameShareError(CentralError):
+    """The plant share refused an anomaly frame's copy (not mounted, full, no permission); its rows wait for it."""

@@ -15,7 +15,8 @@ import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from engine.central.errors import CentralError
+from engine.central.errors import CentralError, FrameShareError
+from engine.central.share import FrameShare
 from engine.central.sync import BATCH_SIZE, CentralSession
 from engine.central.target import CentralTarget
 
@@ -32,6 +33,7 @@ class ForwarderStatus:
     already: int = 0  # rows the server already had (sent before a crash or outage)
     pending: int | None = None  # rows of the local log not yet on the server (None: not known yet)
     last_error: str | None = None  # one line, password masked; None while the server is reachable
+    share_failed: bool = False  # the last error was the frames share refusing a copy (the server may be fine)
     last_sync: float | None = None  # time.time() of the last push that completed
 
 
@@ -47,7 +49,7 @@ class Forwarder:
     def __init__(
         self, url: str | CentralTarget, log_path: str | Path, *, station: str | None = None,
         password: str | None = None, interval_s: float = 2.0, backoff_s: float = 1.0, max_backoff_s: float = 60.0,
-        batch_size: int = BATCH_SIZE, frames_url: str | None = None,
+        batch_size: int = BATCH_SIZE, frames_url: str | None = None, share: str | Path | None = None,
     ):  # fmt: skip
         self.target = url if isinstance(url, CentralTarget) else CentralTarget.parse(url, password=password)
         if batch_size < 1:
@@ -58,7 +60,9 @@ class Forwarder:
             )
         self.log_path = Path(log_path)
         self._station = station
-        self._options = dict(batch_size=batch_size, frames_url=frames_url)
+        if share is not None:
+            FrameShare(share, "-")  # a share that is not there is refused now, in one line, not retried for ever
+        self._options = dict(batch_size=batch_size, frames_url=frames_url, share=share)
         self._interval_s = interval_s
         self._backoff_s = backoff_s
         self._max_backoff_s = max_backoff_s
@@ -126,7 +130,8 @@ class Forwarder:
                         outage_since = time.monotonic()
                         log.warning("central store %s: %s; results stay in the local log and are sent when it is back",
                                     self.target.display, message, exc_info=not isinstance(exc, CentralError))  # fmt: skip
-                    self._set(connected=False, last_error=message, pending=_pending(session))
+                    self._set(connected=False, last_error=message, share_failed=isinstance(exc, FrameShareError),
+                              pending=_pending(session))  # fmt: skip
                     self._stop.wait(self._delay(failures))
                     continue
                 if outage_since is not None:
@@ -136,7 +141,7 @@ class Forwarder:
                 failures = 0
                 with self._lock:
                     s = self._status
-                    self._status = replace(s, connected=True, last_error=None, sent=s.sent + report.sent,
+                    self._status = replace(s, connected=True, last_error=None, share_failed=False, sent=s.sent + report.sent,
                                            already=s.already + report.already, last_sync=time.time())  # fmt: skip
                 pending = _pending(session)
                 self._set(pending=pending)

@@ -26,13 +26,18 @@ def _timestamp(value: float | datetime | None) -> float | None:
 
 @dataclass(frozen=True)
 class PlantFilter:
-    """Rows of one station, one recipe, one verdict, in [since, until); None matches all."""
+    """Rows of one station, one recipe, one verdict, in [since, until), that had arrived by `arrived_by`; None matches all.
+
+    arrived_by (the server's now() when a listing started, see PlantReader.now) keeps later pages of a listing from
+    shifting while stations go on sending.
+    """
 
     station: str | None = None
     recipe: str | None = None
     verdict: Verdict | None = None
     since: float | datetime | None = None
     until: float | datetime | None = None
+    arrived_by: datetime | None = None
 
     def __post_init__(self) -> None:
         if self.verdict is not None:
@@ -55,6 +60,9 @@ class PlantFilter:
         if self.until is not None:
             clauses.append("time < to_timestamp(%s)")
             params.append(_timestamp(self.until))
+        if self.arrived_by is not None:
+            clauses.append("synced_at <= %s")
+            params.append(self.arrived_by)
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
 
@@ -66,6 +74,19 @@ class PlantRow:
     recipe: str | None
     part_id: str | None
     result: ResultRow  # result.id is the station's local id; result.frame_path as the station sent it
+    verdict: str  # as the table holds it: also one a newer VisInspect at another station wrote (result.verdict: ERROR)
+
+    @property
+    def known_verdict(self) -> Verdict | None:
+        """The verdict, when this VisInspect knows it."""
+        return _verdict(self.verdict)
+
+
+def _verdict(text: str) -> Verdict | None:
+    try:
+        return Verdict(text)
+    except ValueError:
+        return None
 
 
 def _boxes(value) -> tuple[Box, ...] | None:
@@ -75,13 +96,16 @@ def _boxes(value) -> tuple[Box, ...] | None:
 def _row(raw: tuple) -> PlantRow:
     (station, recipe, part_id, local_id, when, run_id, source, item, model_path, model_hash, threshold, verdict,
      p_anomaly, boxes, error, frame_path, regions, box_threshold, min_area) = raw  # fmt: skip
+    known = _verdict(verdict)
+    if known is None:
+        error = f"verdict {verdict!r} is unknown to this VisInspect" + (f"; {error}" if error else "")
     result = ResultRow(
         id=local_id, time=float(when), run_id=run_id, source=source, item=item, model_path=model_path,
-        model_hash=model_hash, threshold=threshold, verdict=Verdict(verdict), p_anomaly=p_anomaly,
+        model_hash=model_hash, threshold=threshold, verdict=known or Verdict.ERROR, p_anomaly=p_anomaly,
         boxes=_boxes(boxes) or (), error=error, frame_path=frame_path, regions=_boxes(regions),
-        box_threshold=box_threshold, min_area=min_area,
+        box_threshold=box_threshold, min_area=min_area, part_id=part_id, recipe=recipe,
     )  # fmt: skip
-    return PlantRow(station, recipe, part_id, result)
+    return PlantRow(station, recipe, part_id, result, verdict)
 
 
 class PlantReader:
@@ -118,6 +142,10 @@ class PlantReader:
     def count(self, where: PlantFilter = PlantFilter()) -> int:
         clause, params = where.where()
         return self._run(lambda: self._conn.execute(f"SELECT count(*) FROM results{clause}", params).fetchone()[0])
+
+    def now(self) -> datetime:
+        """The server's clock (to snapshot a listing with PlantFilter.arrived_by, whatever the station's clock says)."""
+        return self._run(lambda: self._conn.execute("SELECT now()").fetchone()[0])
 
     def stations(self) -> list[str]:
         """Every station that sent results, the most recently active first."""

@@ -16,6 +16,7 @@ from pathlib import Path
 from engine.central.errors import CentralError, CentralUnreachable
 from engine.central.outbox import Outbox
 from engine.central.schema import COLUMN_TYPES, insert_sql, prepare_central, store_id
+from engine.central.share import FrameShare
 from engine.central.target import CentralTarget, one_line, psycopg_module
 
 BATCH_SIZE = 500
@@ -55,7 +56,7 @@ class CentralSession:
 
     def __init__(
         self, target: CentralTarget, log_path: str | Path, *, station: str | None = None,
-        batch_size: int = BATCH_SIZE, frames_url: str | None = None,
+        batch_size: int = BATCH_SIZE, frames_url: str | None = None, share: str | Path | None = None,
     ):  # fmt: skip
         if batch_size < 1:
             raise ValueError(f"batch size must be 1 or more, not {batch_size}")
@@ -64,12 +65,14 @@ class CentralSession:
         self.outbox = Outbox(log_path)
         try:
             self.station_id = self.outbox.station_id(station)
+            self.share = FrameShare(share, self.station_id) if share is not None else None
         except CentralError:
             self.outbox.close()
             raise
         self._frames_base = frames_url.rstrip("/") + "/" if frames_url else None
         self._log_dir = self.outbox.path.resolve().parent
         self._frame_index = self.outbox.columns.index("frame_path") if "frame_path" in self.outbox.columns else None
+        self._time_index = self.outbox.columns.index("time")
         self._sql = insert_sql(self.outbox.columns)
         self._conn = None
         self.store_id: str | None = None  # the central store's own id, known once connected
@@ -184,13 +187,19 @@ class CentralSession:
             elif kind == "jsonb":
                 values[i] = [_json(v) for v in values[i]]
         if self._frame_index is not None:
-            values[self._frame_index] = [self._frame_ref(p) for p in values[self._frame_index]]
+            times = values[self._time_index]
+            values[self._frame_index] = [self._frame_ref(p, i, t) for p, i, t in zip(values[self._frame_index], ids, times)]
         return [self.station_id, ids, *values]
 
-    def _frame_ref(self, relative: str | None) -> str | None:
-        """The anomaly frame as the plant sees it: under the frames URL if one is set, else its path on the station."""
+    def _frame_ref(self, relative: str | None, local_id: int, when: float) -> str | None:
+        """The anomaly frame as the plant sees it: its copy on the share when one is set (copied now, before its row
+        is sent), else under the frames URL if one is set, else its path on the station."""
         if not relative:
             return None
+        if self.share is not None:
+            copy = self.share.copy(self._log_dir / relative, local_id, when)
+            if copy is not None:
+                return self._frames_base + copy.relative_to(self.share.folder).as_posix() if self._frames_base else str(copy)
         if self._frames_base:
             return self._frames_base + relative
         return str(self._log_dir / relative)
@@ -234,9 +243,9 @@ def _json(value: object) -> str | None:
 
 def sync_log(
     url: str | CentralTarget, log_path: str | Path, *, station: str | None = None, batch_size: int = BATCH_SIZE,
-    frames_url: str | None = None, on_batch: Callable[[BatchSent], None] | None = None,
+    frames_url: str | None = None, share: str | Path | None = None, on_batch: Callable[[BatchSent], None] | None = None,
 ) -> SyncReport:  # fmt: skip
     """Push every row of the log the central server does not have yet (what `visinspect sync` runs)."""
     target = url if isinstance(url, CentralTarget) else CentralTarget.parse(url)
-    with CentralSession(target, log_path, station=station, batch_size=batch_size, frames_url=frames_url) as session:
+    with CentralSession(target, log_path, station=station, batch_size=batch_size, frames_url=frames_url, share=share) as session:
         return session.push(on_batch=on_batch)

@@ -117,7 +117,9 @@ def test_the_plant_view_lists_every_station_and_filters_by_station_recipe_and_ve
 
 
 def test_serve_with_central_forwards_what_it_logs_and_stops_cleanly(central, line, tmp_path):  # noqa: F811 - the fixture
-    """`visinspect serve --central URL`: the line's results reach the plant store while it runs (password from env)."""
+    """`visinspect serve --central URL --central-share DIR`: the line's results reach the plant store while it runs
+    (password from env), their anomaly frames copied to the share."""
+    import json
     import os
     import signal
     import subprocess
@@ -125,8 +127,14 @@ def test_serve_with_central_forwards_what_it_logs_and_stops_cleanly(central, lin
     import time
 
     db = tmp_path / "results.sqlite3"
-    command = [sys.executable, "-m", "engine.cli", "serve", "--recipe", "bolt-a", "--recipes-dir", str(line / "recipes"),
-               "--loop", "--log", str(db), "--station", "st-9", "--central", central]  # fmt: skip
+    recipes, share = tmp_path / "recipes", tmp_path / "share"
+    recipes.mkdir()
+    share.mkdir()
+    recipe = json.loads((line / "recipes" / "bolt-a.json").read_text()) | {
+        "model": str(line / "tiny.safetensors"), "decision_threshold": 1e-6}  # every part an ANOMALY, its frame saved
+    (recipes / "bolt-a.json").write_text(json.dumps(recipe))
+    command = [sys.executable, "-m", "engine.cli", "serve", "--recipe", "bolt-a", "--recipes-dir", str(recipes),
+               "--loop", "--log", str(db), "--station", "st-9", "--central", central, "--central-share", str(share)]  # fmt: skip
     proc = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
     try:
         deadline = time.monotonic() + 240
@@ -145,3 +153,6 @@ def test_serve_with_central_forwards_what_it_logs_and_stops_cleanly(central, lin
         proc.kill()
     assert proc.returncode == 0, err
     assert "forwarding results to" in err and PASSWORD not in err
+    with admin(central) as conn:
+        frames = [r[0] for r in conn.execute("SELECT frame_path FROM results WHERE station_id = 'st-9' AND verdict = 'ANOMALY'")]
+    assert len(frames) >= 3 and all(f.startswith(str(share / "st-9")) and os.path.isfile(f) for f in frames)

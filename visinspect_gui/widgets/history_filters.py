@@ -1,4 +1,5 @@
-"""History's filter bar: verdict, a from–to date and time (to the minute), one exact source, one run."""
+"""History's filter bar: verdict, a from–to date and time (to the minute), one exact source, one run; with a plant
+results store, "This station" or "Plant", and for the plant one station and one recipe instead of source and run."""
 
 from __future__ import annotations
 
@@ -43,7 +44,18 @@ class HistoryFilters(QWidget):
     def __init__(self, results: ResultsLog, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.results = results
+        self.plant = None  # the central store's CentralTarget, once set_plant() offers it
         self._choices = Latest()
+        self._plant_choices = Latest()
+        self.scope_combo = QComboBox()
+        self.scope_combo.addItem("This station", False)
+        self.scope_combo.addItem("Plant", True)
+        self.scope_combo.setToolTip("This station's results log, or every station's results in the plant results store")
+        self.scope_combo.hide()
+        self.station_combo = _combo("All stations")
+        self.station_combo.setToolTip("Only results of this station")
+        self.recipe_combo = _combo("All recipes")
+        self.recipe_combo.setToolTip("Only results judged under this recipe")
         self.verdict_combo = QComboBox()
         self.verdict_combo.addItem("All verdicts", None)
         for verdict in Verdict:
@@ -72,33 +84,87 @@ class HistoryFilters(QWidget):
         dates.addWidget(QLabel("to"))
         dates.addWidget(self.until_edit)
         dates.addStretch(1)
-        layout.addWidget(self.verdict_combo, 0, 0)
+        first = QHBoxLayout()
+        first.addWidget(self.scope_combo)
+        first.addWidget(self.verdict_combo, 1)
+        layout.addLayout(first, 0, 0)
         layout.addLayout(dates, 0, 1)
         layout.addWidget(self.source_combo, 1, 0)
         layout.addWidget(self.run_combo, 1, 1)
+        layout.addWidget(self.station_combo, 1, 0)  # the same places: either these or source and run are shown
+        layout.addWidget(self.recipe_combo, 1, 1)
+        self.station_combo.hide()
+        self.recipe_combo.hide()
         layout.setColumnStretch(1, 1)
         self.verdict_combo.currentIndexChanged.connect(lambda _i: self.changed.emit())
         self.use_dates.toggled.connect(lambda _on: self.changed.emit())
         self.source_combo.currentIndexChanged.connect(lambda _i: self.changed.emit())
         self.run_combo.currentIndexChanged.connect(lambda _i: self.changed.emit())
+        self.station_combo.currentIndexChanged.connect(lambda _i: self.changed.emit())
+        self.recipe_combo.currentIndexChanged.connect(lambda _i: self.changed.emit())
+        self.scope_combo.currentIndexChanged.connect(self._on_scope)
+
+    def set_plant(self, target) -> None:
+        """Offer the plant's results (a CentralTarget) beside this station's."""
+        self.plant = target
+        self.scope_combo.setToolTip(f"This station's results log, or every station's results in the plant results store {target.display}")
+        self.scope_combo.show()
+
+    def is_plant(self) -> bool:
+        """True when the plant's results are listed rather than this station's."""
+        return bool(self.scope_combo.currentData()) and self.plant is not None
+
+    def _on_scope(self, _index: int) -> None:
+        plant = self.is_plant()
+        for combo in (self.source_combo, self.run_combo):
+            combo.setVisible(not plant)
+        for combo in (self.station_combo, self.recipe_combo):
+            combo.setVisible(plant)
+        self.reload_choices()
+        self.changed.emit()
+
+    def _dates(self) -> tuple[datetime | None, datetime | None]:
+        if not self.use_dates.isChecked():
+            return None, None
+        since = self.since_edit.dateTime().toPython().replace(second=0, microsecond=0)
+        until = self.until_edit.dateTime().toPython().replace(second=0, microsecond=0) + timedelta(minutes=1)
+        return since, until
+
+    def plant_filter(self):
+        """The plant query the controls describe (verdict, both minutes of the range, station, recipe)."""
+        from engine.central.plant import PlantFilter
+
+        since, until = self._dates()
+        return PlantFilter(self.station_combo.currentData(), self.recipe_combo.currentData(),
+                           self.verdict_combo.currentData(), since, until)  # fmt: skip
 
     def filter(self) -> ResultFilter:
         """The filter the controls describe (both minutes of the date-time range included)."""
-        since = until = None
-        if self.use_dates.isChecked():
-            since = self.since_edit.dateTime().toPython().replace(second=0, microsecond=0)
-            until = self.until_edit.dateTime().toPython().replace(second=0, microsecond=0) + timedelta(minutes=1)
+        since, until = self._dates()
         return ResultFilter(
             self.verdict_combo.currentData(), since, until,
             run_id=self.run_combo.currentData(), source=self.source_combo.currentData(),
         )  # fmt: skip
 
     def reload_choices(self) -> None:
-        """Read the log's sources and runs again (in a worker), keeping what is selected."""
-        self._choices.start(call, filter_choices, self.results, on_event=self._on_choices, on_failed=self.failed.emit)
+        """Read the log's sources and runs (or the plant's stations and recipes) again in a worker, keeping what is
+        selected; the plant's failure is History's one line, not a message of its own."""
+        if self.is_plant():
+            from visinspect_gui.widgets.history_plant import plant_choices
+
+            self._plant_choices.start(call, plant_choices, self.plant, on_event=self._on_plant_choices)
+        else:
+            self._choices.start(call, filter_choices, self.results, on_event=self._on_choices, on_failed=self.failed.emit)
 
     def stop(self) -> None:
         self._choices.stop()
+        self._plant_choices.stop()
+
+    def _on_plant_choices(self, choices: tuple[list[str], list[str]]) -> None:
+        stations, recipes = choices
+        lost = [self._fill(self.station_combo, [(s, s, s) for s in stations]), self._fill(self.recipe_combo, [(r, r, r) for r in recipes])]
+        if any(lost):
+            self.changed.emit()
 
     def _on_choices(self, choices: tuple[list[str], list[RunSummary]]) -> None:
         sources, runs = choices

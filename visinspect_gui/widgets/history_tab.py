@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (
     QLabel,
     QPushButton,
     QSplitter,
+    QStackedWidget,
     QStyle,
     QTableView,
     QTabWidget,
@@ -119,7 +120,10 @@ class HistoryTab(QWidget):
         self.table.setSortingEnabled(True)  # the model sorts in SQL; the view only passes the clicks on
         _size_columns(self.table)
         self.table.selectionModel().currentRowChanged.connect(self._on_row_selected)
-        split.addWidget(self.table)
+        self.tables = QStackedWidget()  # this station's table, and the plant's once set_plant() adds it
+        self.tables.addWidget(self.table)
+        self.plant_model = self.plant_table = None
+        split.addWidget(self.tables)
         right = QWidget()
         right_layout = QVBoxLayout(right)
         right_layout.setContentsMargins(0, 0, 0, 0)
@@ -147,6 +151,18 @@ class HistoryTab(QWidget):
         """The query filter the controls describe."""
         return self.filter_bar.filter()
 
+    def set_plant(self, target) -> None:
+        """Offer the plant's results from the central store (a CentralTarget) beside this station's."""
+        from visinspect_gui.widgets.history_plant import PlantModel, plant_table
+
+        self.plant_model = PlantModel(target, self)
+        self.plant_model.page_loaded.connect(self._on_plant_rows)
+        self.plant_model.failed.connect(self._on_plant_failed)
+        self.plant_table = plant_table(self.plant_model)
+        self.plant_table.selectionModel().currentRowChanged.connect(self._on_plant_row_selected)
+        self.tables.addWidget(self.plant_table)
+        self.filter_bar.set_plant(target)
+
     def set_inspector(self, inspector) -> None:
         """The loaded model, used to recompute heatmaps of the frames it judged."""
         self.inspector = inspector
@@ -158,8 +174,22 @@ class HistoryTab(QWidget):
         self._query()
 
     def _query(self) -> None:
-        self.summary.setText("Loading…")
-        self.model.query(self.filters())
+        plant = self.filter_bar.is_plant()
+        if plant:  # the other view's page still on its way is not shown
+            self.model.stop()
+        elif self.plant_model is not None:
+            self.plant_model.stop()
+        self.export_button.setEnabled(not plant)  # the CSV export writes this station's log
+        self.tables.setCurrentWidget(self.plant_table if plant else self.table)
+        self._frame.stop()
+        self.viewer.clear()
+        self.detail.setText("")
+        if plant:
+            self.summary.setText(f"Loading the plant's results from {self.plant_model.target.display}…")
+            self.plant_model.query(self.filter_bar.plant_filter())
+        else:
+            self.summary.setText("Loading…")
+            self.model.query(self.filters())
 
     def export_csv(self, path: str) -> None:
         """Write every matching result (not only those listed) to CSV in a worker; exported follows."""
@@ -176,12 +206,16 @@ class HistoryTab(QWidget):
     def shutdown(self) -> None:
         """Stop this tab's workers (window close)."""
         self.model.stop()
+        if self.plant_model is not None:
+            self.plant_model.stop()
         self.changes.model.stop()
         self.filter_bar.stop()
         self._frame.stop()
 
     def _on_rows(self, listed: int) -> None:
         """Say how many rows match, how many are listed, and in what order."""
+        if self.filter_bar.is_plant():
+            return  # a page of the local query asked for before Plant was chosen: not what is shown
         total = self.model.total or 0
         order = self.model.order
         name = COLUMNS[SORT_KEYS.index(order.key)]
@@ -195,7 +229,48 @@ class HistoryTab(QWidget):
             self.summary.setText(f"All {total:,} matching result(s) listed, by {name} {way}")
         self.loaded.emit(listed)
 
+    def _on_plant_rows(self, listed: int) -> None:
+        """Say how many plant rows match and how many are listed (always newest first)."""
+        if not self.filter_bar.is_plant():
+            return  # a page asked for before This station was chosen again: not what is shown
+        total, where = self.plant_model.total or 0, self.plant_model.target.display
+        more = "; scroll down to load more" if not self.plant_model.complete else ""
+        if total == 0:
+            self.summary.setText(f"No plant results match the filters in {where}")
+        elif listed < total:
+            self.summary.setText(f"Plant rows 1–{listed:,} of {total:,} listed from {where}, newest first{more}")
+        else:
+            self.summary.setText(f"All {total:,} matching plant result(s) listed from {where}, newest first")
+        self.loaded.emit(listed)
+
+    def _on_plant_failed(self, message: str) -> None:
+        """The plant store cannot be read: one line here (not a message of its own: History just says so)."""
+        if not self.filter_bar.is_plant():
+            return
+        self.summary.setText(f"The plant results could not be read: {message.rstrip('.')}. This station's results are still "
+                             "listed under This station.")  # fmt: skip
+
+    def _on_plant_row_selected(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        """Show the plant row's details and its frame, when this station can open the path the row references."""
+        from visinspect_gui.widgets.history_plant import plant_detail
+
+        if not current.isValid():
+            return
+        row = self.plant_model.rows[current.row()]
+        self.detail.setText(plant_detail(row))
+        self._frame.stop()
+        self.viewer.clear()
+        if not row.result.frame_path:
+            self._frame_row = None
+            self.viewer.set_placeholder("No frame was sent for this result (frames are kept for anomalies).")
+            return
+        self._frame_row = row.result
+        self.viewer.set_placeholder(f"Opening {row.result.frame_path}…")
+        self._frame.start(call, logged_frame, row.result, self.inspector, on_event=self._on_frame, on_failed=self._on_frame_failed)
+
     def _on_query_failed(self, message: str) -> None:
+        if self.filter_bar.is_plant():
+            return
         self.summary.setText(f"The results log could not be read: {message}")
         self.failed.emit(message)
 
