@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engine.bench.backends import BackendRow, bench_backends
 from engine.bench.inputs import (
     calibration_images,
     list_images,
@@ -137,6 +138,9 @@ def run(
     model_1 = bench_model_only(inspector, 1, seconds, min_iters=min_iters)
     say(f"model only, batch {batch_size} ...")
     model_n = bench_model_only(inspector, batch_size, seconds, min_iters=min_iters)
+    torch_row = BackendRow("torch", runtime.precision, runtime.note, model_1, model_n)
+    backends = bench_backends(timed, options, torch_row, calibration=calibration, batch_size=batch_size, seconds=seconds,
+                              min_iters=min_iters, quick=quick, say=say)  # fmt: skip
 
     training: TrainingBench | None = None
     checked: PrecisionCheck | None = None
@@ -203,6 +207,7 @@ def run(
         training=training,
         precision_check=checked,
         precision_check_trained=checked_trained,
+        backends=backends,
     )
 
 
