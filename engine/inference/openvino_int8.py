@@ -2,8 +2,10 @@
 
 Like torch's int8 (engine.inference.quantize), activation ranges come from the model file's calibration images,
 good parts and defects both, and the result is used only behind the agreement gate
-(engine.inference.openvino_backend.openvino_runtime). NNCF's PERFORMANCE preset (symmetric int8 weights and
-activations) is what OpenVINO's CPU plugin runs fastest; weights are quantized per output channel.
+(engine.inference.openvino_backend.openvino_runtime). NNCF's PERFORMANCE preset (symmetric int8 weights per
+output channel and activations) is what OpenVINO's CPU plugin runs fastest. Activation ranges are the plain
+min/max over the calibration images: NNCF's default (quantiles) clips the defects' strongest activations, and
+on hazelnut_toy's 11 held-out images one verdict of 11 flipped (max |dp| 0.17); with min/max none did (0.07).
 """
 from __future__ import annotations
 
@@ -54,13 +56,17 @@ def _quiet():
 def quantize_graph(loaded: LoadedModel, batch: np.ndarray):
     """The OpenVINO conv stack with int8 weights and activations, ranges from batch (N, 3, S, S) normalised images."""
     nncf = import_nncf()
+    from nncf.quantization.advanced_parameters import AdvancedQuantizationParameters
+    from nncf.quantization.range_estimator import RangeEstimatorParametersSet
+
     if batch.ndim != 4 or len(batch) < MIN_CALIBRATION_IMAGES:
         raise OpenVinoUnavailable(f"int8 needs at least {MIN_CALIBRATION_IMAGES} calibration images; the model file has {len(batch)}")
     dataset = nncf.Dataset([batch[i : i + 1] for i in range(len(batch))])
     try:
         with _quiet():
             return nncf.quantize(feature_graph(loaded), dataset, subset_size=len(batch), target_device=nncf.TargetDevice.CPU,
-                                 preset=nncf.QuantizationPreset.PERFORMANCE)  # fmt: skip
+                                 preset=nncf.QuantizationPreset.PERFORMANCE, advanced_parameters=AdvancedQuantizationParameters(
+                                     activations_range_estimator_params=RangeEstimatorParametersSet.MINMAX))  # fmt: skip
     except (RuntimeError, ValueError, nncf.InternalError, nncf.UnsupportedModelError, nncf.ValidationError) as exc:
         raise OpenVinoUnavailable(f"NNCF cannot quantize this model: {first_line(exc)}") from None
 
