@@ -26,4 +26,6 @@ def add_bench_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--train-epochs", type=int, default=3)
     p.add_argument("--workers", type=int, help="decode threads (default: the cores torch leaves free on a CPU, at least 1; up to 4 with a GPU)")
     p.add_argument("--threads", type=int, help="torch intra-op threads (default: torch's choice)")
+    p.add_argument("--openvino", action=argparse.BooleanOptionalAction, default=True,
+                   help="also time the OpenVINO backend beside torch, model only (default: where OpenVINO is installed)")  # fmt: skip
     p.add_argument("--compile", action="store_true", help="torch.compile the model (first call compiles; CUDA stations)")

@@ -124,7 +124,7 @@ def cmd_predict(args) -> int:
     from engine.render import OverlayWriter
 
     inspector = Inspector.open(args.model, _runtime(args))
-    if inspector.runtime.backend != args.backend:
+    if inspector.runtime.backend != args.backend or args.precision not in ("auto", inspector.precision_name):
         _say(f"visinspect: {inspector.precision_note}")
     if args.threshold is not None:
         inspector.thresholds = inspector.thresholds.with_decision(args.threshold)

@@ -28,6 +28,8 @@ def _rows(r: BenchResult) -> list[tuple[str, str]]:
         ("end to end / model only", f"{r.ratios.end_to_end_vs_model_only:.2%}"),
         ("live latency, batch 1", f"p50 {live.p50_ms:.1f} ms   p95 {live.p95_ms:.1f} ms   ({live.iterations} frames)"),
     ]
+    # the backends side by side (torch's row repeats the two above; its precision note is in the header)
+    rows[2:2] = [(f"model only, {b.backend}" + (f" {b.precision}" if b.precision else ""), b.describe()) for b in r.backends]
     mem_txt = f"peak RSS {mem.peak_rss_mib_inspection} MiB (inspection), {mem.peak_rss_mib} MiB (whole run)"
     if mem.cuda_max_allocated_mib is not None:
         mem_txt += f", CUDA max allocated {mem.cuda_max_allocated_mib} MiB"

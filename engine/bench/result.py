@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from engine.bench.backends import BackendRow
 from engine.bench.machine import Environment, Memory
 from engine.bench.measure import EndToEnd, Live, ModelOnly, Reference
 from engine.bench.precision import PrecisionCheck
@@ -93,6 +94,7 @@ class BenchResult:
     training: TrainingBench | None = None
     precision_check: PrecisionCheck | None = None
     precision_check_trained: PrecisionCheck | None = None
+    backends: tuple[BackendRow, ...] = ()  # model only per backend (torch, openvino), same model and precision option
 
     def target(self, name: str) -> Target:
         """The judged target `name` (one of TARGETS)."""
@@ -108,6 +110,10 @@ class BenchResult:
             "environment": self.environment.to_dict(),
             "model": self.model.to_dict(),
             "model_only": {"batch_1": self.model_only_1.to_dict(), "batch_n": self.model_only_n.to_dict()},
+        }
+        if self.backends:
+            d["backends"] = [row.to_dict() for row in self.backends]
+        d |= {
             "end_to_end": self.end_to_end.to_dict(),
             "live": self.live.to_dict(),
             "memory": self.memory.to_dict(),

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from engine.bench.backends import BackendRow, bench_backends
 from engine.bench.inputs import (
     calibration_images,
     list_images,
@@ -89,6 +90,7 @@ def run(
     workers: int | None = None,
     threads: int | None = None,
     compile: bool = False,
+    openvino: bool = True,
     log: Callable[[str], None] | None = None,
 ) -> BenchResult:
     """Run the benchmark (see the package docstring) and return what it measured."""
@@ -137,6 +139,9 @@ def run(
     model_1 = bench_model_only(inspector, 1, seconds, min_iters=min_iters)
     say(f"model only, batch {batch_size} ...")
     model_n = bench_model_only(inspector, batch_size, seconds, min_iters=min_iters)
+    torch_row = BackendRow("torch", runtime.precision, runtime.note, model_1, model_n)
+    backends = bench_backends(timed, options, torch_row, calibration=calibration, batch_size=batch_size, seconds=seconds,
+                              min_iters=min_iters, quick=quick, say=say) if openvino else (torch_row,)  # fmt: skip
 
     training: TrainingBench | None = None
     checked: PrecisionCheck | None = None
@@ -203,6 +208,7 @@ def run(
         training=training,
         precision_check=checked,
         precision_check_trained=checked_trained,
+        backends=backends,
     )
 
 
@@ -237,6 +243,7 @@ def run_cli(args: argparse.Namespace) -> int:
         workers=args.workers,
         threads=args.threads,
         compile=args.compile,
+        openvino=args.openvino,
         log=log,
     )
     print(format_report(result))

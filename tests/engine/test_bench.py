@@ -58,7 +58,8 @@ def test_quick_run_as_a_function_reports_every_part_and_training():
     d = result.to_dict()
     _check(d, trained=True)
     assert d["quick"] is True and d["model"]["input_size"] == 64
-    assert set(d) - {"precision_check_trained"} == set(JSON_KEYS) and list(d)[-1] == "targets"
+    assert set(d) - {"precision_check_trained", "backends"} == set(JSON_KEYS) and list(d)[-1] == "targets"
+    assert d["backends"][0]["backend"] == "torch" and d["backends"][0]["batch_1"] == d["model_only"]["batch_1"]
     assert json.loads(json.dumps(d)) == d  # JSON-serialisable as it is: no tuples, enums or numpy values
     assert result.live.p95_ms == d["live"]["p95_ms"] and result.target("live_p95_ms").value == result.live.p95_ms
     if result.precision_check is not None:
