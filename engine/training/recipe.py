@@ -190,7 +190,7 @@ def train(
         raise DatasetError("the training split needs readable good and defective images")
     yield DataReady(
         n_train=len(train_data.samples),
-        n_test=len(test_data.samples),
+        n_test=len({s.path for s in test_data.samples}),  # images (a tiled split holds several tiles of each)
         counts=dataset.counts(),
         skipped=skipped,
         device=str(device),

@@ -164,3 +164,9 @@ def test_tile_options_are_checked():
     with pytest.raises(ValueError, match="within 0..32"):
         TrainConfig(tile=64, tile_overlap=40)
     assert TrainConfig().tile == 0
+
+
+def test_train_refuses_a_bad_tile_in_one_line(small_defects, tmp_path, capsys):
+    assert main(["train", str(small_defects), "--out", str(tmp_path / "m.safetensors"), "--tile", "16"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "visinspect: error: tile side must be at least 32 px; got 16" and not (tmp_path / "m.safetensors").exists()
