@@ -3,7 +3,7 @@ pixel AUROC (both models' raw maps and the masks on one grid of the images' nati
 fit / inspect times, as a markdown table.
 
     PYTHONPATH=. python scripts/tiled_vs_resized.py [--data DATA --good-dir MT_Free] [--size 384 --defect-width 3]
-        [--image-size 64 --tile 64 --overlap 16] [--supervised]
+        [--image-size 64 --tile 64 --overlap 16] [--supervised [--no-good-only]]
 
 Without --data a small-defect synthetic set is generated (engine/data/small_defects.py).
 """
@@ -77,6 +77,7 @@ def main() -> None:
     ap.add_argument("--overlap", type=int, default=16)
     ap.add_argument("--dims", type=int, default=100)
     ap.add_argument("--supervised", action="store_true", help="also the supervised CAM classifier, resized and tiled")
+    ap.add_argument("--no-good-only", action="store_true", help="leave out the good-only PaDiM runs")
     ap.add_argument("--epochs", type=int, default=10)
     args = ap.parse_args()
     torch.manual_seed(0)
@@ -89,7 +90,7 @@ def main() -> None:
     print(f"{data}: {index.describe()}")
     base = dict(backbone="vgg16_bn", backbone_weights="none", image_size=args.image_size, padim_dims=args.dims,
                 device="cpu", tile_overlap=args.overlap)  # fmt: skip
-    runs = [("good-only", 0), ("good-only", args.tile)]
+    runs = [] if args.no_good_only else [("good-only", 0), ("good-only", args.tile)]
     if args.supervised:
         runs += [("supervised", 0), ("supervised", args.tile)]
     rows = []

@@ -62,6 +62,8 @@ def evaluate_tiled(
         except VisInspectError as exc:
             return None, str(exc)
 
+    recorded = getattr(inspector, "cams", None)  # a RecordingInspector's maps: per image (stitched) here, not per tile
+    before = len(recorded) if isinstance(recorded, list) else 0
     kept, probs, cams, heat, boxes, masks, errors = [], [], [], [], [], [], []
     with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="load") as pool:
         for start in range(0, len(samples), batch_size):
@@ -85,6 +87,8 @@ def evaluate_tiled(
                     heat.append(raw)
                     boxes.append(thresholds.boxes(normalize_heatmap(raw), out.p_anomaly))
                     masks.append(mask)
+    if isinstance(recorded, list):
+        recorded[before:] = cams
     labels = [s.label for s in kept]
     m = image_metrics(labels, probs, thresholds.decision)
     has_defect_masks = any(mask.any() for mask in masks)

@@ -212,6 +212,8 @@ class Inspector:
     ) -> list[Inspection]:
         """Inspect a batch already resized by self.preprocess, judged in its images' own (H, W): inspect_files'
         model step for callers that decode elsewhere (the archive review's Ray workers)."""
+        if self.meta.tile:
+            raise ValueError(f"{self.meta.product}: a tiled model inspects whole images, not resized ones")
         out, model_ms = self._run_model(resized)
         return self._judge_batch(out, model_ms, shapes, 0.0, self.thresholds if thresholds is None else thresholds)
 

@@ -20,7 +20,6 @@ from engine.data.layouts import DatasetIndex, split_dataset
 from engine.data.preprocess import Preprocess
 from engine.errors import Cancelled, DatasetError
 from engine.evaluation.evaluate import evaluate_loaded
-from engine.evaluation.tiled import evaluate_tiled
 from engine.inference.device import resolve_device
 from engine.inference.inspector import RecordingInspector
 from engine.inference.localize import GOOD_LEVEL, CamScale, ScaleError, measure_cam_scale
@@ -117,7 +116,9 @@ def train_good_only(
     held_out = tuple(s for s in dataset.samples if s.path in held)  # dataset order
     train_good = tuple(s for s in split.train if s.label == 0)
     if config.tile:  # every tile of a good image is a good sample
-        train_data = load_tiles(train_good, preprocess, tile=config.tile, overlap=config.tile_overlap, workers=config.workers, stop=stop)
+        train_data = load_tiles(
+            train_good, preprocess, tile=config.tile, overlap=config.tile_overlap, workers=config.workers, stop=stop
+        )
     else:
         train_data = load_samples(train_good, preprocess, workers=config.workers, stop=stop)
     test_data = load_samples(held_out, preprocess, workers=config.workers, with_masks=True, stop=stop)
@@ -190,11 +191,7 @@ def train_good_only(
     in_memory = LoadedModel(model, meta, Path("<in memory>"), "")
     chosen = choose_runtime(in_memory, runtime or RuntimeOptions(device=str(device)))
     inspector = RecordingInspector(in_memory, chosen)
-    if config.tile:  # whole held-out images, tile by tile, as the line will inspect them
-        report, cams, _ = evaluate_tiled(inspector, test_data.samples, workers=config.workers, stop=stop)
-    else:
-        report = evaluate_loaded(inspector, test_data, batch_size=config.batch_size, stop=stop)
-        cams = inspector.cams
+    report = evaluate_loaded(inspector, test_data, batch_size=config.batch_size, stop=stop)  # tiled: whole images
     _check_stop(stop)
     p_train = 1.0 / (1.0 + np.exp(-(np.log(np.maximum(train_peaks, 1e-12)) - log_centre) / width))
     p_test = np.array([s.p_anomaly for s in report.scores])
@@ -203,7 +200,7 @@ def train_good_only(
         test_loss=_bce(p_test, test_labels), test_accuracy=report.accuracy, seconds=time.perf_counter() - t0,
     )  # fmt: skip
     yield epoch
-    scale = good_only_scale(cams, test_labels, f"{len(test_labels)} held-out images at training")
+    scale = good_only_scale(inspector.cams, test_labels, f"{len(test_labels)} held-out images at training")
     meta = replace(
         meta,
         metrics=report.metrics(),

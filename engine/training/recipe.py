@@ -16,8 +16,8 @@ from engine.data.layouts import DatasetIndex, split_dataset
 from engine.data.preprocess import Preprocess
 from engine.errors import Cancelled, DatasetError
 from engine.evaluation.evaluate import evaluate_loaded
-from engine.evaluation.tiled import evaluate_tiled
 from engine.evaluation.metrics import EvalReport
+from engine.evaluation.tiled import evaluate_tiled
 from engine.inference.device import resolve_device
 from engine.inference.inspector import RecordingInspector
 from engine.inference.localize import ScaleError, measure_cam_scale

@@ -11,17 +11,20 @@ import pytest
 
 from engine.cli import main
 from engine.data.decode import read_image, read_mask
+from engine.data.images import load_samples
 from engine.data.layouts import load_dataset
 from engine.data.preprocess import Preprocess
 from engine.data.small_defects import generate_small_defects
 from engine.errors import DatasetError, ModelFileError
+from engine.evaluation.evaluate import evaluate_loaded
 from engine.inference import Inspector
+from engine.inference.inspector import RecordingInspector
 from engine.inference.localize import full_heatmap
 from engine.inference.tiles import cut_tiles, stitch
 from engine.jobs.train import train_job
 from engine.modelfile import load_model, read_meta, save_model
 from engine.tiling import tile_grid
-from engine.training import TrainConfig, TrainResult
+from engine.training import TrainConfig
 from engine.training.recipe import train
 
 FAST = dict(backbone="vgg16_bn", backbone_weights="none", image_size=32, padim_dims=40, device="cpu", mode="good-only")
@@ -170,3 +173,11 @@ def test_train_refuses_a_bad_tile_in_one_line(small_defects, tmp_path, capsys):
     assert main(["train", str(small_defects), "--out", str(tmp_path / "m.safetensors"), "--tile", "16"]) == 2
     err = capsys.readouterr().err.strip()
     assert err == "visinspect: error: tile side must be at least 32 px; got 16" and not (tmp_path / "m.safetensors").exists()
+
+
+def test_evaluating_a_tiled_model_scores_and_records_one_map_per_image(models, small_defects):
+    inspector = RecordingInspector(load_model(models[TILE]), device="cpu")
+    samples = [s for s in load_dataset(small_defects).samples if s.defect_type in ("good", "speck")][-4:]
+    report = evaluate_loaded(inspector, load_samples(samples, inspector.preprocess, with_masks=True))
+    assert report.n == 4 and [s.path for s in report.scores] == [str(s.path) for s in samples]
+    assert len(inspector.cams) == 4 and inspector.cams[0].shape == (16, 16)  # 128 px at 8 px a cell: the heat scale's input
