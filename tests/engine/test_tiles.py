@@ -181,3 +181,16 @@ def test_evaluating_a_tiled_model_scores_and_records_one_map_per_image(models, s
     report = evaluate_loaded(inspector, load_samples(samples, inspector.preprocess, with_masks=True))
     assert report.n == 4 and [s.path for s in report.scores] == [str(s.path) for s in samples]
     assert len(inspector.cams) == 4 and inspector.cams[0].shape == (16, 16)  # 128 px at 8 px a cell: the heat scale's input
+
+
+def test_supervised_tiled_training_labels_tiles_by_masks_and_reports_whole_images(small_defects):
+    full = load_dataset(small_defects)
+    index = replace(full, samples=tuple(s for s in full.samples if s.label == 1 or s.path.parent.parent.name == "test"))
+    config = TrainConfig(**{**FAST, "mode": "supervised"}, tile=TILE, tile_overlap=0, epochs=1, test_fraction=0.4)
+    events = list(train(index, config, product="p"))
+    ready, result = events[0], events[-1]
+    held = result.meta.dataset["held_out"]
+    assert ready.n_test == len(held) == len(set(held)) == result.report.n  # images, each once, not tiles
+    assert ready.n_train > 16 * (len(index.samples) - len(held))  # every image's 16 tiles, defect tiles repeated
+    assert result.meta.tile == TILE and result.meta.method == "cam"
+    assert result.calibration.shape[1:] == (32, 32, 3)  # tiles at the input size, for the int8 check
