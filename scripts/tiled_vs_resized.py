@@ -21,7 +21,7 @@ from sklearn.metrics import roc_auc_score
 from engine.data.decode import read_image
 from engine.data.layouts import load_dataset
 from engine.data.small_defects import generate_small_defects
-from engine.evaluation.tiled import _grid_mask, metric_grid
+from engine.evaluation.tiled import grid_mask, metric_grid
 from engine.inference import Inspector
 from engine.inference.localize import upsample
 from engine.inference.tiles import run_tiled
@@ -51,7 +51,7 @@ def measure(inspector: Inspector, samples) -> dict:
         probs.append(p)
         labels.append(s.label)
         grid = metric_grid(*image.shape[:2])
-        mask = _grid_mask(s, image.shape[:2], grid)
+        mask = grid_mask(s, image.shape[:2], grid)
         if mask is not None:
             heat.append(upsample(cam, *grid).ravel())
             masks.append(mask.ravel())

@@ -31,7 +31,7 @@ def metric_grid(height: int, width: int, limit: int = EVAL_GRID) -> tuple[int, i
     return max(1, round(height * scale)), max(1, round(width * scale))
 
 
-def _grid_mask(sample: Sample, shape: tuple[int, int], grid: tuple[int, int]) -> np.ndarray | None:
+def grid_mask(sample: Sample, shape: tuple[int, int], grid: tuple[int, int]) -> np.ndarray | None:
     """The sample's mask on the grid (any defect pixel under a cell marks it), zeros for a good image, None without."""
     if sample.label == 0:
         return np.zeros(grid, bool)
@@ -81,7 +81,7 @@ def evaluate_tiled(
                 probs.append(out.p_anomaly)
                 cams.append(out.cam)
                 grid = metric_grid(*image.shape[:2])
-                mask = _grid_mask(sample, image.shape[:2], grid)
+                mask = grid_mask(sample, image.shape[:2], grid)
                 if mask is not None:
                     raw = upsample(out.cam, *grid)
                     heat.append(raw)
