@@ -47,7 +47,8 @@ def cmd_train(args) -> int:
         if isinstance(event, ModeChosen):
             print(f"mode: {event.mode} ({event.reason})")
         elif isinstance(event, DataReady):
-            print(f"split: {event.n_train} train / {event.n_test} held-out; device {event.device}; backbone weights {event.backbone_origin}")
+            tiles = f" tiles of {config.tile} px (overlap {config.tile_overlap})" if config.tile else ""
+            print(f"split: {event.n_train} train{tiles} / {event.n_test} held-out images; device {event.device}; backbone weights {event.backbone_origin}")
             for s in event.skipped:
                 _say(f"skipped: {s}")
         elif isinstance(event, StepReport):

@@ -20,6 +20,7 @@ from engine.errors import ModelFileError
 from engine.inference.localize import DEFAULT_BOX_THRESHOLD, DEFAULT_MIN_AREA_FRACTION, CamScale
 from engine.model import BACKBONES, VGG16CAM, PaDiM, empty_model, empty_padim
 from engine.thresholds import Thresholds
+from engine.tiling import check_tiling
 from engine.types import CLASS_NAMES, ModelRef
 
 FORMAT = "visinspect-model"
@@ -50,6 +51,8 @@ class ModelMeta:
     heat_scale: dict = field(default_factory=dict)  # CamScale.to_dict(); empty in files made before absolute heatmaps
     method: str = "cam"  # "cam": the supervised classifier; "padim": one-class, fitted on good parts only
     one_class: dict = field(default_factory=dict)  # padim: {"dims", "grid", "stages", "score_map", ...}
+    tile: int | None = None  # tile side in native pixels (inspected tile by tile); None: the whole image resized
+    tile_overlap: int = 0  # pixels neighbouring tiles share
     architecture: str = ARCHITECTURE
     format_version: int = FORMAT_VERSION
     engine_version: str = __version__
@@ -84,7 +87,7 @@ class ModelMeta:
         held = f", held-out acc {acc:.1%} / bal {bal:.1%}" if acc is not None and bal is not None else ""
         return (
             f"{self.product}: {self.backbone}{', one-class PaDiM (good parts only)' if self.method == 'padim' else ''}, backbone {weights.get(self.backbone_weights.get('kind'), '?')}, "
-            f"{self.input_size} px, trained {self.created[:16].replace('T', ' ')}{held}"
+            f"{self.input_size} px{f', tiles of {self.tile} px' if self.tile else ''}, trained {self.created[:16].replace('T', ' ')}{held}"
         )
 
     def to_json(self) -> str:
@@ -117,6 +120,8 @@ class ModelMeta:
             CamScale.from_dict(meta.heat_scale)  # a damaged scale is a damaged file, said on load
             if method == "padim":
                 int(meta.one_class["dims"])
+            if meta.tile is not None:
+                check_tiling(meta.tile, meta.tile_overlap)
         except (TypeError, KeyError, ValueError) as exc:
             raise ModelFileError(f"{name}: model metadata is incomplete ({exc})") from None
         return replace(meta, class_names=tuple(meta.class_names))

@@ -69,8 +69,13 @@ def evaluate_loaded(
     batch_size: int = 10,
     stop: threading.Event | None = None,
 ) -> EvalReport:
-    """Metrics for already decoded, resized samples (the model-input resolution is the metric grid)."""
+    """Metrics for already decoded, resized samples (the model-input resolution is the metric grid); a tiled model is
+    evaluated on its samples' whole images instead (evaluation/tiled.py)."""
     thresholds = inspector.thresholds if thresholds is None else thresholds
+    if inspector.meta.tile:
+        from engine.evaluation.tiled import evaluate_tiled
+
+        return evaluate_tiled(inspector, data.samples, thresholds=thresholds, stop=stop)[0]
     size = inspector.preprocess.size
     probs, heat, boxes, used_masks = [], [], [], []
     for start in range(0, len(data.samples), batch_size):

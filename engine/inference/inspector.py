@@ -19,6 +19,7 @@ from engine.errors import VisInspectError
 from engine.inference.device import decode_workers, share_cpu_with_torch
 from engine.inference.localize import CamScale, full_heatmap_and_range
 from engine.inference.runtime import Runtime, choose_runtime
+from engine.inference.tiles import inspect_files_tiled, inspect_tiled
 from engine.inference.trace_gate import GATE
 from engine.modelfile import LoadedModel, ModelMeta, load_model
 from engine.thresholds import Thresholds
@@ -198,6 +199,8 @@ class Inspector:
         if len(images) == 0:
             return []
         thresholds = self.thresholds if thresholds is None else thresholds
+        if self.meta.tile:  # a tiled model: one Inspection per image, its tiles stitched back (tiles.py)
+            return inspect_tiled(self, [_check_image(im) for im in images], thresholds=thresholds)
         t0 = time.perf_counter()
         resized = np.stack([self.preprocess.resize(_check_image(im)) for im in images])
         pre_ms = (time.perf_counter() - t0) * 1000
@@ -209,6 +212,8 @@ class Inspector:
     ) -> list[Inspection]:
         """Inspect a batch already resized by self.preprocess, judged in its images' own (H, W): inspect_files'
         model step for callers that decode elsewhere (the archive review's Ray workers)."""
+        if self.meta.tile:
+            raise ValueError(f"{self.meta.product}: a tiled model inspects whole images, not resized ones")
         out, model_ms = self._run_model(resized)
         return self._judge_batch(out, model_ms, shapes, 0.0, self.thresholds if thresholds is None else thresholds)
 
@@ -237,6 +242,10 @@ class Inspector:
             raise ValueError(f"batch size must be at least 1; got {batch_size}")
         overlap = self.device.type == "cuda" if overlap is None else bool(overlap)
         workers = decode_workers(self.device) if workers is None else workers
+        if self.meta.tile:
+            yield from inspect_files_tiled(self, paths, batch_size=batch_size, workers=workers, keep_images=keep_images,
+                                           stop=stop, thresholds=thresholds)  # fmt: skip
+            return
 
         def load(path: str):
             try:

@@ -6,6 +6,7 @@ import argparse
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from engine.tiling import check_tiling
 from engine.types import BACKBONE_NAMES, DEVICE_HELP, TRAINABLE_CHOICES, check_image_size
 
 TRAIN_MODES = ("auto", "supervised", "good-only")
@@ -14,8 +15,8 @@ TRAIN_MODES = ("auto", "supervised", "good-only")
 def option(default: Any, *, label: str, help: str, cli: bool = True, gui: bool = True, **limits: Any) -> Any:
     """A TrainConfig field with what the CLI and the form need to offer it.
 
-    limits: choices, minimum, maximum, step, decimals, suffix, gui_help (form: a tooltip where help is worded for the
-    command line); flag (CLI, default --field-name);
+    limits: choices, minimum, maximum, step, decimals, suffix, special (form: the text shown at the minimum), gui_help
+    (form: a tooltip where help is worded for the command line); flag (CLI, default --field-name);
     widget="weights" for the backbone-weights chooser; negate=True for a flag that turns a default-on switch off.
     """
     return field(default=default, metadata={"label": label, "help": help, "cli": cli, "gui": gui, **limits})
@@ -57,6 +58,13 @@ class TrainConfig:
                             "defect images, else good-only")  # fmt: skip
     padim_dims: int = option(100, label="One-class feature channels", gui=False, minimum=1, maximum=1280,
                              help="good-only: feature channels (of 1280) each position's Gaussian models")  # fmt: skip
+    tile: int = option(0, label="Tiles", minimum=0, maximum=4096, step=32, suffix=" px", special="Off (whole image)",
+                       help="train and inspect overlapping tiles of this side in image pixels, each at the image size "
+                            "(small defects on large images); 0: the whole image resized",
+                       gui_help="Inspect overlapping tiles of this side (in image pixels) at full resolution instead of "
+                                "the whole image resized: for defects a few pixels wide on large images")  # fmt: skip
+    tile_overlap: int = option(16, label="Tile overlap", gui=False, minimum=0, maximum=2048,
+                               help="pixels neighbouring tiles share (with --tile)")  # fmt: skip
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1:
@@ -74,6 +82,8 @@ class TrainConfig:
             raise ValueError(f"training mode must be one of {', '.join(TRAIN_MODES)}; got {self.mode!r}")
         if not 1 <= self.padim_dims <= 1280:
             raise ValueError(f"one-class feature channels must be within 1..1280; got {self.padim_dims}")
+        if self.tile:
+            check_tiling(self.tile, self.tile_overlap)
 
 
 def config_fields(*, where: str) -> list:

@@ -30,6 +30,7 @@ from engine.model.padim import STAGES, fit_gaussians, score_mapping
 from engine.modelfile import METHODS, LoadedModel, ModelMeta
 from engine.training.config import TrainConfig
 from engine.training.recipe import DataReady, EpochReport, StepReport, TrainResult
+from engine.training.tiled_data import load_tiles, tiled_peaks
 from engine.types import RuntimeOptions
 
 MIN_GOOD = 4  # two to fit on at the very least, and held-out good parts to set the score mapping
@@ -114,7 +115,12 @@ def train_good_only(
     held = {s.path for s in split.test} | {s.path for s in dataset.samples if s.label == 1}
     held_out = tuple(s for s in dataset.samples if s.path in held)  # dataset order
     train_good = tuple(s for s in split.train if s.label == 0)
-    train_data = load_samples(train_good, preprocess, workers=config.workers, stop=stop)
+    if config.tile:  # every tile of a good image is a good sample
+        train_data = load_tiles(
+            train_good, preprocess, tile=config.tile, overlap=config.tile_overlap, workers=config.workers, stop=stop
+        )
+    else:
+        train_data = load_samples(train_good, preprocess, workers=config.workers, stop=stop)
     test_data = load_samples(held_out, preprocess, workers=config.workers, with_masks=True, stop=stop)
     if len(train_data.samples) < 2:
         raise DatasetError(f"{dataset.root}: fewer than 2 readable good training images")
@@ -141,7 +147,11 @@ def train_good_only(
     model.gaussian.precision.copy_(torch.from_numpy(precision))
     with torch.no_grad():
         train_peaks = model.gaussian.distances(torch.from_numpy(features).to(device), model.grid).flatten(1).amax(1).cpu().numpy()
-        test_peaks = _peaks(model, preprocess, test_data.images, config.batch_size, device, stop)
+        if config.tile:
+            test_peaks = tiled_peaks(model, preprocess, test_data.samples, tile=config.tile, overlap=config.tile_overlap,
+                                     device=device, batch_size=config.batch_size, stop=stop)  # fmt: skip
+        else:
+            test_peaks = _peaks(model, preprocess, test_data.images, config.batch_size, device, stop)
     test_labels = np.array([s.label for s in test_data.samples])
     good_peaks = test_peaks[test_labels == 0]
     mapped_on = f"{len(good_peaks)} held-out good images"
@@ -162,8 +172,11 @@ def train_good_only(
         architecture=METHODS["padim"],
         one_class={
             "dims": model.dims, "grid": model.grid, "stages": list(STAGES), "score_map": [log_centre, width],
-            "score_mapped_on": mapped_on, "fitted_on": f"{n} good images", "fit_seconds": round(fit_seconds, 2),
+            "score_mapped_on": mapped_on, "fitted_on": f"{n} good {'tiles' if config.tile else 'images'}",
+            "fit_seconds": round(fit_seconds, 2),
         },  # fmt: skip
+        tile=config.tile or None,
+        tile_overlap=config.tile_overlap if config.tile else 0,
         dataset={
             **dataset.summary(), "split_seed": split.seed, "test_fraction": split.test_fraction,
             "held_out": [str(s.path.relative_to(root)) for s in test_data.samples],
@@ -178,7 +191,7 @@ def train_good_only(
     in_memory = LoadedModel(model, meta, Path("<in memory>"), "")
     chosen = choose_runtime(in_memory, runtime or RuntimeOptions(device=str(device)))
     inspector = RecordingInspector(in_memory, chosen)
-    report = evaluate_loaded(inspector, test_data, batch_size=config.batch_size, stop=stop)
+    report = evaluate_loaded(inspector, test_data, batch_size=config.batch_size, stop=stop)  # tiled: whole images
     _check_stop(stop)
     p_train = 1.0 / (1.0 + np.exp(-(np.log(np.maximum(train_peaks, 1e-12)) - log_centre) / width))
     p_test = np.array([s.p_anomaly for s in report.scores])

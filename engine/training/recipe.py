@@ -17,6 +17,7 @@ from engine.data.preprocess import Preprocess
 from engine.errors import Cancelled, DatasetError
 from engine.evaluation.evaluate import evaluate_loaded
 from engine.evaluation.metrics import EvalReport
+from engine.evaluation.tiled import evaluate_tiled
 from engine.inference.device import resolve_device
 from engine.inference.inspector import RecordingInspector
 from engine.inference.localize import ScaleError, measure_cam_scale
@@ -25,6 +26,7 @@ from engine.inference.trace_gate import GATE
 from engine.model import VGG16CAM, build_model
 from engine.modelfile import LoadedModel, ModelMeta
 from engine.training.config import TrainConfig
+from engine.training.tiled_data import balance_tiles, check_masks, load_tiles
 from engine.types import RuntimeOptions
 
 CACHE_LIMIT_BYTES = 6 << 30
@@ -175,15 +177,20 @@ def train(
     )
     preprocess = Preprocess(config.image_size)
     split = split_dataset(dataset, test_fraction=config.test_fraction, seed=config.seed)
-    train_data = load_samples(split.train, preprocess, workers=config.workers, stop=stop)
-    test_data = load_samples(split.test, preprocess, workers=config.workers, with_masks=True, stop=stop)
+    if config.tile:  # a tile is a defect sample where the image's mask marks a pixel in it (tiled_data.py)
+        check_masks(dataset.samples, dataset.root)
+        tiles = dict(preprocess=preprocess, tile=config.tile, overlap=config.tile_overlap, workers=config.workers, stop=stop)
+        train_data, test_data = balance_tiles(load_tiles(split.train, **tiles)), load_tiles(split.test, **tiles)
+    else:
+        train_data = load_samples(split.train, preprocess, workers=config.workers, stop=stop)
+        test_data = load_samples(split.test, preprocess, workers=config.workers, with_masks=True, stop=stop)
     skipped = train_data.errors + test_data.errors
     labels = np.array([s.label for s in train_data.samples])
     if len(set(labels.tolist())) < 2:
         raise DatasetError("the training split needs readable good and defective images")
     yield DataReady(
         n_train=len(train_data.samples),
-        n_test=len(test_data.samples),
+        n_test=len({s.path for s in test_data.samples}),  # images (a tiled split holds several tiles of each)
         counts=dataset.counts(),
         skipped=skipped,
         device=str(device),
@@ -268,7 +275,7 @@ def train(
             **dataset.summary(),
             "split_seed": split.seed,
             "test_fraction": split.test_fraction,
-            "held_out": [str(s.path.relative_to(root)) for s in test_data.samples],
+            "held_out": list(dict.fromkeys(str(s.path.relative_to(root)) for s in test_data.samples)),  # tiles: once
         },
         training={
             **{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()},
@@ -278,6 +285,8 @@ def train(
             "history": [asdict(h) for h in history],
             "skipped_files": list(skipped),
         },
+        tile=config.tile or None,
+        tile_overlap=config.tile_overlap if config.tile else 0,
     )
     calibration = calibration_images(train_data.images, labels)
     # int8 is checked against fp32 on the held-out images first and the check stored with the model; the
@@ -286,13 +295,19 @@ def train(
     _check_stop(stop)
     chosen = choose_runtime(in_memory, runtime or RuntimeOptions(device=str(device)))
     inspector = RecordingInspector(in_memory, chosen)
-    report = evaluate_loaded(inspector, test_data, batch_size=config.batch_size, stop=stop)
+    if config.tile:  # the held-out whole images, tile by tile, as the line will inspect them
+        kept = {s.path for s in test_data.samples}
+        held = [s for s in split.test if s.path in kept]
+        report, cams, _ = evaluate_tiled(inspector, held, workers=config.workers, stop=stop)
+    else:
+        held, cams = test_data.samples, inspector.cams
+        report = evaluate_loaded(inspector, test_data, batch_size=config.batch_size, stop=stop)
     _check_stop(stop)
     meta = replace(
         in_memory.meta,
         metrics=report.metrics(),
         training={**in_memory.meta.training, "evaluated_in": chosen.precision},
-        heat_scale=_heat_scale(inspector.cams, [s.label for s in test_data.samples], f"{len(test_data.samples)} held-out images at training"),
+        heat_scale=_heat_scale(cams, [s.label for s in held], f"{len(held)} held-out images at training"),
     )
     model.to(memory_format=torch.contiguous_format)
     yield TrainResult(

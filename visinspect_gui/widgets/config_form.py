@@ -140,6 +140,8 @@ class ConfigForm(QWidget):
             spin.setSingleStep(meta["step"])
         if "suffix" in meta:
             spin.setSuffix(meta["suffix"])
+        if "special" in meta:  # the text shown at the minimum, e.g. tiles "Off"
+            spin.setSpecialValueText(meta["special"])
         return self._guard(spin)
 
     def _make(self, f) -> QWidget:
