@@ -258,6 +258,11 @@ def cmd_info(args) -> int:
     print(f"sha256: {file_sha256(args.model)}")
     print(f"backbone weights: {meta.backbone_weights.get('kind')} ({meta.backbone_weights.get('detail')})")
     print(f"threshold {meta.threshold:.4f}, box threshold {meta.box_threshold:.2f}, input {meta.input_size} px")
+    if meta.accept_threshold is not None:
+        print(f"review band: p(anomaly) {meta.accept_threshold:.4f} up to the threshold is REVIEW (a person decides)")
+    if meta.ood_limit is not None:
+        views = ", ".join(f"{v.get('kind')} ({v.get('fitted_on', '?')})" for v in meta.ood.get("views", []))
+        print(f"out-of-distribution guard: on, score limit {meta.ood_limit:g} (views: {views}); beyond it: NOT_PRODUCT")
     if meta.metrics:
         print("held-out metrics: " + ", ".join(f"{k} {v:.3f}" for k, v in meta.metrics.items() if isinstance(v, float)))
     return EXIT_OK

@@ -20,8 +20,10 @@ from engine.evaluation.calibrate import (
     calibrate,
     calibration_table,
     parse_target,
-    review_band as band_accept,
     store_calibration,
+)
+from engine.evaluation.calibrate import (
+    review_band as band_accept,
 )
 from engine.evaluation.evaluate import evaluate_loaded, evaluation_samples, scores_arrays
 from engine.inference.inspector import RecordingInspector

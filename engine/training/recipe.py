@@ -20,11 +20,11 @@ from engine.evaluation.metrics import EvalReport
 from engine.inference.device import resolve_device
 from engine.inference.inspector import RecordingInspector
 from engine.inference.localize import ScaleError, measure_cam_scale
+from engine.inference.ood import OodStats
 from engine.inference.runtime import choose_runtime, with_int8_check
 from engine.inference.trace_gate import GATE
 from engine.model import VGG16CAM, build_model
 from engine.modelfile import LoadedModel, ModelMeta
-from engine.inference.ood import OodStats
 from engine.training.config import TrainConfig
 from engine.training.ood_fit import fit_guard
 from engine.types import RuntimeOptions

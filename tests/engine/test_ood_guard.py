@@ -11,7 +11,6 @@ import torch
 from engine.data.decode import read_image
 from engine.data.layouts import load_dataset
 from engine.data.synthetic import make_style, make_surface
-from engine.errors import ModelFileError
 from engine.evaluation.evaluate import evaluate
 from engine.inference import Inspector
 from engine.inference.ood import OodError, OodStats, fit_view

@@ -1,6 +1,5 @@
 """The review band (issue 13 item 3): accept / uncertain / reject, stored in the model file, set by calibrate, shown
 as REVIEW in predict, the results log and line I/O (code 4), and counted beside accuracy."""
-import json
 import os
 import subprocess
 import sys
