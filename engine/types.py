@@ -209,7 +209,7 @@ class Inspection:
     timings: Timings = field(default_factory=Timings)
     cam_range: tuple[float, float] | None = None  # the raw CAM values the heatmap's 0 and 1 stand for
     scale: CamScale | None = None  # the model's absolute heat scale; None for a model file without one
-    ood_score: float | None = None  # distance from the training images' features (larger = less alike); None: unknown
+    ood_score: float | None = None  # how far from the training images (larger = less alike; 1.0 = the usual limit); None: unknown
 
     def __post_init__(self) -> None:
         """Give every region without one its own level on the absolute scale (a logged box keeps the level it had)."""

@@ -35,7 +35,7 @@ class ModelOutput:
 
     p_anomaly: np.ndarray  # (N,) float32
     cams: np.ndarray  # (N, h, w) float32, raw (not normalised)
-    ood_scores: np.ndarray | None = None  # (N,) distances from the training images' features; None: guard off
+    ood_scores: np.ndarray | None = None  # (N,) out-of-distribution scores (1.0 = the limit); None: guard off
 
 
 @dataclass(frozen=True, eq=False)

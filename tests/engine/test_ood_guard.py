@@ -10,7 +10,7 @@ import torch
 
 from engine.data.decode import read_image
 from engine.data.layouts import load_dataset
-from engine.data.synthetic import make_style, make_surface
+from engine.data.synthetic import generate_dataset, make_style, make_surface
 from engine.evaluation.evaluate import evaluate
 from engine.inference import Inspector
 from engine.inference.ood import OodError, OodStats, fit_view
@@ -20,7 +20,7 @@ from engine.training import TrainConfig
 from engine.types import Verdict
 from tests.conftest import shared_dataset
 
-FAST_GOOD_ONLY = dict(backbone="vgg16_bn", backbone_weights="none", image_size=64, padim_dims=40, device="cpu")
+FAST_GOOD_ONLY = dict(backbone="vgg16_bn", backbone_weights="none", image_size=64, padim_dims=40, device="cpu", mode="good-only")
 
 
 def _surfaces(style_seed: int, stream: int, n: int, size: int = 128) -> list[np.ndarray]:
@@ -69,7 +69,8 @@ def test_the_product_keeps_its_verdicts_and_another_product_or_a_blank_frame_is_
 def test_a_model_without_statistics_says_once_that_the_guard_is_off(model_file, guarded):
     assert "out-of-distribution guard off" in read_meta(model_file).describe()
     assert "guard off" not in read_meta(guarded).describe()
-    assert load_model(model_file).ood is None and Inspector.from_file(model_file, device="cpu").thresholds.ood_limit is None
+    assert load_model(model_file).ood is None
+    assert Inspector.from_file(model_file, device="cpu", precision="fp32").thresholds.ood_limit is None
 
 
 def test_evaluate_counts_not_product_beside_accuracy(guarded, tmp_path):
@@ -112,12 +113,13 @@ def _good_only(root: Path, out: Path, product: str) -> Path:
     return out
 
 
-def test_a_good_only_model_guards_too(synthetic_dataset, tmp_path):
-    path = _good_only(synthetic_dataset, tmp_path / "padim.safetensors", "synthetic")
+def test_a_good_only_model_guards_too(tmp_path):
+    root = generate_dataset(tmp_path / "small", n_train_good=16, n_test_good=4, n_per_defect=3, image_size=64, seed=0).root
+    path = _good_only(root, tmp_path / "padim.safetensors", "synthetic")
     meta = read_meta(path)
     assert meta.method == "padim" and {v["kind"] for v in meta.ood["views"]} == {"input-quartiles"}
     inspector = Inspector.from_file(path, device="cpu", precision="fp32")
-    own = [read_image(synthetic_dataset / p) for p in meta.dataset["held_out"]] + _surfaces(0, 98, 8)
+    own = [read_image(root / p) for p in meta.dataset["held_out"]] + _surfaces(0, 98, 8)
     verdicts = _verdicts(inspector, own)
     assert Verdict.NOT_PRODUCT not in verdicts
     plain = load_model(path)
