@@ -254,6 +254,8 @@ def update_meta(path: str | os.PathLike, **changes) -> ModelMeta:
     """Rewrite a model file with changed metadata (e.g. a calibrated threshold), tensors untouched."""
     loaded = load_model(path)
     meta = replace(loaded.meta, **changes)
+    if meta.accept_threshold is not None and meta.accept_threshold > meta.threshold:
+        meta = replace(meta, accept_threshold=None)  # a new threshold below the review band ends the band
     save_model(path, loaded.model, meta, calibration=loaded.calibration, ood=loaded.ood)
     return meta
 

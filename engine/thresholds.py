@@ -71,18 +71,6 @@ class Thresholds:
             return Verdict.ANOMALY
         return Verdict.REVIEW if self.accept is not None and p >= self.accept else Verdict.GOOD
 
-    @property
-    def has_band(self) -> bool:
-        """True when an uncertain part is REVIEW rather than GOOD."""
-        return self.accept is not None and self.accept < self.decision
-
-    def reviews(self, p_anomaly) -> np.ndarray:
-        """True where a probability falls in the review band (never without a band)."""
-        p = np.asarray(p_anomaly, dtype=np.float64)
-        if self.accept is None:
-            return np.zeros(p.shape, dtype=bool)
-        return (p >= self.accept) & (p < self.decision)
-
     def verdicts(self, p_anomaly) -> np.ndarray:
         """1 (ANOMALY) or 0 (not) for an array of probabilities, at the decision threshold (accuracy's rule)."""
         return (np.asarray(p_anomaly, dtype=np.float64) >= self.decision).astype(int)
