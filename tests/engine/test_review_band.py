@@ -186,3 +186,19 @@ def test_line_io_reports_review_as_code_4_and_not_product_as_5_on_every_endpoint
     from engine.lineio.opcua_nodes import state_values
 
     assert state_values(hub.state())["Verdict"] == 2  # OPC UA mirrors the same code
+
+
+def test_a_recipe_sets_the_band_for_serve_and_a_band_above_its_threshold_is_refused(tmp_path):
+    from engine.errors import RecipeError
+    from engine.recipes import Recipe, load_recipe, save_recipe
+    from engine.serve import _Serving
+
+    path = _model_file(tmp_path / "m.safetensors")
+    save_recipe(Recipe(name="bolt", model=str(path), decision_threshold=0.6, accept_threshold=0.2), tmp_path)
+    serving = _Serving(None, None, None, None, RuntimeOptions("cpu", "fp32"), threading.Event())
+    inspector = serving.inspector_for(load_recipe("bolt", tmp_path))
+    assert (inspector.thresholds.accept, inspector.thresholds.decision) == (0.2, 0.6)
+    with pytest.raises(RecipeError, match="accept_threshold 0.7 is above the decision threshold 0.6"):
+        serving.inspector_for(Recipe(name="cap", model=str(path), decision_threshold=0.6, accept_threshold=0.7))
+    with pytest.raises(RecipeError, match="accept_threshold must be a number within 0..1"):
+        Recipe(name="cap", model=str(path), accept_threshold=1.5)
