@@ -112,3 +112,19 @@ def test_station_shows_review_and_not_product_logs_them_and_history_filters_them
     with qtbot.waitSignal(again.history.loaded, timeout=10_000):
         combo.setCurrentIndex(combo.findData(Verdict.NOT_PRODUCT))
     assert again.history.model.rowCount() == 1
+
+
+def test_the_held_out_numbers_show_the_review_rate_and_not_product_beside_accuracy(qtbot):
+    from engine.evaluation.metrics import EvalReport
+    from visinspect_gui.widgets.report_view import MetricsPanel
+
+    panel = MetricsPanel()
+    qtbot.addWidget(panel)
+    plain = EvalReport(n=8, threshold=0.6, accuracy=0.75, balanced_accuracy=0.75, tp=3, fn=1, fp=1, tn=3, image_auroc=0.9)
+    panel.set_report(plain)
+    assert panel.text("needs review") == "–  (no review band)" and panel.text("not product") == "–  (guard off)"
+    from dataclasses import replace
+
+    panel.set_report(replace(plain, accept=0.3, review=2, ood_limit=1.0, not_product=1))
+    assert "(2 of 8)" in panel.text("needs review") and "25" in panel.text("needs review")
+    assert "(1 of 8)" in panel.text("not product") and panel.text("accuracy") == "75.0%"  # still at the threshold
