@@ -129,6 +129,8 @@ def cmd_predict(args) -> int:
         _say(f"visinspect: {inspector.precision_note}")
     if args.threshold is not None:
         inspector.thresholds = inspector.thresholds.with_decision(args.threshold)
+    if args.accept is not None:
+        inspector.thresholds = inspector.thresholds.with_accept(_accept(args.accept, inspector.thresholds.decision))
     if args.batch_size < 1:
         raise ValueError(f"--batch-size must be at least 1; got {args.batch_size}")
     log = None
@@ -174,6 +176,7 @@ def cmd_predict(args) -> int:
         _say(f"visinspect: error: {done.lost} result(s) could not be written to the results log {log.path}: {log.last_error}")
     _say(
         f"{sum(counts.values())} inputs: {counts[Verdict.GOOD]} GOOD, {counts[Verdict.ANOMALY]} ANOMALY, {counts[Verdict.ERROR]} ERROR"
+        + "".join(f", {counts[v]} {v.value}" for v in (Verdict.REVIEW, Verdict.NOT_PRODUCT) if counts[v])
         + (f" ({done.reused} from the earlier run, {done.inspected} inspected now)" if done.reused else "")
         + (f"; {done.lost} not saved to the results log" if done.lost else "")
         + (f"; overlays of {overlays.written} images in {overlays.folder}" if overlays else "")
@@ -187,13 +190,26 @@ def cmd_review_archive(args) -> int:
     return run_cli(args, _runtime(args))
 
 
+def _accept(text: str, decision: float) -> float | None:
+    """--accept: a probability up to the decision threshold, or off; ValueError naming what is allowed."""
+    if text.strip().lower() in ("off", "none"):
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise ValueError(f"--accept must be a probability 0..{decision:g} (the threshold) or off; got {text!r}") from None
+    if not 0.0 <= value <= decision:
+        raise ValueError(f"--accept must be a probability 0..{decision:g} (the threshold) or off; got {text!r}")
+    return value
+
+
 def cmd_calibrate(args) -> int:
     from engine.jobs.calibrate import CalibrationDone, CalibrationStarted, calibrate_job
 
     target = None if args.threshold is not None else (args.target or "no-miss")
     for event in _reading_images(calibrate_job(
         args.model, args.data, target=target, threshold=args.threshold, runtime=_runtime(args), layout=args.layout,
-        good_dir=args.good_dir, every_image=args.all, dry_run=args.dry_run, stop=threading.Event(),
+        good_dir=args.good_dir, every_image=args.all, dry_run=args.dry_run, review_band=args.review_band, stop=threading.Event(),
     )):  # fmt: skip
         if isinstance(event, CalibrationStarted):
             print(f"calibrating on {event.how}")
@@ -203,8 +219,11 @@ def cmd_calibrate(args) -> int:
             print(f"{event.calibration}\n  scored in         {event.precision} (the precision the line runs at this threshold)")
             if event.heat_scale is not None:
                 print(f"  heat scale        good parts <= {event.heat_scale.good_level:.2f}, a typical defect 1.00 (absolute heatmaps)")
+            if event.calibration.accept is None and args.review_band not in (None, "off", "none"):
+                print("  review band       none: the band's start is not below the threshold on these images")
             if event.stored:
-                print(f"stored threshold {event.calibration.threshold:.4f} in {event.model_path} (it was {event.previous_threshold:.4f}); "
+                band = f" and review band from {event.calibration.accept:.4f}" if event.calibration.accept is not None else ""
+                print(f"stored threshold {event.calibration.threshold:.4f}{band} in {event.model_path} (it was {event.previous_threshold:.4f}); "
                       "a station that has this model loaded uses it once it loads the model again")  # fmt: skip
             else:
                 print(f"dry run: {event.model_path} still holds threshold {event.previous_threshold:.4f}")
@@ -240,6 +259,11 @@ def cmd_info(args) -> int:
     print(f"sha256: {file_sha256(args.model)}")
     print(f"backbone weights: {meta.backbone_weights.get('kind')} ({meta.backbone_weights.get('detail')})")
     print(f"threshold {meta.threshold:.4f}, box threshold {meta.box_threshold:.2f}, input {meta.input_size} px")
+    if meta.accept_threshold is not None:
+        print(f"review band: p(anomaly) {meta.accept_threshold:.4f} up to the threshold is REVIEW (a person decides)")
+    if meta.ood_limit is not None:
+        views = ", ".join(f"{v.get('kind')} ({v.get('fitted_on', '?')})" for v in meta.ood.get("views", []))
+        print(f"out-of-distribution guard: on, score limit {meta.ood_limit:g} (views: {views}); beyond it: NOT_PRODUCT")
     if meta.metrics:
         print("held-out metrics: " + ", ".join(f"{k} {v:.3f}" for k, v in meta.metrics.items() if isinstance(v, float)))
     return EXIT_OK

@@ -75,6 +75,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also write to the results log (default location if no DB); a rerun resumes")  # fmt: skip
     p.add_argument("--retry-errors", action="store_true", help="with --log: inspect again the files an earlier run could not")
     p.add_argument("--threshold", type=float, help="decision threshold (default: the model's)")
+    p.add_argument("--accept", metavar="P",
+                   help="review band: p(anomaly) from P up to the threshold is REVIEW; 'off' for none (default: the model's)")  # fmt: skip
     p.add_argument("--batch-size", type=int, default=8)
     _add_runtime(p)
 
@@ -88,6 +90,10 @@ def build_parser() -> argparse.ArgumentParser:
     how = p.add_mutually_exclusive_group()
     how.add_argument("--target", help="no-miss (default), balanced, or max-false-reject:N (percent of good images)")
     how.add_argument("--threshold", type=float, help="store this threshold, after showing what it does")
+    p.add_argument("--review-band", metavar="FROM",
+                   help="also store a review band: parts from FROM up to the threshold are REVIEW (a person decides). "
+                        "FROM is a target (e.g. no-miss: no defect passes unseen), a probability, or off "
+                        "(default: keep the model's band). E.g. --target max-false-reject:1 --review-band no-miss")  # fmt: skip
     p.add_argument("--dry-run", action="store_true", help="show the threshold and what it does, change nothing")
     _add_data(p, stored=True)
     _add_choice(p)

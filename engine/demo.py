@@ -162,7 +162,7 @@ def prepare_demo(
     if best is None:
         raise VisInspectError("demo training ended without a model")
     yield DemoProgress(0.97, "Saving demo model...")
-    save_model(model_path, best.model, best.meta, calibration=best.calibration)
+    save_model(model_path, best.model, best.meta, calibration=best.calibration, ood=best.ood)
     metrics = dict(best.meta.metrics)
     yield DemoProgress(1.0, f"Demo ready: {n_parts} parts, held-out accuracy {metrics.get('accuracy', 0.0):.0%}")
     yield DemoReady(

@@ -17,6 +17,7 @@ from safetensors.torch import save_file
 from engine import __version__
 from engine.data.preprocess import Preprocess
 from engine.errors import ModelFileError
+from engine.inference import ood as ood_stats
 from engine.inference.localize import DEFAULT_BOX_THRESHOLD, DEFAULT_MIN_AREA_FRACTION, CamScale
 from engine.model import BACKBONES, VGG16CAM, PaDiM, empty_model, empty_padim
 from engine.thresholds import Thresholds
@@ -53,6 +54,9 @@ class ModelMeta:
     one_class: dict = field(default_factory=dict)  # padim: {"dims", "grid", "stages", "score_map", ...}
     tile: int | None = None  # tile side in native pixels (inspected tile by tile); None: the whole image resized
     tile_overlap: int = 0  # pixels neighbouring tiles share
+    accept_threshold: float | None = None  # review band: p in [accept, threshold) is REVIEW; None: no band
+    ood: dict = field(default_factory=dict)  # OodStats.to_meta() (mean and precision are tensors in the file); empty: none
+    ood_limit: float | None = None  # the guard's limit in force; None: guard off
     architecture: str = ARCHITECTURE
     format_version: int = FORMAT_VERSION
     engine_version: str = __version__
@@ -85,9 +89,11 @@ class ModelMeta:
         acc = self.metrics.get("accuracy")
         bal = self.metrics.get("balanced_accuracy")
         held = f", held-out acc {acc:.1%} / bal {bal:.1%}" if acc is not None and bal is not None else ""
+        band = f", review band from p {self.accept_threshold:.3g}" if self.accept_threshold is not None else ""
+        guard = "" if self.ood_limit is not None else ", out-of-distribution guard off (no feature statistics)"
         return (
             f"{self.product}: {self.backbone}{', one-class PaDiM (good parts only)' if self.method == 'padim' else ''}, backbone {weights.get(self.backbone_weights.get('kind'), '?')}, "
-            f"{self.input_size} px{f', tiles of {self.tile} px' if self.tile else ''}, trained {self.created[:16].replace('T', ' ')}{held}"
+            f"{self.input_size} px{f', tiles of {self.tile} px' if self.tile else ''}, trained {self.created[:16].replace('T', ' ')}{held}{band}{guard}"
         )
 
     def to_json(self) -> str:
@@ -122,6 +128,7 @@ class ModelMeta:
                 int(meta.one_class["dims"])
             if meta.tile is not None:
                 check_tiling(meta.tile, meta.tile_overlap)
+            Thresholds.of(meta)  # an accept above the decision, or a limit that is not a number, is a damaged file
         except (TypeError, KeyError, ValueError) as exc:
             raise ModelFileError(f"{name}: model metadata is incomplete ({exc})") from None
         return replace(meta, class_names=tuple(meta.class_names))
@@ -136,6 +143,7 @@ class LoadedModel:
     path: Path
     sha256: str
     calibration: np.ndarray | None = None  # (N, S, S, 3) uint8 training images, for the int8 CPU path
+    ood: ood_stats.OodStats | None = None  # the training images' feature statistics; None: guard off
 
     @property
     def model_id(self) -> str:
@@ -155,11 +163,15 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def save_model(path: str | os.PathLike, model: VGG16CAM | PaDiM, meta: ModelMeta, *, calibration: np.ndarray | None = None) -> Path:
+def save_model(
+    path: str | os.PathLike, model: VGG16CAM | PaDiM, meta: ModelMeta, *, calibration: np.ndarray | None = None,
+    ood: ood_stats.OodStats | None = None,
+) -> Path:
     """Write the model atomically (temp file + rename) so a crash never leaves half a model file.
 
     calibration: a few resized training images (N, S, S, 3) uint8, good and defective, stored so the
-    int8 CPU path can calibrate itself wherever the model is loaded.
+    int8 CPU path can calibrate itself wherever the model is loaded. ood: the out-of-distribution guard's
+    statistics (meta.ood and meta.ood_limit are filled from them when meta has none).
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -169,6 +181,11 @@ def save_model(path: str | os.PathLike, model: VGG16CAM | PaDiM, meta: ModelMeta
         if calibration.dtype != np.uint8 or calibration.ndim != 4 or calibration.shape[1:] != (size, size, 3):
             raise ValueError(f"calibration images must be uint8 (N, {size}, {size}, 3); got {calibration.dtype} {calibration.shape}")
         state[CALIBRATION_KEY] = torch.from_numpy(np.ascontiguousarray(calibration))
+    if ood is not None:
+        state.update(ood.tensors())
+        meta = replace(meta, ood=meta.ood or ood.to_meta(), ood_limit=meta.ood_limit if meta.ood else ood.limit)
+    elif meta.ood or meta.ood_limit is not None:
+        meta = replace(meta, ood={}, ood_limit=None)  # no statistics written: no guard claimed
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=MODEL_SUFFIX, dir=path.parent)
     os.close(fd)
     try:
@@ -212,11 +229,21 @@ def load_model(path: str | os.PathLike, *, device: torch.device | str = "cpu") -
             for key in f.keys():
                 state[key] = f.get_tensor(key)
         calibration = _calibration(state.pop(CALIBRATION_KEY, None), meta.input_size)
+        ood = _ood(meta, {k: state.pop(k) for k in [k for k in state if k.startswith(ood_stats.TENSOR_PREFIX)]})
         model.load_state_dict(state, strict=True)
     except (SafetensorError, OSError, RuntimeError, ValueError) as exc:
         raise ModelFileError(f"{path}: model tensors are corrupt or do not match ({str(exc).splitlines()[0][:160]})") from None
     model.to(device).eval()
-    return LoadedModel(model=model, meta=meta, path=path, sha256=file_sha256(path), calibration=calibration)
+    return LoadedModel(model=model, meta=meta, path=path, sha256=file_sha256(path), calibration=calibration, ood=ood)
+
+
+def _ood(meta: ModelMeta, tensors: dict[str, torch.Tensor]) -> ood_stats.OodStats | None:
+    """The stored guard statistics, checked against meta.ood; None for a file without them (guard off)."""
+    if not tensors and not meta.ood:
+        return None
+    if not tensors or not meta.ood:
+        raise ValueError("out-of-distribution statistics are incomplete")
+    return ood_stats.OodStats.from_file(meta.ood, tensors)
 
 
 def _calibration(tensor: torch.Tensor | None, size: int) -> np.ndarray | None:
@@ -232,7 +259,9 @@ def update_meta(path: str | os.PathLike, **changes) -> ModelMeta:
     """Rewrite a model file with changed metadata (e.g. a calibrated threshold), tensors untouched."""
     loaded = load_model(path)
     meta = replace(loaded.meta, **changes)
-    save_model(path, loaded.model, meta, calibration=loaded.calibration)
+    if meta.accept_threshold is not None and meta.accept_threshold > meta.threshold:
+        meta = replace(meta, accept_threshold=None)  # a new threshold below the review band ends the band
+    save_model(path, loaded.model, meta, calibration=loaded.calibration, ood=loaded.ood)
     return meta
 
 

@@ -65,13 +65,14 @@ class Recipe:
     roi: tuple[int, int, int, int] | None = None  # x, y, width, height in frame pixels: only this part is inspected
     io: LineIOSettings = field(default_factory=LineIOSettings)
     triggered: bool = False  # True: one frame per PLC trigger; False: every frame (free run)
+    accept_threshold: float | None = None  # review band start (p from it up to the decision is REVIEW); None: the model's
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not _NAME.fullmatch(self.name):
             raise RecipeError(f"recipe name {self.name!r} is not allowed: use {NAME_RULE}")
         if not isinstance(self.model, str) or not self.model.strip():
             raise RecipeError(f"recipe {self.name}: model must be a model file path, not {self.model!r}")
-        for key in ("decision_threshold", "box_threshold"):
+        for key in ("decision_threshold", "box_threshold", "accept_threshold"):
             value = getattr(self, key)
             if value is not None and (isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0):
                 raise RecipeError(f"recipe {self.name}: {key} must be a number within 0..1 or null, not {value!r}")

@@ -67,6 +67,7 @@ class _Serving:
         self.lock = threading.Lock()
 
     def inspector_for(self, recipe):
+        from engine.errors import RecipeError
         from engine.inference.inspector import Inspector
 
         inspector = Inspector.open(recipe.model, self.runtime)
@@ -75,6 +76,10 @@ class _Serving:
             t = t.with_decision(recipe.decision_threshold)
         if recipe.box_threshold is not None:
             t = t.with_box(recipe.box_threshold)
+        if recipe.accept_threshold is not None:
+            if recipe.accept_threshold > t.decision:
+                raise RecipeError(f"recipe {recipe.name}: accept_threshold {recipe.accept_threshold:g} is above the decision threshold {t.decision:g}")
+            t = t.with_accept(recipe.accept_threshold)
         inspector.thresholds = t
         return inspector
 

@@ -33,20 +33,27 @@ def check_image_size(size: int) -> int:
 
 
 class Verdict(str, Enum):
-    """What the station says about one part; ERROR when it could not be inspected."""
+    """What the station says about one part; ERROR when it could not be inspected.
+
+    REVIEW: p(anomaly) inside the review band (accept <= p < decision), for a person to judge.
+    NOT_PRODUCT: the frame is far from the training images' features (out-of-distribution guard).
+    """
 
     GOOD = "GOOD"
     ANOMALY = "ANOMALY"
     ERROR = "ERROR"
+    REVIEW = "REVIEW"
+    NOT_PRODUCT = "NOT_PRODUCT"
 
     def __str__(self) -> str:
         return self.value
 
     @classmethod
     def parse(cls, text: str | Verdict) -> Verdict:
-        """'GOOD', 'ANOMALY' or 'ERROR' (any case) -> Verdict; ValueError naming the allowed values."""
+        """'GOOD', 'ANOMALY', 'ERROR', 'REVIEW' or 'NOT_PRODUCT' (any case, '-' or ' ' for '_') -> Verdict;
+        ValueError naming the allowed values."""
         try:
-            return cls(str(text).upper())
+            return cls(str(text).strip().upper().replace("-", "_").replace(" ", "_"))
         except ValueError:
             raise ValueError(f"verdict must be one of {', '.join(v.value for v in cls)}; got {text!r}") from None
 
@@ -202,6 +209,7 @@ class Inspection:
     timings: Timings = field(default_factory=Timings)
     cam_range: tuple[float, float] | None = None  # the raw CAM values the heatmap's 0 and 1 stand for
     scale: CamScale | None = None  # the model's absolute heat scale; None for a model file without one
+    ood_score: float | None = None  # how far from the training images (larger = less alike; 1.0 = the usual limit); None: unknown
 
     def __post_init__(self) -> None:
         """Give every region without one its own level on the absolute scale (a logged box keeps the level it had)."""
@@ -234,11 +242,12 @@ class Inspection:
 
     @property
     def verdict(self) -> Verdict:
-        return self.thresholds.verdict(self.p_anomaly)
+        """NOT_PRODUCT beyond the guard's limit, else ANOMALY / REVIEW / GOOD by p(anomaly) (Thresholds.verdict)."""
+        return self.thresholds.verdict(self.p_anomaly, ood_score=self.ood_score)
 
     @property
     def boxes(self) -> tuple[Box, ...]:
-        """The defect boxes shown: the regions of an ANOMALY, none for a GOOD part."""
+        """The defect boxes shown: the regions of an ANOMALY, none for any other verdict."""
         return self.regions if self.verdict is Verdict.ANOMALY else ()
 
     @property

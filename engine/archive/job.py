@@ -162,6 +162,7 @@ def summary(done: ArchiveDone) -> str:
     """One line: files, verdicts, reused rows, speed and where the output is."""
     c = {v: done.counts.get(v, 0) for v in Verdict}
     speed = f" in {done.seconds:.1f} s, {done.images_per_second:.1f} img/s" if done.inspected else ""
-    return (f"{sum(c.values())} files: {c[Verdict.GOOD]} GOOD, {c[Verdict.ANOMALY]} ANOMALY, {c[Verdict.ERROR]} ERROR; "
+    others = "".join(f", {c[v]} {v.value}" for v in (Verdict.REVIEW, Verdict.NOT_PRODUCT) if c[v])
+    return (f"{sum(c.values())} files: {c[Verdict.GOOD]} GOOD, {c[Verdict.ANOMALY]} ANOMALY, {c[Verdict.ERROR]} ERROR{others}; "
             f"{done.inspected} inspected now{speed}" + (f", {done.resumed} from the earlier run" if done.resumed else "")
             + f"; results in {done.out}")  # fmt: skip

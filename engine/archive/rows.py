@@ -55,7 +55,8 @@ def record_of(path: str, inspection: Inspection | None, error: str | None, model
     if inspection is None:
         row = ReviewRow(path, None, (), None, error_reason(path, error or "could not be inspected"), model, now)
     else:
-        row = ReviewRow(path, inspection.p_anomaly, inspection.regions, inspection.thresholds, None, inspection.model, now)
+        row = ReviewRow(path, inspection.p_anomaly, inspection.regions, inspection.thresholds, None, inspection.model, now,
+                        ood_score=inspection.ood_score)  # fmt: skip
     cells = row.csv_cells(run_id)
     return ArchiveRecord(
         path=storable_text(path), verdict=row.verdict.value, p_anomaly=row.p_anomaly,

@@ -78,6 +78,17 @@ class Calibration:
     fn: int
     fp: int
     tn: int
+    accept: float | None = None  # the review band's lower end: p in [accept, threshold) is REVIEW; None: no band
+    review_good: int = 0  # good images inside the band (counted as passed in accuracy, which is at threshold)
+    review_anomaly: int = 0  # defective images inside the band (counted as missed in accuracy)
+
+    @property
+    def review(self) -> int:
+        return self.review_good + self.review_anomaly
+
+    @property
+    def review_rate(self) -> float:
+        return self.review / self.n if self.n else 0.0
 
     @property
     def n(self) -> int:
@@ -102,7 +113,19 @@ class Calibration:
             f"accuracy {self.accuracy:.1%}  balanced {self.balanced_accuracy:.1%}"
         )
 
+    def band_lines(self) -> str:
+        """What the review band does, in words ('' without a band)."""
+        if self.accept is None:
+            return ""
+        passed_defects = self.fn - self.review_anomaly
+        return (
+            f"  review band       p {self.accept:.4f} to {self.threshold:.4f}: {self.review} of {self.n} need review "
+            f"({self.review_rate:.1%}: {self.review_good} good, {self.review_anomaly} defective)\n"
+            f"  with the band     {passed_defects} defective passed unseen, {self.fp} good rejected outright"
+        )
+
     def __str__(self) -> str:
+        band = self.band_lines()
         return (
             f"target {self.target}: threshold {self.threshold:.4f}\n"
             f"  missed anomalies  {self.fn} of {self.n_anomaly} ({self.miss_rate:.1%})\n"
@@ -110,7 +133,7 @@ class Calibration:
             f"  accuracy          {self.accuracy:.1%}\n"
             f"  balanced accuracy {self.balanced_accuracy:.1%}\n"
             f"  confusion         tp {self.tp}  fn {self.fn}  fp {self.fp}  tn {self.tn}"
-        )
+        ) + (f"\n{band}" if band else "")
 
 
 def _check(labels: Sequence[int], scores: Sequence[float], *, good_only_ok: bool = False) -> tuple[np.ndarray, np.ndarray]:
@@ -134,14 +157,17 @@ def _check(labels: Sequence[int], scores: Sequence[float], *, good_only_ok: bool
     return y, p
 
 
-def at_threshold(labels: Sequence[int], scores: Sequence[float], threshold: float, *, target: str = "manual") -> Calibration:
-    """What a given threshold does on labelled scores (any inputs with at least one image)."""
+def at_threshold(
+    labels: Sequence[int], scores: Sequence[float], threshold: float, *, target: str = "manual", accept: float | None = None
+) -> Calibration:
+    """What a given threshold (and review band from accept, if given) does on labelled scores (at least one image)."""
     y = np.asarray(labels, dtype=int)
     p = np.asarray(scores, dtype=float)
     if len(y) == 0 or len(y) != len(p):
         raise CalibrationError(f"labels and scores must be two non-empty lists of equal length; got {len(y)} and {len(p)}")
     m = image_metrics(y, p, threshold)
     n_anom, n_good = m["tp"] + m["fn"], m["fp"] + m["tn"]
+    band = np.zeros(len(p), dtype=bool) if accept is None else (p >= float(accept)) & (p < float(threshold))
     return Calibration(
         target=target,
         threshold=float(threshold),
@@ -153,7 +179,25 @@ def at_threshold(labels: Sequence[int], scores: Sequence[float], threshold: floa
         fn=m["fn"],
         fp=m["fp"],
         tn=m["tn"],
+        accept=None if accept is None else float(accept),
+        review_good=int((band & (y == 0)).sum()),
+        review_anomaly=int((band & (y == 1)).sum()),
     )
+
+
+def review_band(labels: Sequence[int], scores: Sequence[float], decision: float, band: str | float) -> float | None:
+    """The accept threshold of a review band ending at decision: a target's threshold on the same scores (e.g.
+    no-miss: nothing defective passes unseen) or a probability; None when it is not below decision (no band)."""
+    if isinstance(band, str) and band.strip().lower() in ("off", "none"):
+        return None
+    try:
+        accept = float(band)
+    except (TypeError, ValueError):
+        accept = calibrate(labels, scores, str(band)).threshold
+    else:
+        if not 0.0 <= accept <= 1.0:
+            raise CalibrationError(f"review band must be a target ({', '.join(TARGET_FORMS)}), a probability 0..1 or off; got {band}")
+    return accept if accept < float(decision) else None
 
 
 def _candidates(y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -261,7 +305,8 @@ def store_calibration(
     precision: str = "",
     heat_scale=None,
 ):
-    """Write the threshold, its calibration record and (when given) the absolute heat scale into the model file.
+    """Write the threshold, the review band's accept threshold (None: no band), its calibration record and (when
+    given) the absolute heat scale into the model file.
 
     heat_scale: a CamScale measured on the same images; returns the new ModelMeta.
     """
@@ -269,4 +314,6 @@ def store_calibration(
 
     record = {**calibration_record(calibration, table=table, source=source, data=data), "precision": precision}
     scale = {} if heat_scale is None else {"heat_scale": heat_scale.to_dict()}
-    return update_meta(model_path, threshold=float(calibration.threshold), calibration=record, **scale)
+    return update_meta(
+        model_path, threshold=float(calibration.threshold), accept_threshold=calibration.accept, calibration=record, **scale
+    )

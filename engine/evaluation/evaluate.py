@@ -17,6 +17,7 @@ from engine.inference.inspector import Inspector
 from engine.inference.localize import normalize_heatmap, upsample
 from engine.modelfile import ModelMeta
 from engine.thresholds import Thresholds
+from engine.types import Verdict
 
 
 @dataclass(frozen=True)
@@ -77,13 +78,14 @@ def evaluate_loaded(
 
         return evaluate_tiled(inspector, data.samples, thresholds=thresholds, stop=stop)[0]
     size = inspector.preprocess.size
-    probs, heat, boxes, used_masks = [], [], [], []
+    probs, ood, heat, boxes, used_masks = [], [], [], [], []
     for start in range(0, len(data.samples), batch_size):
         if stop is not None and stop.is_set():
             raise Cancelled("evaluation was cancelled")
         batch = torch.from_numpy(data.images[start : start + batch_size])
         out = inspector.forward(inspector.preprocess.normalize(batch))
         probs.extend(out.p_anomaly.tolist())
+        ood.extend([None] * len(out.p_anomaly) if out.ood_scores is None else out.ood_scores.tolist())
         for j, cam in enumerate(out.cams):
             mask = data.masks[start + j] if data.masks else None
             if mask is not None:
@@ -98,9 +100,15 @@ def evaluate_loaded(
     recall, _regions = box_recall(boxes, used_masks) if has_defect_masks else (None, 0)
     predicted = thresholds.verdicts(probs)
     scores = tuple(
-        SampleScore(str(s.path), s.defect_type, s.label, float(p), int(v)) for s, p, v in zip(data.samples, probs, predicted)
+        SampleScore(str(s.path), s.defect_type, s.label, float(p), int(v), None if d is None else float(d))
+        for s, p, v, d in zip(data.samples, probs, predicted, ood)
     )
-    return EvalReport(**m, pixel_auroc=pix, box_recall=recall, n_masks=sum(1 for mk in used_masks if mk.any()), scores=scores)
+    verdicts = [thresholds.verdict(p, ood_score=d) for p, d in zip(probs, ood)]
+    return EvalReport(
+        **m, pixel_auroc=pix, box_recall=recall, n_masks=sum(1 for mk in used_masks if mk.any()),
+        accept=thresholds.accept, review=sum(v is Verdict.REVIEW for v in verdicts), ood_limit=thresholds.ood_limit,
+        not_product=sum(v is Verdict.NOT_PRODUCT for v in verdicts), scores=scores,
+    )  # fmt: skip
 
 
 def evaluate(

@@ -21,6 +21,7 @@ class SampleScore:
     label: int
     p_anomaly: float
     predicted: int
+    ood_score: float | None = None  # distance from the training images' features; None without the guard
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,19 @@ class EvalReport:
     pixel_auroc: float | None = None
     box_recall: float | None = None
     n_masks: int = 0
+    accept: float | None = None  # the review band's lower end, when the model has one
+    review: int = 0  # images inside the review band (REVIEW: neither passed nor rejected; accuracy is at threshold)
+    ood_limit: float | None = None  # the out-of-distribution guard's limit, when on
+    not_product: int = 0  # images the guard called NOT_PRODUCT (accuracy still counts them by p at threshold)
     scores: tuple[SampleScore, ...] = field(default=(), repr=False)
+
+    @property
+    def review_rate(self) -> float:
+        return self.review / self.n if self.n else 0.0
+
+    @property
+    def not_product_rate(self) -> float:
+        return self.not_product / self.n if self.n else 0.0
 
     def metrics(self) -> dict:
         """The numbers only (no per-image scores), as stored in a model file."""
@@ -65,6 +78,10 @@ class EvalReport:
             ("box recall", pct(self.box_recall)),
             ("confusion", f"tp {self.tp}  fn {self.fn}  fp {self.fp}  tn {self.tn}"),
         ]
+        if self.accept is not None:
+            rows.append(("needs review", f"{self.review} ({self.review_rate:.1%}; p {self.accept:.3f} to {self.threshold:.3f})"))
+        if self.ood_limit is not None:
+            rows.append(("not product", f"{self.not_product} ({self.not_product_rate:.1%}; distance over {self.ood_limit:.3g})"))
         width = max(len(k) for k, _ in rows)
         return "\n".join(f"{k:<{width}}  {v}" for k, v in rows)
 

@@ -147,7 +147,7 @@ th{background:#f1f3f5;text-align:left} td.l{text-align:left}
 .card{width:190px;border:1px solid #d5d8dc;border-radius:4px;padding:5px;font-size:12px}
 .card.wrong{border:2px solid #c0392b;background:#fdf1f0}
 .card img{display:block;max-width:180px;max-height:180px;margin:0 auto 4px}
-.v-ANOMALY{color:#c0392b;font-weight:600} .v-GOOD{color:#1e8449;font-weight:600}
+.v-ANOMALY{color:#c0392b;font-weight:600} .v-GOOD{color:#1e8449;font-weight:600} .v-REVIEW{color:#d35400;font-weight:600} .v-NOT_PRODUCT{color:#7d3cbf;font-weight:600}
 .tag{display:inline-block;padding:0 4px;border-radius:3px;background:#c0392b;color:#fff;font-size:11px}
 .path{color:#5b6068;word-break:break-all}
 .flex{display:flex;gap:40px;flex-wrap:wrap;align-items:flex-start}

@@ -18,6 +18,7 @@ from engine.data.decode import read_image
 from engine.errors import VisInspectError
 from engine.inference.device import decode_workers, share_cpu_with_torch
 from engine.inference.localize import CamScale, full_heatmap_and_range
+from engine.inference.ood import OodGuard
 from engine.inference.runtime import Runtime, choose_runtime
 from engine.inference.tiles import inspect_files_tiled, inspect_tiled
 from engine.inference.trace_gate import GATE
@@ -35,6 +36,7 @@ class ModelOutput:
 
     p_anomaly: np.ndarray  # (N,) float32
     cams: np.ndarray  # (N, h, w) float32, raw (not normalised)
+    ood_scores: np.ndarray | None = None  # (N,) out-of-distribution scores (1.0 = the limit); None: guard off
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,6 +83,7 @@ class Inspector:
         self.thresholds = Thresholds.of(loaded.meta)
         self.scale: CamScale | None = loaded.meta.cam_scale  # the absolute heat scale, when the file has one
         self.ref: ModelRef = loaded.ref
+        self._ood = OodGuard(loaded.ood, self.device) if loaded.ood is not None else None
         self._amp_dtype = _AMP_DTYPES[runtime.precision]
         self._net = self.model  # the module forward() runs
         if self.device.type == "cpu" and self._amp_dtype is torch.bfloat16 and BF16_WEIGHT_COPY:
@@ -148,13 +151,15 @@ class Inspector:
             logits = self._net.forward_head(feats)
             cams = self._net.cam(feats)
             probs = torch.softmax(logits.float(), dim=1)[:, 1]
-        return ModelOutput(p_anomaly=probs.cpu().numpy(), cams=cams.float().cpu().numpy())
+            ood = self._ood.scores(x, feats).cpu().numpy() if self._ood is not None else None
+        return ModelOutput(p_anomaly=probs.cpu().numpy(), cams=cams.float().cpu().numpy(), ood_scores=ood)
 
     def judge(
         self, p_anomaly: float, cam: np.ndarray, shape: tuple[int, int], *, thresholds: Thresholds | None = None,
-        timings: Timings = Timings(),
+        timings: Timings = Timings(), ood_score: float | None = None,
     ) -> Inspection:
-        """One image's raw output -> full-size normalised heatmap, its regions, and the verdict at thresholds."""
+        """One image's raw output -> full-size normalised heatmap, its regions, and the verdict at thresholds
+        (NOT_PRODUCT when ood_score passes their limit)."""
         thresholds = self.thresholds if thresholds is None else thresholds
         heatmap, cam_range = full_heatmap_and_range(cam, shape[0], shape[1])
         return Inspection(
@@ -166,6 +171,7 @@ class Inspector:
             timings=timings,
             cam_range=cam_range,
             scale=self.scale,
+            ood_score=None if ood_score is None else float(ood_score),
         )
 
     def _run_model(self, resized: np.ndarray) -> tuple[ModelOutput, float]:
@@ -182,7 +188,8 @@ class Inspector:
         results = []
         for i, shape in enumerate(shapes):
             t = time.perf_counter()
-            insp = self.judge(out.p_anomaly[i], out.cams[i], shape, thresholds=thresholds)
+            ood = None if out.ood_scores is None else out.ood_scores[i]
+            insp = self.judge(out.p_anomaly[i], out.cams[i], shape, thresholds=thresholds, ood_score=ood)
             post = (time.perf_counter() - t) * 1000
             results.append(replace(insp, timings=Timings(preprocess_ms=pre_ms / n, model_ms=model_ms / n, postprocess_ms=post)))
         return results

@@ -68,11 +68,12 @@ def stitch(maps: np.ndarray, grid: Sequence[Tile], shape: tuple[int, int], *, mo
 
 @dataclass(frozen=True, eq=False)
 class TiledOutput:
-    """One image's raw tiled result: p(anomaly) (the max over its tiles) and the stitched raw map."""
+    """One image's raw tiled result: p(anomaly) and the out-of-distribution score (each the max over its tiles), the stitched raw map."""
 
     p_anomaly: float
     cam: np.ndarray
     tiles: int
+    ood_score: float | None = None  # None: the model has no guard
 
 
 def run_tiled(
@@ -84,17 +85,21 @@ def run_tiled(
     grids = [tile_grid(im.shape[0], im.shape[1], meta.tile, meta.tile_overlap) for im in images]
     tiles = np.concatenate([cut_tiles(im, g, inspector.preprocess) for im, g in zip(images, grids)])
     pre_ms = (time.perf_counter() - t0) * 1000
-    probs, cams, model_ms = [], [], 0.0
+    probs, cams, oods, model_ms = [], [], [], 0.0
     for start in range(0, len(tiles), batch_tiles):
         out, ms = inspector._run_model(tiles[start : start + batch_tiles])
         probs.append(out.p_anomaly)
         cams.append(out.cams)
+        if out.ood_scores is not None:
+            oods.append(out.ood_scores)
         model_ms += ms
     p_all, cam_all = np.concatenate(probs), np.concatenate(cams)
+    ood_all = np.concatenate(oods) if oods else None  # the guard was fitted on tiles too: each tile is scored
     outputs, start = [], 0
     for im, g in zip(images, grids):
         part = slice(start, start + len(g))
-        outputs.append(TiledOutput(float(p_all[part].max()), stitch(cam_all[part], g, im.shape[:2], mode=mode), len(g)))
+        ood = None if ood_all is None else float(ood_all[part].max())
+        outputs.append(TiledOutput(float(p_all[part].max()), stitch(cam_all[part], g, im.shape[:2], mode=mode), len(g), ood))
         start += len(g)
     return outputs, pre_ms, model_ms
 
@@ -107,7 +112,7 @@ def inspect_tiled(inspector: Inspector, images: Sequence[np.ndarray], *, thresho
     n, results = len(images), []
     for im, out in zip(images, outputs):
         t = time.perf_counter()
-        insp = inspector.judge(out.p_anomaly, out.cam, im.shape[:2], thresholds=thresholds)
+        insp = inspector.judge(out.p_anomaly, out.cam, im.shape[:2], thresholds=thresholds, ood_score=out.ood_score)
         post = (time.perf_counter() - t) * 1000
         results.append(replace(insp, timings=Timings(preprocess_ms=pre_ms / n, model_ms=model_ms / n, postprocess_ms=post)))
     return results

@@ -22,6 +22,9 @@ from engine.evaluation.calibrate import (
     parse_target,
     store_calibration,
 )
+from engine.evaluation.calibrate import (
+    review_band as band_accept,
+)
 from engine.evaluation.evaluate import evaluate_loaded, evaluation_samples, scores_arrays
 from engine.inference.inspector import RecordingInspector
 from engine.inference.localize import CamScale, ScaleError, measure_cam_scale
@@ -68,9 +71,13 @@ def calibrate_job(
     good_dir: str | None = None,
     every_image: bool = False,
     dry_run: bool = False,
+    review_band: str | float | None = None,
     stop: threading.Event,
 ) -> Iterator[CalibrationStarted | LoadProgress | CalibrationDone]:
-    """Choose a threshold for target (or check a given one), on scores of the precision the line runs at it; store it."""
+    """Choose a threshold for target (or check a given one), on scores of the precision the line runs at it; store it.
+
+    review_band: where the review band starts (a target such as no-miss, a probability, or 'off'); None keeps the
+    model's band, ended at the new threshold. The band is chosen on the same scores as the threshold."""
     if (target is None) == (threshold is None):
         raise ValueError("give either a calibration target or a threshold, not both or neither")
     if target is not None:
@@ -123,6 +130,11 @@ def calibrate_job(
             result = choose(chosen)
         notes.append(f"the precision did not settle; the threshold was chosen on {chosen.precision}'s scores")
     labels, probs = scores[chosen.precision]
+    if review_band is None:
+        accept = meta.accept_threshold if meta.accept_threshold is not None and meta.accept_threshold < result.threshold else None
+    else:
+        accept = band_accept(labels, probs, result.threshold, review_band)
+    result = at_threshold(labels, probs, result.threshold, target=result.target, accept=accept)
     table = tuple(calibration_table(labels, probs))
     try:
         scale = measure_cam_scale(cams[chosen.precision], labels, source=f"{choice.how} at calibration")

@@ -63,7 +63,8 @@ class LinePresence:
             self.hub.set_busy(False)
 
 
-_LINE_VERDICT = {Verdict.GOOD: LineVerdict.GOOD, Verdict.ANOMALY: LineVerdict.ANOMALY, Verdict.ERROR: LineVerdict.ERROR}
+_LINE_VERDICT = {Verdict.GOOD: LineVerdict.GOOD, Verdict.ANOMALY: LineVerdict.ANOMALY, Verdict.ERROR: LineVerdict.ERROR,
+                 Verdict.REVIEW: LineVerdict.REVIEW, Verdict.NOT_PRODUCT: LineVerdict.NOT_PRODUCT}  # fmt: skip
 
 
 def publish_live(hub: LineHub, result: LiveResult, *, part: PartTrigger | None = None, latency_ms: float | None = None):

@@ -62,10 +62,13 @@ class ReviewRow:
     model: ModelRef | None = None
     inspected_at: float = 0.0  # time.time() of the inspection (or of the earlier run's, when reused)
     reused: bool = False  # taken from an earlier run of this review in the results log
+    ood_score: float | None = None  # the out-of-distribution guard's distance, when the model has one
 
     @property
     def verdict(self) -> Verdict:
-        return Verdict.ERROR if self.thresholds is None or self.p_anomaly is None else self.thresholds.verdict(self.p_anomaly)
+        if self.thresholds is None or self.p_anomaly is None:
+            return Verdict.ERROR
+        return self.thresholds.verdict(self.p_anomaly, ood_score=self.ood_score)
 
     @property
     def boxes(self) -> tuple[Box, ...]:
@@ -163,7 +166,8 @@ def _reusable(row: ResultRow, path: str, thresholds: Thresholds, retry_errors: b
             return None
         return ReviewRow(path, None, (), None, error_reason(path, row.error or ""), row.model, row.time, reused=True)
     logged = row.thresholds
-    if row.regions is None or logged is None or not logged.same_regions(thresholds) or row.p_anomaly is None:
+    if row.regions is None or logged is None or not logged.same_regions(thresholds) or row.p_anomaly is None \
+            or row.verdict is Verdict.NOT_PRODUCT:  # the guard's distance is not logged: measure it again
         return None  # logged before regions were kept, or with another box rule: inspect again
     return ReviewRow(path, row.p_anomaly, row.regions, thresholds, None, row.model, row.time, reused=True)
 
@@ -264,7 +268,7 @@ def _logged(result, run_id: str, source: str, results: ResultsLog | None, model:
         results.log_inspection(
             run_id=run_id, source=source, item=result.path, inspection=insp, image=result.image if save_frames else None
         )
-    return ReviewRow(result.path, insp.p_anomaly, insp.regions, insp.thresholds, None, insp.model, time.time())
+    return ReviewRow(result.path, insp.p_anomaly, insp.regions, insp.thresholds, None, insp.model, time.time(), ood_score=insp.ood_score)
 
 
 def _frames_saved(results: ResultsLog, run_id: str, since: float) -> tuple[int, int]:

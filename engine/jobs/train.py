@@ -68,7 +68,7 @@ def train_job(
     if stop.is_set():
         raise Cancelled("training was cancelled; no model was saved")
     replaced = out.exists()
-    save_model(out, result.model, result.meta, calibration=result.calibration)
+    save_model(out, result.model, result.meta, calibration=result.calibration, ood=result.ood)
     yield ModelSaved(str(out), result.meta, replaced)
     if gallery_limit > 0:
         loaded = result.loaded(out.resolve(), file_sha256(out))

@@ -22,12 +22,15 @@ MAX_PENDING_TRIGGERS = 64  # triggered parts waiting for a frame; one more is an
 
 
 class LineVerdict(enum.IntEnum):
-    """The verdict code a PLC reads (OPC UA `Verdict`, Modbus register): 0 none yet, 1 good, 2 anomaly, 3 error."""
+    """The verdict code a PLC reads (OPC UA `Verdict`, Modbus register): 0 none yet, 1 good, 2 anomaly, 3 error,
+    4 review (uncertain: a person decides), 5 not product (the frame does not look like the product)."""
 
     NONE = 0
     GOOD = 1
     ANOMALY = 2
     ERROR = 3
+    REVIEW = 4
+    NOT_PRODUCT = 5
 
 
 @dataclass(frozen=True)

@@ -44,7 +44,7 @@ class DiscreteInput(enum.IntEnum):
 class Register(enum.IntEnum):
     """Holding registers (FC3; 0-57 also as input registers, FC4). PLC writes (FC6/FC16) only at 100 and above."""
 
-    VERDICT = 0  # UInt16: 0 none, 1 good, 2 anomaly, 3 error
+    VERDICT = 0  # UInt16: 0 none, 1 good, 2 anomaly, 3 error, 4 review, 5 not product
     P_ANOMALY = 1  # Float32 in 1-2: IEEE 754, big-endian bytes, high word first ("ABCD")
     P_ANOMALY_SCALED = 3  # UInt16: round(p * 10000)
     RESULT_COUNTER = 4  # UInt32 in 4-5, high word first; changes after 0-3 hold the new result

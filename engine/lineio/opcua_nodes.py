@@ -33,7 +33,7 @@ NODES: tuple[NodeSpec, ...] = (
     NodeSpec("Recipe", "String", True, "the recipe in use; writing a name asks the station to change product"),
     NodeSpec("Busy", "Boolean", False, "a triggered part is being grabbed or inspected"),
     NodeSpec("Ready", "Boolean", False, "a model is loaded and the source is open: triggers will be inspected"),
-    NodeSpec("Verdict", "Int16", False, "last result: 0 none, 1 good, 2 anomaly, 3 error"),
+    NodeSpec("Verdict", "Int16", False, "last result: 0 none, 1 good, 2 anomaly, 3 error, 4 review, 5 not product"),
     NodeSpec("PAnomaly", "Double", False, "last result's anomaly probability (0 for an error)"),
     NodeSpec("ResultPartId", "String", False, "the part id the last result belongs to"),
     NodeSpec("ResultCounter", "UInt32", False, "+1 per result, written after Verdict, PAnomaly and ResultPartId"),

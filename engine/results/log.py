@@ -130,7 +130,7 @@ class ResultsLog:
         part_id: str | None = None, recipe: str | None = None,
     ) -> None:
         """Record one verdict with the model that gave it (and the PLC's part id and the recipe, in line mode);
-        for an ANOMALY with its RGB image, also save the frame."""
+        for an ANOMALY, REVIEW or NOT_PRODUCT (a person looks at those) with its RGB image, also save the frame."""
         values = _row_values(run_id, source, item, inspection.model, part_id, recipe)
         t = inspection.thresholds
         values.update(
@@ -142,7 +142,8 @@ class ResultsLog:
             box_threshold=t.box,
             min_area=t.min_area_fraction,
         )
-        self._write(_Pending(values, image if inspection.is_anomaly else None))
+        keep = inspection.verdict in (Verdict.ANOMALY, Verdict.REVIEW, Verdict.NOT_PRODUCT)
+        self._write(_Pending(values, image if keep else None))
 
     def log_error(
         self, *, run_id: str, source: str, item: str | int, model: ModelRef | None, message: str,

@@ -29,6 +29,7 @@ from engine.model import build_model, padim_from
 from engine.model.padim import STAGES, fit_gaussians, score_mapping
 from engine.modelfile import METHODS, LoadedModel, ModelMeta
 from engine.training.config import TrainConfig
+from engine.training.ood_fit import fit_guard
 from engine.training.recipe import DataReady, EpochReport, StepReport, TrainResult
 from engine.training.tiled_data import load_tiles, tiled_peaks
 from engine.types import RuntimeOptions
@@ -188,7 +189,11 @@ def train_good_only(
         },  # fmt: skip
     )
     _check_stop(stop)
-    in_memory = LoadedModel(model, meta, Path("<in memory>"), "")
+    guard = fit_guard(model, "padim", preprocess, train_data.images, batch_size=config.batch_size, device=device,
+                      source=f"{n} training good images", stop=stop)  # fmt: skip
+    if guard is not None:
+        meta = replace(meta, ood=guard.to_meta(), ood_limit=guard.limit)
+    in_memory = LoadedModel(model, meta, Path("<in memory>"), "", None, guard)
     chosen = choose_runtime(in_memory, runtime or RuntimeOptions(device=str(device)))
     inspector = RecordingInspector(in_memory, chosen)
     report = evaluate_loaded(inspector, test_data, batch_size=config.batch_size, stop=stop)  # tiled: whole images
@@ -210,7 +215,7 @@ def train_good_only(
     )
     yield TrainResult(
         model, meta, report, (epoch,), train_data.errors + test_data.errors, time.perf_counter() - t_start, None,
-        chosen.precision, chosen.note,
+        chosen.precision, chosen.note, guard,
     )
 
 

@@ -21,12 +21,14 @@ from engine.evaluation.tiled import evaluate_tiled
 from engine.inference.device import resolve_device
 from engine.inference.inspector import RecordingInspector
 from engine.inference.localize import ScaleError, measure_cam_scale
+from engine.inference.ood import OodStats
 from engine.inference.runtime import choose_runtime, with_int8_check
 from engine.inference.trace_gate import GATE
 from engine.model import VGG16CAM, build_model
 from engine.modelfile import LoadedModel, ModelMeta
 from engine.training.config import TrainConfig
 from engine.training.tiled_data import balance_tiles, check_masks, load_tiles
+from engine.training.ood_fit import fit_guard
 from engine.types import RuntimeOptions
 
 CACHE_LIMIT_BYTES = 6 << 30
@@ -85,10 +87,11 @@ class TrainResult:
     calibration: np.ndarray | None = None  # a few resized training images, good and defective, saved with the model
     precision: str = "fp32"  # the precision the held-out report was scored in: the one the line will run
     precision_note: str = ""
+    ood: OodStats | None = None  # the out-of-distribution guard's statistics, saved with the model
 
     def loaded(self, path: Path | None = None, sha256: str = "") -> LoadedModel:
         """The trained model as a LoadedModel (path and sha256 once it is saved)."""
-        return LoadedModel(self.model, self.meta, path or Path("<in memory>"), sha256, self.calibration)
+        return LoadedModel(self.model, self.meta, path or Path("<in memory>"), sha256, self.calibration, self.ood)
 
 
 TrainEvent = DataReady | StepReport | EpochReport | TrainResult
@@ -289,9 +292,13 @@ def train(
         tile_overlap=config.tile_overlap if config.tile else 0,
     )
     calibration = calibration_images(train_data.images, labels)
+    guard = fit_guard(model, "cam", preprocess, train_data.images, batch_size=config.batch_size, device=device,
+                      source=f"{n} training images (good and defective)", stop=stop)  # fmt: skip
+    if guard is not None:
+        meta = replace(meta, ood=guard.to_meta(), ood_limit=guard.limit)
     # int8 is checked against fp32 on the held-out images first and the check stored with the model; the
     # report is then scored in the precision the precision policy picks for the saved model, as the line will.
-    in_memory = with_int8_check(LoadedModel(model, meta, Path("<in memory>"), "", calibration), test_data.images)
+    in_memory = with_int8_check(LoadedModel(model, meta, Path("<in memory>"), "", calibration, guard), test_data.images)
     _check_stop(stop)
     chosen = choose_runtime(in_memory, runtime or RuntimeOptions(device=str(device)))
     inspector = RecordingInspector(in_memory, chosen)
@@ -311,7 +318,8 @@ def train(
     )
     model.to(memory_format=torch.contiguous_format)
     yield TrainResult(
-        model, meta, report, tuple(history), skipped, time.perf_counter() - t_start, calibration, chosen.precision, chosen.note
+        model, meta, report, tuple(history), skipped, time.perf_counter() - t_start, calibration, chosen.precision, chosen.note,
+        guard,
     )
 
 

@@ -5,7 +5,10 @@ from __future__ import annotations
 from PySide6.QtGui import QColor
 
 from engine.types import Verdict
-from visinspect_gui.widgets.counters import ANOMALY_RGB, GOOD_RGB, TIMELINE_POINTS, CountersPanel
+from visinspect_gui.widgets.counters import TIMELINE_POINTS, CountersPanel
+from visinspect_gui.widgets.verdict_style import VERDICT_RGB
+
+GOOD_RGB, ANOMALY_RGB = VERDICT_RGB[Verdict.GOOD], VERDICT_RGB[Verdict.ANOMALY]
 
 
 def _near(colour: QColor, rgb, tol: int = 40) -> bool:

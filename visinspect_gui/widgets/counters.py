@@ -1,4 +1,5 @@
-"""Production counters (inspected, good, anomaly, yield) and a timeline of anomaly scores against the threshold."""
+"""Production counters (inspected, good, anomaly, yield; needs review and not product once there are some) and a
+timeline of anomaly scores against the threshold, each point in its verdict's colour."""
 
 from __future__ import annotations
 
@@ -11,11 +12,10 @@ from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QPushButton, QVB
 from engine.types import Verdict
 from visinspect_gui.widgets.common import Card
 from visinspect_gui.widgets.score_timeline import ScoreTimeline
+from visinspect_gui.widgets.verdict_style import VERDICT_RGB
 
 TIMELINE_POINTS = 300
 REDRAW_MS = 250  # 4 redraws a second: a steady trend for the eye, little GUI-thread time taken from the model
-GOOD_RGB = (46, 184, 92)
-ANOMALY_RGB = (235, 80, 80)
 THRESHOLD_RGB = (230, 170, 40)
 
 
@@ -42,7 +42,7 @@ class CountersPanel(Card):
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__("Production", parent)
-        self.inspected = self.good = self.anomaly = 0
+        self.inspected = self.good = self.anomaly = self.review = self.not_product = 0
         grid = QGridLayout()
         grid.setHorizontalSpacing(6)
         self._inspected = _Counter("Inspected", "CounterValue")
@@ -52,13 +52,20 @@ class CountersPanel(Card):
         self._yield.value.setText("–")
         for col, w in enumerate((self._inspected, self._good, self._anomaly, self._yield)):
             grid.addWidget(w, 0, col)
+        # Shown from the first such verdict: most models have no review band, and a guard rarely fires.
+        self._review = _Counter("Needs review", "CounterReview")
+        self._not_product = _Counter("Not product", "CounterNotProduct")
+        grid.addWidget(self._review, 1, 1)
+        grid.addWidget(self._not_product, 1, 2)
+        self._review.setVisible(False)
+        self._not_product.setVisible(False)
         self.body.addLayout(grid)
         self.scope = QLabel("Counting starts with the first verdict")
         self.scope.setObjectName("CounterScope")
         self.scope.setWordWrap(True)
         self.body.addWidget(self.scope)
 
-        self.plot = ScoreTimeline(TIMELINE_POINTS, good_rgb=GOOD_RGB, anomaly_rgb=ANOMALY_RGB, threshold_rgb=THRESHOLD_RGB)
+        self.plot = ScoreTimeline(TIMELINE_POINTS, colours=VERDICT_RGB, threshold_rgb=THRESHOLD_RGB)
         self.body.addWidget(self.plot, 1)
 
         footer = QHBoxLayout()
@@ -79,7 +86,7 @@ class CountersPanel(Card):
         self.body.addLayout(footer)
 
         self._y: deque[float] = deque(maxlen=TIMELINE_POINTS)
-        self._anom: deque[bool] = deque(maxlen=TIMELINE_POINTS)
+        self._verdicts: deque[Verdict] = deque(maxlen=TIMELINE_POINTS)
         self._dirty = False
         self._rate_text, self._latency_text = "– fps", "– ms"
         self._timer = QTimer(self)
@@ -97,10 +104,14 @@ class CountersPanel(Card):
         self.inspected += 1
         if verdict is Verdict.ANOMALY:
             self.anomaly += 1
+        elif verdict is Verdict.REVIEW:
+            self.review += 1
+        elif verdict is Verdict.NOT_PRODUCT:
+            self.not_product += 1
         else:
             self.good += 1
         self._y.append(float(p_anomaly))
-        self._anom.append(verdict is Verdict.ANOMALY)
+        self._verdicts.append(verdict)
         if fps is not None and fps > 0:
             self._rate_text = f"{fps:.1f} fps"
         if latency_ms is not None:
@@ -118,9 +129,9 @@ class CountersPanel(Card):
 
     def reset(self) -> None:
         """Zero the counters and clear the timeline."""
-        self.inspected = self.good = self.anomaly = 0
+        self.inspected = self.good = self.anomaly = self.review = self.not_product = 0
         self._y.clear()
-        self._anom.clear()
+        self._verdicts.clear()
         self._rate_text, self._latency_text = "– fps", "– ms"
         self._dirty = True
         self._redraw()
@@ -133,11 +144,15 @@ class CountersPanel(Card):
         self._inspected.value.setText(f"{self.inspected:,}")
         self._good.value.setText(f"{self.good:,}")
         self._anomaly.value.setText(f"{self.anomaly:,}")
+        for counter, count in ((self._review, self.review), (self._not_product, self.not_product)):
+            counter.value.setText(f"{count:,}")
+            if count and not counter.isVisibleTo(self):
+                counter.setVisible(True)
         y = self.yield_percent
         self._yield.value.setText("–" if y is None else f"{y:.1f}%")
         self.rate_label.setText(self._rate_text)
         self.latency_label.setText(self._latency_text)
-        self.plot.set_scores(self._y, self._anom)
+        self.plot.set_scores(self._y, self._verdicts)
 
     def flush(self) -> None:
         """Redraw now (tests and screenshots)."""

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QCheckBox, QComboBox, QDateTimeEdit, QGridLayout, 
 from engine.results import ResultFilter, ResultsLog, RunSummary
 from engine.types import Verdict
 from visinspect_gui.widgets.history_model import source_label
+from visinspect_gui.widgets.verdict_style import table_text
 from visinspect_gui.workers import Latest, call
 
 RUNS_LISTED = 500
@@ -59,7 +60,7 @@ class HistoryFilters(QWidget):
         self.verdict_combo = QComboBox()
         self.verdict_combo.addItem("All verdicts", None)
         for verdict in Verdict:
-            self.verdict_combo.addItem(verdict.value, verdict)
+            self.verdict_combo.addItem(table_text(verdict), verdict)
         self.use_dates = QCheckBox("From")
         today = QDate.currentDate()
         self.since_edit = QDateTimeEdit(QDateTime(today.addDays(-7), QTime(0, 0)))

@@ -182,6 +182,7 @@ class LiveTab(QWidget):
     def set_model(self, inspector) -> None:
         """A model was loaded: no verdict is current until it judges a frame; note a model without ImageNet weights."""
         self.model_notice.setVisible(not inspector.meta.pretrained)
+        self.banner.set_product(inspector.meta.product)
         self.counters.set_threshold(inspector.threshold)
         if self.result is not None and not self.result.inspection.model.same_model(inspector.ref):
             self.show_no_verdict("MODEL CHANGED", f"{Path(inspector.path).name} judges from the next frame")

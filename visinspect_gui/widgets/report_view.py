@@ -127,7 +127,7 @@ class MetricsPanel(QWidget):
     """Held-out numbers as a two-column form."""
 
     ROWS = ("images", "threshold", "accuracy", "balanced accuracy", "miss rate", "false-reject rate",
-            "image AUROC", "pixel AUROC", "box recall")
+            "image AUROC", "pixel AUROC", "box recall", "needs review", "not product")
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -162,6 +162,8 @@ class MetricsPanel(QWidget):
             "image AUROC": fmt_num(report.image_auroc),
             "pixel AUROC": fmt_num(report.pixel_auroc) + (f"  ({report.n_masks} masks)" if report.pixel_auroc is not None else "  (no masks)"),
             "box recall": fmt_num(report.box_recall) + (f"  {box_recall_note}" if box_recall_note and report.box_recall is not None else ""),
+            "needs review": "–  (no review band)" if report.accept is None else f"{fmt_pct(report.review_rate)}  ({report.review} of {report.n})",
+            "not product": "–  (guard off)" if report.ood_limit is None else f"{fmt_pct(report.not_product_rate)}  ({report.not_product} of {report.n})",
         }
         for k, v in values.items():
             self._values[k].setText(v)

@@ -12,11 +12,12 @@ from PySide6.QtGui import QColor
 
 from engine.jobs.review import ReviewRow, same_model
 from engine.types import ModelRef, Verdict
+from visinspect_gui.widgets import verdict_style
 from visinspect_gui.widgets.common import ListTableModel
 
 COLUMNS = ("File", "Verdict", "p(anomaly)", "Boxes", "Model", "Error")
 FILE, VERDICT, P_ANOMALY, BOXES, MODEL, ERROR = range(len(COLUMNS))
-VERDICT_COLOURS = {Verdict.GOOD: QColor(72, 200, 110), Verdict.ANOMALY: QColor(240, 96, 96), Verdict.ERROR: QColor(230, 170, 40)}
+VERDICT_COLOURS = verdict_style.VERDICT_COLOURS  # one colour per verdict, as the Live view shows it
 OTHER_MODEL_COLOUR = QColor(140, 140, 140)
 
 

@@ -19,8 +19,10 @@ def human_bytes(n: int) -> str:
 def totals_text(counts: dict[Verdict, int]) -> str:
     """Files per verdict."""
     total = sum(counts.values())
+    others = "".join(f"  ·  {counts[v]:,} {w}" for v, w in ((Verdict.REVIEW, "need review"), (Verdict.NOT_PRODUCT, "not product"))
+                     if counts.get(v))  # fmt: skip
     return (f"{total:,} files  ·  {counts[Verdict.GOOD]:,} good  ·  {counts[Verdict.ANOMALY]:,} anomaly  ·  "
-            f"{counts[Verdict.ERROR]:,} error")  # fmt: skip
+            f"{counts[Verdict.ERROR]:,} error{others}")  # fmt: skip
 
 
 def summary_text(counts: dict[Verdict, int], shown: int, filters: str, saved: str = "") -> str:

@@ -6,7 +6,7 @@ time the inspecting threads then waited for; this widget caches its frame and dr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Hashable, Mapping, Sequence
 
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPen, QPixmap, QPolygonF
@@ -23,7 +23,8 @@ DOT_PX = 7
 class ScoreTimeline(QWidget):
     """p(anomaly) of the last `capacity` parts, newest at the right, coloured by verdict, with the threshold dashed."""
 
-    def __init__(self, capacity: int, *, good_rgb, anomaly_rgb, threshold_rgb, parent: QWidget | None = None) -> None:
+    def __init__(self, capacity: int, *, colours: Mapping[Hashable, tuple[int, int, int]], threshold_rgb,
+                 parent: QWidget | None = None) -> None:  # fmt: skip
         super().__init__(parent)
         self.setObjectName("ScorePlot")
         self.setMinimumHeight(150)
@@ -32,19 +33,21 @@ class ScoreTimeline(QWidget):
         self.capacity = capacity
         self.threshold = 0.5
         self._scores: tuple[float, ...] = ()
-        self._anomalous: tuple[bool, ...] = ()
-        self._colours = {True: QColor(*anomaly_rgb), False: QColor(*good_rgb)}
+        self._kinds: tuple[Hashable, ...] = ()
         self._threshold_pen = QPen(QColor(*threshold_rgb), 1.5, Qt.PenStyle.DashLine)
         self._frame: QPixmap | None = None  # axes and labels, made again only on a resize
-        self._dots = {anomalous: _dot(colour) for anomalous, colour in self._colours.items()}
+        self._dots = {kind: _dot(QColor(*rgb)) for kind, rgb in colours.items()}
 
-    def set_scores(self, scores: Sequence[float], anomalous: Sequence[bool]) -> None:
-        """Show these scores (oldest first; at most capacity are kept) and repaint."""
-        if len(scores) != len(anomalous):
-            raise ValueError(f"one verdict per score: {len(scores)} scores, {len(anomalous)} verdicts")
+    def set_scores(self, scores: Sequence[float], verdicts: Sequence[Hashable]) -> None:
+        """Show these scores with their verdicts (oldest first; at most capacity are kept) and repaint."""
+        if len(scores) != len(verdicts):
+            raise ValueError(f"one verdict per score: {len(scores)} scores, {len(verdicts)} verdicts")
+        unknown = set(verdicts) - self._dots.keys()
+        if unknown:
+            raise ValueError(f"no colour for {', '.join(map(str, unknown))}; colours exist for {', '.join(map(str, self._dots))}")
         keep = max(0, len(scores) - self.capacity)
         self._scores = tuple(float(s) for s in list(scores)[keep:])
-        self._anomalous = tuple(bool(a) for a in list(anomalous)[keep:])
+        self._kinds = tuple(list(verdicts)[keep:])
         self.update()
 
     def set_threshold(self, value: float) -> None:
@@ -110,8 +113,8 @@ class ScoreTimeline(QWidget):
             points = [QPointF(x0 + i * step, self._y(rect, s)) for i, s in enumerate(self._scores)]
             p.setPen(QPen(QColor(*LINE_RGB), 1))
             p.drawPolyline(QPolygonF(points))  # thin and dense: antialiasing would cost more than it shows
-            for point, anomalous in zip(points, self._anomalous):  # a dot is a blit of a ready-made sprite
-                p.drawPixmap(QPointF(point.x() - DOT_PX / 2, point.y() - DOT_PX / 2), self._dots[anomalous])
+            for point, kind in zip(points, self._kinds):  # a dot is a blit of a ready-made sprite
+                p.drawPixmap(QPointF(point.x() - DOT_PX / 2, point.y() - DOT_PX / 2), self._dots[kind])
         finally:
             p.end()
 

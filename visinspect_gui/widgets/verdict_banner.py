@@ -1,4 +1,5 @@
-"""The verdict banner: GOOD in green or ANOMALY in red, big enough to read from two metres, with score and latency."""
+"""The verdict banner: GOOD in green, ANOMALY in red, NEEDS REVIEW in amber, NOT <PRODUCT> in violet, big enough to
+read from two metres, with score and latency."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from engine.types import Inspection, Verdict
 from visinspect_gui.widgets.common import format_threshold, set_prop
+from visinspect_gui.widgets.verdict_style import banner_title, verdict_detail
 
 
 class VerdictBanner(QFrame):
@@ -34,25 +36,39 @@ class VerdictBanner(QFrame):
         layout.addWidget(self.detail_label)
         layout.addWidget(self.item_label)
         self.setMinimumHeight(170)
+        self._verdict: Verdict | None = None
+        self.product = ""  # the loaded model's product, named by a NOT_PRODUCT verdict
 
     @property
     def verdict(self) -> Verdict | None:
         """The verdict shown, or None when none is."""
-        text = self.verdict_label.text()
-        return Verdict(text) if text in (Verdict.GOOD.value, Verdict.ANOMALY.value) else None
+        return self._verdict
+
+    def set_product(self, product: str) -> None:
+        """The product the loaded model inspects ("does not look like <product>")."""
+        self.product = product
 
     def show_inspection(self, inspection: Inspection, *, latency_ms: float | None = None, item: str = "") -> None:
         """Show a verdict with its anomaly probability, the threshold it was judged at, and the latency."""
-        self.verdict_label.setText(inspection.verdict.value)
-        parts = [f"p(anomaly) {inspection.p_anomaly:.3f}", f"threshold {format_threshold(inspection.threshold)}"]
+        verdict = inspection.verdict
+        self._verdict = verdict
+        self.verdict_label.setText(banner_title(verdict, self.product))
+        parts = [verdict_detail(verdict, self.product)] if verdict in (Verdict.REVIEW, Verdict.NOT_PRODUCT) else []
+        if verdict is not Verdict.NOT_PRODUCT:  # p(anomaly) of a frame that is not the product means nothing
+            rule = f"threshold {format_threshold(inspection.threshold)}"
+            if verdict is Verdict.REVIEW and inspection.thresholds.accept is not None:
+                rule = f"band {format_threshold(inspection.thresholds.accept)}–{format_threshold(inspection.threshold)}"
+            parts += [f"p(anomaly) {inspection.p_anomaly:.3f}", rule]
         if latency_ms is not None:
             parts.append(f"{latency_ms:.0f} ms")
         self.detail_label.setText("  ·  ".join(parts))
+        self.detail_label.setWordWrap(verdict in (Verdict.REVIEW, Verdict.NOT_PRODUCT))
         self.item_label.setText(item)
-        set_prop(self, "verdict", inspection.verdict.value, children=True)
+        set_prop(self, "verdict", verdict.value, children=True)
 
     def show_idle(self, title: str = "READY", detail: str = "") -> None:
         """No verdict: idle, paused, stopped."""
+        self._verdict = None
         self.verdict_label.setText(title)
         self.detail_label.setText(detail)
         self.item_label.setText("")
