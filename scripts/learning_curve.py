@@ -21,7 +21,8 @@ from unittest import mock
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # run as a script: its sibling is importable
+# run as a script: its sibling and this checkout's engine (not another installed copy) are importable
+sys.path[:0] = [str(Path(__file__).resolve().parent), str(Path(__file__).resolve().parents[1])]
 from good_only_vs_supervised import scored, subset  # noqa: E402
 
 from engine.data.layouts import DatasetIndex, Sample, Split, load_dataset, split_dataset  # noqa: E402
