@@ -45,6 +45,9 @@ class ModeChosen:
     reason: str
 
 
+FEW_DEFECTS = 10  # below this many labelled defects a supervised model rarely beats a one-class one (DRA, CVPR 2022; docs/results.md)
+
+
 def choose_mode(requested: str, dataset: DatasetIndex) -> ModeChosen:
     """auto: supervised when the dataset has defect images to train on (2 or more), else good-only; others as asked."""
     if requested == "good-only":
@@ -57,7 +60,10 @@ def choose_mode(requested: str, dataset: DatasetIndex) -> ModeChosen:
             )
         return ModeChosen("supervised", "asked for")
     if dataset.n_anomaly >= 2:
-        return ModeChosen("supervised", f"the dataset has {dataset.n_anomaly} defective images")
+        why = f"the dataset has {dataset.n_anomaly} defective images"
+        if dataset.n_anomaly < FEW_DEFECTS:  # docs/results.md: the learning curve
+            why += f"; with fewer than {FEW_DEFECTS}, good-only often scores as well or better: compare both on the same held-out images"
+        return ModeChosen("supervised", why)
     return ModeChosen(
         "good-only", f"the dataset has {dataset.n_anomaly} defective images: a one-class model is fitted on good images only"
     )
