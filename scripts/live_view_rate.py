@@ -77,6 +77,10 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default="auto", choices=PRECISIONS, help="numeric precision, as on visinspect gui")
     p.add_argument("--json", help="write the figures as JSON here")
+    p.add_argument("--anomaly-share", type=float, default=1.0,
+                   help="share of parts judged ANOMALY (default 1: threshold 0, every part has boxes to draw and a frame to "
+                        "save, the worst case); e.g. 0.05 sets the threshold so about 5 %% of the looped images are anomalies, "
+                        "as on a line")  # fmt: skip
     p.add_argument("--parts", default="engine,headless,window", help="which figures to measure (comma-separated; default all three)")
     return p
 
@@ -95,6 +99,23 @@ def _first_frame(spec: str):
     finally:
         source.close()
     raise SystemExit(f"{spec} gave no frame")
+
+
+def _threshold_for_share(model_path: Path, images, args) -> float:
+    """The decision threshold at which about args.anomaly_share of the looped images are judged ANOMALY."""
+    import numpy as np
+
+    from engine import bench
+    from engine.inference import Inspector
+
+    if args.source or not 0.0 < args.anomaly_share < 1.0:
+        raise SystemExit("--anomaly-share below 1 needs the looping folder and a share between 0 and 1")
+    inspector = Inspector.open(model_path, RuntimeOptions(args.device, args.precision))
+    p = np.array([r.inspection.p_anomaly for r in inspector.inspect_files(bench.list_images(images, 10_000))])
+    threshold = float(np.quantile(p, 1.0 - args.anomaly_share, method="higher"))
+    share = float(np.mean(p >= threshold))
+    print(f"threshold {threshold:.6f}: {share:.1%} of the {len(p)} looped images are anomalies", file=sys.stderr, flush=True)
+    return threshold
 
 
 def engine_rate(inspector, image, seconds: float) -> dict:
@@ -221,7 +242,10 @@ def main(argv=None) -> int:
         first = read_image(bench.list_images(images, 1)[0]) if not args.source else _first_frame(args.source)
         if args.source:
             images = args.source
-        update_meta(model_path, threshold=0.0)  # every frame is an ANOMALY with boxes: the most the view has to draw
+        threshold = 0.0  # every frame is an ANOMALY with boxes and a saved frame: the most the view and the log have to do
+        if args.anomaly_share < 1.0:
+            threshold = _threshold_for_share(model_path, images, args)
+        update_meta(model_path, threshold=threshold)
         parts = {p.strip() for p in args.parts.split(",") if p.strip()}
         unknown = parts - {"engine", "headless", "window"}
         if unknown:
@@ -248,6 +272,8 @@ def main(argv=None) -> int:
         "engine_batch1": engine,
         "live_job_no_window": headless,
         "window": window,
+        "threshold": threshold,
+        "anomaly_share_asked": args.anomaly_share,
     }
     if engine:
         print(f"engine alone, batch 1:     {engine['inferences_per_s']:.2f} inferences/s ({engine['ms_per_frame']} ms per frame, {engine['precision']})")

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from collections.abc import Hashable, Mapping, Sequence
 
+import numpy as np
+import pyqtgraph.functions as fn
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPen, QPixmap, QPolygonF
 from PySide6.QtWidgets import QSizePolicy, QWidget
@@ -17,7 +19,7 @@ TEXT_RGB = (150, 156, 166)
 LINE_RGB = (120, 128, 140)
 LEFT_PX = 34  # room for the 0 / 0.5 / 1 labels
 PAD_PX = 9
-DOT_PX = 7
+DOT_PX = 6
 
 
 class ScoreTimeline(QWidget):
@@ -36,15 +38,15 @@ class ScoreTimeline(QWidget):
         self._kinds: tuple[Hashable, ...] = ()
         self._threshold_pen = QPen(QColor(*threshold_rgb), 1.5, Qt.PenStyle.DashLine)
         self._frame: QPixmap | None = None  # axes and labels, made again only on a resize
-        self._dots = {kind: _dot(QColor(*rgb)) for kind, rgb in colours.items()}
+        self._dot_pens = {kind: _dot_pen(QColor(*rgb)) for kind, rgb in colours.items()}
 
     def set_scores(self, scores: Sequence[float], verdicts: Sequence[Hashable]) -> None:
         """Show these scores with their verdicts (oldest first; at most capacity are kept) and repaint."""
         if len(scores) != len(verdicts):
             raise ValueError(f"one verdict per score: {len(scores)} scores, {len(verdicts)} verdicts")
-        unknown = set(verdicts) - self._dots.keys()
+        unknown = set(verdicts) - self._dot_pens.keys()
         if unknown:
-            raise ValueError(f"no colour for {', '.join(map(str, unknown))}; colours exist for {', '.join(map(str, self._dots))}")
+            raise ValueError(f"no colour for {', '.join(map(str, unknown))}; colours exist for {', '.join(map(str, self._dot_pens))}")
         keep = max(0, len(scores) - self.capacity)
         self._scores = tuple(float(s) for s in list(scores)[keep:])
         self._kinds = tuple(list(verdicts)[keep:])
@@ -109,25 +111,35 @@ class ScoreTimeline(QWidget):
             if not n:
                 return
             step = rect.width() / max(1, self.capacity - 1)
-            x0 = rect.right() - (n - 1) * step  # the newest part at the right edge
-            points = [QPointF(x0 + i * step, self._y(rect, s)) for i, s in enumerate(self._scores)]
+            xs = rect.right() - (n - 1 - np.arange(n)) * step  # the newest part at the right edge
+            ys = rect.bottom() - np.clip(np.asarray(self._scores), 0.0, 1.0) * rect.height()
             p.setPen(QPen(QColor(*LINE_RGB), 1))
-            p.drawPolyline(QPolygonF(points))  # thin and dense: antialiasing would cost more than it shows
-            for point, kind in zip(points, self._kinds):  # a dot is a blit of a ready-made sprite
-                p.drawPixmap(QPointF(point.x() - DOT_PX / 2, point.y() - DOT_PX / 2), self._dots[kind])
+            p.drawPolyline(_polygon(xs, ys))  # thin and dense: antialiasing would cost more than it shows
+            p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
+            kinds = np.asarray(self._kinds, dtype=object)
+            for kind, pen in self._dot_pens.items():  # one call per verdict, not one per point
+                mine = kinds == kind
+                if mine.any():
+                    p.setPen(pen)
+                    p.drawPoints(_polygon(xs[mine], ys[mine]))
         finally:
             p.end()
 
 
-def _dot(colour: QColor) -> QPixmap:
-    """A round, antialiased dot DOT_PX wide on a transparent square."""
-    dot = QPixmap(DOT_PX, DOT_PX)
-    dot.fill(Qt.GlobalColor.transparent)
-    with _painter(dot) as p:
-        p.setPen(Qt.PenStyle.NoPen)
-        p.setBrush(colour)
-        p.drawEllipse(QRectF(0.5, 0.5, DOT_PX - 1, DOT_PX - 1))
-    return dot
+def _polygon(xs: np.ndarray, ys: np.ndarray) -> QPolygonF:
+    """A QPolygonF filled from arrays in one copy (no QPointF per point: a few hundred cost a millisecond of Python)."""
+    polygon = fn.create_qpolygonf(len(xs))
+    points = fn.ndarray_from_qpolygonf(polygon)
+    points[:, 0] = xs
+    points[:, 1] = ys
+    return polygon
+
+
+def _dot_pen(colour: QColor) -> QPen:
+    """A pen that draws each point as a round dot DOT_PX wide."""
+    pen = QPen(colour, DOT_PX)
+    pen.setCapStyle(Qt.PenCapStyle.RoundCap)
+    return pen
 
 
 class _painter:
