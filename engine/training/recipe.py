@@ -27,8 +27,8 @@ from engine.inference.trace_gate import GATE
 from engine.model import VGG16CAM, build_model
 from engine.modelfile import LoadedModel, ModelMeta
 from engine.training.config import TrainConfig
-from engine.training.tiled_data import balance_tiles, check_masks, load_tiles
 from engine.training.ood_fit import fit_guard
+from engine.training.tiled_data import balance_tiles, check_masks, load_tiles
 from engine.types import RuntimeOptions
 
 CACHE_LIMIT_BYTES = 6 << 30

@@ -3,8 +3,17 @@
 from __future__ import annotations
 
 from PySide6.QtCore import QAbstractTableModel, QEvent, QModelIndex, QObject, QPointF, QRectF, QSize, Qt
-from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap, QPolygonF, QWheelEvent
-from PySide6.QtWidgets import QAbstractScrollArea, QApplication, QFrame, QLabel, QScrollArea, QVBoxLayout, QWidget
+from PySide6.QtGui import QColor, QFontMetrics, QIcon, QPainter, QPixmap, QPolygonF, QWheelEvent
+from PySide6.QtWidgets import (
+    QAbstractScrollArea,
+    QApplication,
+    QFrame,
+    QLabel,
+    QScrollArea,
+    QTableView,
+    QVBoxLayout,
+    QWidget,
+)
 
 TAB_ROOM = QSize(900, 560)  # what a tab gets in a 1280x720 window beside the 350 px sidebar
 
@@ -167,3 +176,13 @@ def wheel_only_when_focused(*widgets: QWidget) -> None:
     for widget in widgets:
         widget.setFocusPolicy(Qt.FocusPolicy.StrongFocus)
         widget.installEventFilter(_WheelOnlyWhenFocused(widget))
+
+
+def table_font_metrics(table: QTableView) -> tuple[QFontMetrics, QFontMetrics]:
+    """The metrics of a table's cells and of its bold header labels, in the style sheet's fonts (not the defaults)."""
+    header = table.horizontalHeader()
+    table.ensurePolished()
+    header.ensurePolished()
+    bold = header.font()
+    bold.setBold(True)
+    return table.fontMetrics(), QFontMetrics(bold)

@@ -8,12 +8,12 @@ from datetime import datetime
 from functools import partial
 
 from PySide6.QtCore import QModelIndex, Qt
-from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QTableView
 
 from engine.central.plant import PlantFilter, PlantReader, PlantRow
 from engine.central.target import CentralTarget
 from engine.types import Verdict
+from visinspect_gui.widgets.common import table_font_metrics
 from visinspect_gui.widgets.history_model import LazyRowsModel, Page, item_label
 from visinspect_gui.widgets.review_model import VERDICT_COLOURS
 
@@ -98,12 +98,7 @@ def plant_table(model: PlantModel) -> QTableView:
     table.verticalHeader().hide()
     table.verticalHeader().setDefaultSectionSize(24)
     header = table.horizontalHeader()
-    table.ensurePolished()  # the style sheet's fonts, not the default ones
-    header.ensurePolished()
-    fm = table.fontMetrics()
-    bold = header.font()
-    bold.setBold(True)
-    label_fm = QFontMetrics(bold)
+    fm, label_fm = table_font_metrics(table)
     for col, sample in {0: "11-30 23:59:59", 1: "line3-cam1-4f2a", 2: "ANOMALY · 00", 3: "0.0000", 4: "hazelnut"}.items():
         label = label_fm.horizontalAdvance(COLUMNS[col]) + 2 * 8 + 4  # the style sheet pads 8 px either side
         header.resizeSection(col, max(label, fm.horizontalAdvance(sample) + 14))

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QModelIndex, Qt, Signal
-from PySide6.QtGui import QFontMetrics
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QFileDialog,
@@ -26,7 +25,7 @@ from PySide6.QtWidgets import (
 from engine.results import ResultFilter, ResultRow, ResultsLog, SortKey, export_csv
 from engine.results.frames import LoggedFrame, logged_frame
 from visinspect_gui.widgets.audit_view import ChangesView
-from visinspect_gui.widgets.common import hint
+from visinspect_gui.widgets.common import hint, table_font_metrics
 from visinspect_gui.widgets.history_filters import HistoryFilters
 from visinspect_gui.widgets.history_model import COLUMNS, SORT_KEYS, ResultsModel
 from visinspect_gui.widgets.viewer import ImageViewer
@@ -42,12 +41,7 @@ def _size_columns(table: QTableView) -> None:
     """Time, Verdict and p as wide as their header (bold, with its sort arrow) or their widest value, Source and Error
     narrow (elided in the middle, in full as tooltips), Item the rest: no horizontal scroll bar at ~650 px."""
     header = table.horizontalHeader()
-    table.ensurePolished()  # the style sheet's fonts, not the default ones
-    header.ensurePolished()
-    fm = table.fontMetrics()
-    bold = header.font()
-    bold.setBold(True)
-    label_fm = QFontMetrics(bold)
+    fm, label_fm = table_font_metrics(table)
     arrow = table.style().pixelMetric(QStyle.PixelMetric.PM_HeaderMarkSize)
     narrowest = label_fm.horizontalAdvance("Source") + 2 * 8 + arrow  # the style sheet pads 8 px either side
     widest = {0: "11-30 23:59:59", 1: "ANOMALY · 00", 2: "0.0000", 3: "review · line_b", 5: ""}
