@@ -19,6 +19,7 @@ from engine.errors import VisInspectError
 from engine.inference.device import decode_workers, share_cpu_with_torch
 from engine.inference.localize import CamScale, full_heatmap_and_range
 from engine.inference.ood import OodGuard
+from engine.inference.prefetch import decode_ahead
 from engine.inference.runtime import Runtime, choose_runtime
 from engine.inference.tiles import inspect_files_tiled, inspect_tiled
 from engine.inference.trace_gate import GATE
@@ -274,35 +275,26 @@ class Inspector:
 
         model_pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model") if overlap else None
         try:
-            with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="decode") as pool:
-                chunks = [paths[i : i + batch_size] for i in range(0, len(paths), batch_size)]
-                pending = [pool.submit(load, p) for p in chunks[0]] if chunks else []
-                waiting = None  # the previous batch, its model run still in flight (overlap only)
-                for ci, chunk in enumerate(chunks):
-                    if stop is not None and stop.is_set():
-                        for f in pending:
-                            f.cancel()
-                        return  # a batch still in the model thread is dropped, as if never started
-                    t0 = time.perf_counter()
-                    loaded = [f.result() for f in pending]
-                    pre_ms = (time.perf_counter() - t0) * 1000
-                    pending = [pool.submit(load, p) for p in chunks[ci + 1]] if ci + 1 < len(chunks) else []
-                    ok = [i for i, (_, r, _) in enumerate(loaded) if r is not None]
-                    job = None
-                    if ok:
-                        resized = np.stack([loaded[i][1] for i in ok])
-                        shapes = [loaded[i][0].shape[:2] for i in ok]
-                        run = model_pool.submit(self._run_model, resized) if model_pool else self._run_model(resized)
-                        job = (ok, shapes, run)
-                    if waiting is not None:
-                        yield from finish(*waiting)
-                        waiting = None
-                    if model_pool is not None:
-                        waiting = (chunk, loaded, job, pre_ms)
-                    else:
-                        yield from finish(chunk, loaded, job, pre_ms)
+            chunks = 0
+            waiting = None  # the previous batch, its model run still in flight (overlap only)
+            for chunk, loaded, pre_ms in decode_ahead(paths, load, batch_size=batch_size, workers=workers, stop=stop):
+                chunks += 1
+                ok = [i for i, (_, r, _) in enumerate(loaded) if r is not None]
+                job = None
+                if ok:
+                    resized = np.stack([loaded[i][1] for i in ok])
+                    shapes = [loaded[i][0].shape[:2] for i in ok]
+                    run = model_pool.submit(self._run_model, resized) if model_pool else self._run_model(resized)
+                    job = (ok, shapes, run)
                 if waiting is not None:
                     yield from finish(*waiting)
+                    waiting = None
+                if model_pool is not None:
+                    waiting = (chunk, loaded, job, pre_ms)
+                else:
+                    yield from finish(chunk, loaded, job, pre_ms)
+            if waiting is not None and chunks * batch_size >= len(paths):  # stopped early: the batch in flight is dropped
+                yield from finish(*waiting)
         finally:
             if model_pool is not None:
                 model_pool.shutdown(wait=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 
@@ -19,6 +18,7 @@ import numpy as np
 from engine.data.decode import read_image
 from engine.data.preprocess import Preprocess
 from engine.errors import VisInspectError
+from engine.inference.prefetch import decode_ahead
 from engine.thresholds import Thresholds
 from engine.tiling import Tile, tile_grid
 from engine.types import Inspection, Timings
@@ -139,19 +139,10 @@ def inspect_files_tiled(
         except VisInspectError as exc:
             return None, str(exc)
 
-    chunks = [paths[i : i + batch_size] for i in range(0, len(paths), batch_size)]
-    with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="decode") as pool:
-        pending = [pool.submit(load, p) for p in chunks[0]] if chunks else []
-        for ci, chunk in enumerate(chunks):
-            if stop is not None and stop.is_set():
-                for f in pending:
-                    f.cancel()
-                return
-            loaded = [f.result() for f in pending]
-            pending = [pool.submit(load, p) for p in chunks[ci + 1]] if ci + 1 < len(chunks) else []
-            ok = [i for i, (image, _) in enumerate(loaded) if image is not None]
-            found = inspect_tiled(inspector, [loaded[i][0] for i in ok], thresholds=thresholds) if ok else []
-            inspections = dict(zip(ok, found))
-            for i, path in enumerate(chunk):
-                image, error = loaded[i]
-                yield FileResult(path, inspections.get(i), error, image if keep_images else None)
+    for chunk, loaded, _ in decode_ahead(paths, load, batch_size=batch_size, workers=workers, stop=stop):
+        ok = [i for i, (image, _) in enumerate(loaded) if image is not None]
+        found = inspect_tiled(inspector, [loaded[i][0] for i in ok], thresholds=thresholds) if ok else []
+        inspections = dict(zip(ok, found))
+        for i, path in enumerate(chunk):
+            image, error = loaded[i]
+            yield FileResult(path, inspections.get(i), error, image if keep_images else None)
