@@ -17,6 +17,7 @@ from visinspect_gui.widgets.model_panel import NO_IMAGENET_NOTE
 from visinspect_gui.widgets.verdict_banner import VerdictBanner
 from visinspect_gui.widgets.viewer import ImageViewer
 
+SIDE_WIDTH = 440  # the verdict column beside the image
 CATCH_UP_MS = 150  # results stopped coming (paused, stepped, ended): the newest is drawn even if not composed upstream
 
 
@@ -57,6 +58,7 @@ class LiveTab(QWidget):
         column.setContentsMargins(0, 0, 0, 0)
         column.setSpacing(8)
         self.banner = VerdictBanner()
+        self.banner.setFixedWidth(SIDE_WIDTH)  # with its fixed height: a new verdict's text does not re-lay out the window
         column.addWidget(self.banner)
         self.context = QLabel("")
         self.context.setObjectName("VerdictContext")
@@ -71,7 +73,7 @@ class LiveTab(QWidget):
         column.addWidget(self.model_notice)
         self.counters = CountersPanel()
         column.addWidget(self.counters, 1)
-        side.setFixedWidth(440)
+        side.setFixedWidth(SIDE_WIDTH)
         row.addWidget(side)
         layout.addLayout(row, 1)
 
@@ -140,7 +142,9 @@ class LiveTab(QWidget):
         """The banner and, beside it, the model, threshold and source that produced the verdict."""
         insp, result = self.shown, self.result
         self.banner.show_inspection(insp, latency_ms=result.latency_ms, item=item_label(result))
-        self.context.setText(f"Judged by {model_name(insp)} at threshold {format_threshold(insp.threshold)}\nSource: {self.source}")
+        context = f"Judged by {model_name(insp)} at threshold {format_threshold(insp.threshold)}\nSource: {self.source}"
+        if context != self.context.text():  # the same words each frame of a run: no new layout
+            self.context.setText(context)
         self.context.setToolTip(f"{insp.model.path}\nsha256 {insp.model.sha256}")
 
     def show_no_verdict(self, title: str, reason: str) -> None:

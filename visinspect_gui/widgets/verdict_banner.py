@@ -11,8 +11,15 @@ from visinspect_gui.widgets.common import format_threshold, set_prop
 from visinspect_gui.widgets.verdict_style import banner_title, verdict_detail
 
 
+MIN_HEIGHT = 170
+
+
 class VerdictBanner(QFrame):
-    """One glance tells the operator the verdict on the frame on screen."""
+    """One glance tells the operator the verdict on the frame on screen.
+
+    Its size is fixed (see fit_height): a new text up to 20 times a second then re-lays out the banner alone,
+    not the whole window.
+    """
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -35,9 +42,10 @@ class VerdictBanner(QFrame):
         layout.addWidget(self.verdict_label)
         layout.addWidget(self.detail_label)
         layout.addWidget(self.item_label)
-        self.setMinimumHeight(170)
+        self.setFixedHeight(MIN_HEIGHT)
         self._verdict: Verdict | None = None
         self.product = ""  # the loaded model's product, named by a NOT_PRODUCT verdict
+        self._fitted_to: tuple | None = None  # what the height was last fitted to: (verdict, detail length, product)
 
     @property
     def verdict(self) -> Verdict | None:
@@ -65,6 +73,7 @@ class VerdictBanner(QFrame):
         self.detail_label.setWordWrap(verdict in (Verdict.REVIEW, Verdict.NOT_PRODUCT))
         self.item_label.setText(item)
         set_prop(self, "verdict", verdict.value, children=True)
+        self.fit_height()
 
     def show_idle(self, title: str = "READY", detail: str = "") -> None:
         """No verdict: idle, paused, stopped."""
@@ -73,3 +82,17 @@ class VerdictBanner(QFrame):
         self.detail_label.setText(detail)
         self.item_label.setText("")
         set_prop(self, "verdict", "none", children=True)
+        self.fit_height()
+
+    def fit_height(self) -> None:
+        """Fix the height to what the content needs at the banner's width, when the verdict or the product changed.
+
+        Within one verdict the lines keep their number (the figures have a fixed format), so a new frame does not re-fit.
+        """
+        key = (self._verdict, len(self.detail_label.text()), self.product, self.width())
+        if key == self._fitted_to:
+            return
+        self._fitted_to = key
+        layout = self.layout()
+        needed = layout.totalHeightForWidth(self.width()) if layout.hasHeightForWidth() else layout.totalSizeHint().height()
+        self.setFixedHeight(max(MIN_HEIGHT, needed))

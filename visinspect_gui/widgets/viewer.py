@@ -6,16 +6,15 @@ import cv2
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QColor, QPen
-from PySide6.QtWidgets import QGraphicsRectItem, QLabel, QWidget
+from PySide6.QtWidgets import QLabel, QWidget
 
 from engine.display import Composite, OverlayStyle, compose
 from engine.types import HeatScale, Inspection
+from visinspect_gui.widgets.frame_items import BoxOverlay, PictureItem
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True)
 
 COLORMAPS = {"Jet": cv2.COLORMAP_JET, "Inferno": cv2.COLORMAP_INFERNO, "Turbo": cv2.COLORMAP_TURBO}
-BOX_COLOUR = QColor(255, 64, 64)
 BACKGROUND = "#111316"
 
 
@@ -27,8 +26,10 @@ class ImageViewer(pg.GraphicsView):
         self.setObjectName("ImageViewer")
         self.view = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False, defaultPadding=0.01)
         self.setCentralItem(self.view)
-        self.image_item = pg.ImageItem()
-        self.view.addItem(self.image_item)
+        self.picture = PictureItem()
+        self.view.addItem(self.picture)
+        self.boxes = BoxOverlay()
+        self.view.addItem(self.boxes)
         self.heatmap_on = True
         self.opacity = 0.45
         self.colormap = cv2.COLORMAP_JET
@@ -36,7 +37,6 @@ class ImageViewer(pg.GraphicsView):
         self.image: np.ndarray | None = None  # the frame as given (RGB uint8)
         self.inspection: Inspection | None = None
         self.composite: np.ndarray | None = None  # what is on screen: frame + heatmap
-        self._box_items: list[tuple[QGraphicsRectItem, pg.TextItem]] = []
         self._placeholder = QLabel(placeholder, self)
         self._placeholder.setObjectName("ViewerPlaceholder")
         self._placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
@@ -46,13 +46,14 @@ class ImageViewer(pg.GraphicsView):
         self.caption.setStyleSheet("background: rgba(17, 19, 22, 190); color: #e6e6e6; padding: 1px 4px;")
         self.caption.setAttribute(Qt.WidgetAttribute.WA_TransparentForMouseEvents)
         self.caption.hide()
+        self._caption_for = None  # the viewer size the caption was laid out for
 
     # -- public --------------------------------------------------------------------------------
 
     @property
     def boxes_drawn(self) -> int:
         """How many defect boxes are visible now."""
-        return sum(1 for rect, _ in self._box_items if rect.isVisible())
+        return len(self.boxes.labels)
 
     def set_placeholder(self, text: str) -> None:
         """The text shown while there is no image (or why there is none)."""
@@ -102,7 +103,7 @@ class ImageViewer(pg.GraphicsView):
     def clear(self) -> None:
         """Remove the image and boxes and show the placeholder again."""
         self.image = self.inspection = self.composite = None
-        self.image_item.clear()
+        self.picture.clear()
         self._draw_boxes(())
         self.caption.hide()
         self._placeholder.show()
@@ -122,9 +123,8 @@ class ImageViewer(pg.GraphicsView):
             composite = compose(image, inspection, self.style)
         view = inspection.heat_view(self.heat_scale) if inspection is not None else None
         self.composite = composite.image
-        self.image_item.setImage(composite.image, autoLevels=False)  # no levels: uint8 RGB goes to the screen without a rescale
         height, width = composite.size
-        self.image_item.setRect(QRectF(0, 0, width, height))  # frame pixels, whatever size the picture was made at
+        self.picture.set_picture(composite.image, QRectF(0, 0, width, height))  # frame pixels, whatever size it was made at
         self._draw_boxes(inspection.boxes if inspection is not None else (), view.scale if view is not None else None)
         self._show_caption(view.caption if view is not None else "")
 
@@ -133,6 +133,9 @@ class ImageViewer(pg.GraphicsView):
         if not text:
             self.caption.hide()
             return
+        if self.caption.isVisible() and text == self.caption.toolTip() and self._caption_for == self.size():
+            return  # the same scale on the same viewer: nothing to lay out again
+        self._caption_for = self.size()
         self.caption.setToolTip(text)
         width = max(40, self.width() - 16)
         self.caption.setText(self.caption.fontMetrics().elidedText(text, Qt.TextElideMode.ElideRight, width - 10))
@@ -142,35 +145,16 @@ class ImageViewer(pg.GraphicsView):
         self.caption.raise_()
 
     def _draw_boxes(self, boxes, scale: HeatScale | None = None) -> None:
-        """Boxes as vector outlines with their own score on the scale shown, crisp at any zoom (items are reused)."""
+        """Boxes as outlines with their own score on the scale shown, crisp at any zoom."""
         scale = self.heat_scale if scale is None else scale
-        pen = QPen(BOX_COLOUR, 2.5)
-        pen.setCosmetic(True)
-        while len(self._box_items) < len(boxes):
-            rect = QGraphicsRectItem()
-            rect.setPen(pen)
-            rect.setZValue(10)
-            label = pg.TextItem(color=(255, 255, 255), fill=pg.mkBrush(BOX_COLOUR), anchor=(0, 1))
-            label.setZValue(11)
-            self.view.addItem(rect)
-            self.view.addItem(label)
-            self._box_items.append((rect, label))
-        for i, (rect, label) in enumerate(self._box_items):
-            if i < len(boxes):
-                box = boxes[i]
-                rect.setRect(QRectF(box.x0, box.y0, box.width, box.height))
-                label.setText(box.label(scale))
-                label.setPos(box.x0, box.y0)
-                rect.show()
-                label.show()
-            else:
-                rect.hide()
-                label.hide()
+        frame = self.picture.boundingRect() if self.image is None else QRectF(0, 0, self.image.shape[1], self.image.shape[0])
+        rects = [QRectF(box.x0, box.y0, box.width, box.height) for box in boxes]
+        self.boxes.set_boxes(rects, [box.label(scale) for box in boxes], frame)
 
     @property
     def box_labels(self) -> list[str]:
         """The numbers written beside the visible boxes, in drawing order."""
-        return [label.textItem.toPlainText() for rect, label in self._box_items if rect.isVisible()]
+        return self.boxes.labels
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt override
         super().resizeEvent(event)
