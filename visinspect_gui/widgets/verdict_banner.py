@@ -10,7 +10,6 @@ from engine.types import Inspection, Verdict
 from visinspect_gui.widgets.common import format_threshold, set_prop
 from visinspect_gui.widgets.verdict_style import banner_title, verdict_detail
 
-
 MIN_HEIGHT = 170
 
 
