@@ -13,6 +13,7 @@ EVENT_LEVELS = {
 
 
 LOG_CHECK_S = 2.0  # while results stream in, the results log's health and the frames' size are checked this often
+DROPPED_EVERY_S = 0.25  # a free-running camera drops frames between most results: the count is redrawn at this pace
 
 
 class RunFeedback:
@@ -22,15 +23,17 @@ class RunFeedback:
         self.w = window
         self.starting: tuple | None = None  # (spec, loop, max_fps) of the run being opened: saved once it opens
         self._dropped = 0  # the dropped-frames count shown
+        self._dropped_latest = 0  # the newest result's count (shown within DROPPED_EVERY_S, and when the run ends)
+        self._dropped_at = 0.0  # time.monotonic() when the count shown was set
         self._log_checked = 0.0  # time.monotonic() of the last results-log check
 
     def on_result_ready(self, result) -> None:
         """Show a live result; check the results log now and then (every LOG_CHECK_S) for write problems."""
         self.w.live.add_result(result)
-        if result.dropped_total != self._dropped:
-            self._dropped = result.dropped_total
-            self.w.status.set_dropped(result.dropped_total)
         now = time.monotonic()
+        self._dropped_latest = result.dropped_total
+        if result.dropped_total != self._dropped and now - self._dropped_at >= DROPPED_EVERY_S:
+            self._show_dropped(now)
         if now - self._log_checked >= LOG_CHECK_S:
             self._log_checked = now
             self.w.check_results_log()
@@ -84,9 +87,16 @@ class RunFeedback:
         self.w.live.show_no_verdict("NO VERDICT", text)
         self.w.show_message(text, "error")
 
+    def _show_dropped(self, now: float) -> None:
+        """Put the newest dropped-frames count in the status bar."""
+        self._dropped, self._dropped_at = self._dropped_latest, now
+        self.w.status.set_dropped(self._dropped)
+
     def on_run_finished(self, reason: str) -> None:
         """The run ended: the last verdict is marked as the run's last; refresh History if it is on screen."""
         self.w.check_results_log()
+        if self._dropped_latest != self._dropped:
+            self._show_dropped(time.monotonic())
         if reason == "failed":
             self.w.status.set_source_state("Stopped on an error", "error")
         else:
