@@ -3,7 +3,9 @@
 `live_inspect` is the loop the station's one live worker wraps. A reader thread runs `stream_frames`
 and puts what it reads into a `LatestFrameMailbox`: one slot for frames (an unconsumed frame that is
 overwritten counts as dropped) plus an ordered queue for source events, which are never dropped. The
-generator's own thread takes the newest frame, inspects it and yields a `LiveResult`. For sources
+newest frame goes to a free inspecting thread (the generator hands it over, or the thread takes it itself the
+moment it finishes, while the caller may still be logging and showing a result), and the generator yields
+each `LiveResult` in frame order. For sources
 that are not live (folders, videos) the reader waits for the slot to empty instead, so every file is
 inspected. Qt-free: the GUI, CLI and tests all use it the same way.
 """
@@ -30,6 +32,7 @@ _READER_JOIN_S = 0.5
 
 
 RATE_WINDOW_S = 2.0  # the inspection rate shown is measured over this much of the recent past
+_RESULTS_WAITING_MAX = 4  # finished frames the caller has not taken yet, beyond which no new frame is started
 
 
 @dataclass(frozen=True, eq=False)
@@ -133,6 +136,15 @@ class LatestFrameMailbox:
             item = self._items.popleft()
             self._cond.notify_all()
             return item
+
+    def take_frame(self) -> Frame | None:
+        """The waiting frame when it is next in line (no event before it), else None; never waits."""
+        with self._cond:
+            if not self._items or not isinstance(self._items[0], Frame):
+                return None
+            frame = self._items.popleft()
+            self._cond.notify_all()
+            return frame
 
     def poke(self) -> None:
         """Wake a consumer waiting in get() (it returns None): something else it waits for is ready."""
@@ -321,28 +333,60 @@ def live_inspect(
     # Files: one frame more than threads, so a thread that finishes starts the next at once. Live sources: none
     # queued (the newest frame wins; a queued one would only grow stale).
     queued_max = parallelism.in_flight + (0 if drop else 1)
+    # in_flight is filled by this thread and by inspecting threads as they finish (re-entrant: a job that is done
+    # before its callback is added runs the callback here, inside submit)
+    lock = threading.RLock()
     held = None  # an event, the end or a failure, waiting until every frame read before it is out
+
+    def has_room() -> bool:  # caller holds lock
+        busy = sum(1 for _, job in in_flight if not job.done())
+        return busy < queued_max and len(in_flight) < queued_max + _RESULTS_WAITING_MAX
+
+    def submit(frame: Frame) -> None:  # caller holds lock
+        job = pool.submit(inspect, frame.image)
+        in_flight.append((frame, job))
+        job.add_done_callback(on_done)
+
+    def on_done(_job: Future) -> None:
+        """On the inspecting thread that just finished: start it on the newest frame now, not when the caller next
+        asks (it may be logging and showing the last result), then wake the caller."""
+        with lock:
+            if held is None and not stop.is_set() and has_room():  # an event read before later frames goes out first
+                frame = mailbox.take_frame()
+                if frame is not None:
+                    try:
+                        submit(frame)
+                    except RuntimeError:  # the loop has ended and shut the pool down
+                        pass
+        mailbox.poke()
+
     try:
         while not stop.is_set():
-            # Keep the inspecting threads busy first: a frame waiting is submitted before a result is handed
-            # out (the caller logs and shows each result before it asks for the next).
-            while held is None and len(in_flight) < queued_max:
-                ready = bool(in_flight) and in_flight[0][1].done()
+            # Keep the inspecting threads busy first: a frame waiting is submitted before a result is handed out.
+            while held is None:
+                with lock:
+                    if not has_room():
+                        break
+                    ready = bool(in_flight) and in_flight[0][1].done()
                 item = mailbox.get(0 if ready else _POLL_S)  # a finished frame pokes the mailbox awake
                 if item is None:
                     break
-                if isinstance(item, Frame):
-                    job = pool.submit(inspect, item.image)
-                    job.add_done_callback(lambda _: mailbox.poke())
-                    in_flight.append((item, job))
-                else:
-                    held = item
-            while in_flight and in_flight[0][1].done() and not stop.is_set():
-                yield finish(*in_flight.popleft())
+                with lock:
+                    if isinstance(item, Frame):
+                        submit(item)
+                    else:
+                        held = item
+            while not stop.is_set():
+                with lock:
+                    if not (in_flight and in_flight[0][1].done()):
+                        break
+                    frame, job = in_flight.popleft()
+                yield finish(frame, job)
             if stop.is_set():
                 return
             if held is not None and not in_flight:
-                item, held = held, None
+                with lock:
+                    item, held = held, None
                 if item is _END:
                     return
                 if isinstance(item, _Failure):

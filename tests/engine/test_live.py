@@ -387,6 +387,26 @@ def test_stop_with_frames_in_flight_returns_and_releases_the_source():
         next(live_inspect(ListSource([]), FakeInspector(), stop=threading.Event(), in_flight=0))
 
 
+def test_a_free_inspecting_thread_takes_the_newest_frame_while_the_caller_still_handles_a_result():
+    """The caller logs and shows each result before it asks for the next; the model is not idle meanwhile."""
+    inspector = FakeInspector(delay_s=0.02)
+    stop = threading.Event()
+    gen = live_inspect(EndlessCamera(), inspector, stop=stop, in_flight=2)
+    first = next(o for o in gen if isinstance(o, LiveResult))
+    held_at = len(inspector.seen)
+    deadline = time.monotonic() + 5.0
+    while len(inspector.seen) < held_at + 4 and time.monotonic() < deadline:  # the caller still holds `first`
+        time.sleep(0.01)
+    assert len(inspector.seen) >= held_at + 4
+    time.sleep(0.3)
+    assert len(inspector.seen) <= held_at + 6  # then it waits: finished results waiting for the caller are bounded
+    results = [next(o for o in gen if isinstance(o, LiveResult)) for _ in range(6)]
+    stop.set()
+    gen.close()
+    indices = [first.frame.index] + [r.frame.index for r in results]
+    assert indices == sorted(indices) and len(set(indices)) == len(indices)  # still in frame order, each once
+
+
 def test_an_inspecting_thread_can_use_fewer_torch_threads_without_changing_anyone_elses():
     torch = pytest.importorskip("torch")
     from engine.inference.threads import live_parallelism, use_intra_op_threads

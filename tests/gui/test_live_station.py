@@ -158,7 +158,8 @@ def test_a_camera_faster_than_the_model_drops_frames_and_says_how_many(loaded_wi
     w = loaded_window
     camera = fake_camera_class(size=(480, 640))  # never runs out, reads far faster than CPU inference
     w.station.start(camera)
-    qtbot.waitUntil(lambda: w.live.counters.inspected >= 5 and w.live.result is not None, timeout=60_000)
+    # The inspecting threads take the newest frame as soon as they are free: drops come once the camera gets ahead.
+    qtbot.waitUntil(lambda: w.live.counters.inspected >= 5 and w.live.result is not None and w.live.result.dropped_total > 0, timeout=60_000)
     w.station.stop()
     qtbot.waitUntil(lambda: not w.station.active_workers(), timeout=10_000)
     dropped = w.live.result.dropped_total
