@@ -20,7 +20,7 @@ LABEL_TEXT = QColor(255, 255, 255)
 
 
 def _qimage(pixels: np.ndarray) -> tuple[QImage, np.ndarray]:
-    """A QImage over the pixels (RGB or grey uint8) without copying them, and the array it reads (keep it alive)."""
+    """A QImage reading the pixels (RGB or grey uint8; copied only when not one buffer), and the array it reads."""
     if pixels.dtype != np.uint8 or pixels.ndim not in (2, 3) or (pixels.ndim == 3 and pixels.shape[2] != 3):
         raise ValueError(f"a picture must be uint8 grey (H, W) or RGB (H, W, 3), not {pixels.dtype} {pixels.shape}")
     pixels = np.ascontiguousarray(pixels)  # a crop of a wider frame (heatmap off, an ROI) is copied; Qt reads one buffer
@@ -52,11 +52,6 @@ class PictureItem(QGraphicsItem):
         self.prepareGeometryChange()
         self._image = self._pixels = None
         self._rect = QRectF()
-
-    @property
-    def shown(self) -> bool:
-        """True while a picture is set."""
-        return self._image is not None
 
     def boundingRect(self) -> QRectF:  # noqa: N802 - Qt API
         return self._rect

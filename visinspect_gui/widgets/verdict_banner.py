@@ -44,7 +44,7 @@ class VerdictBanner(QFrame):
         self.setFixedHeight(MIN_HEIGHT)
         self._verdict: Verdict | None = None
         self.product = ""  # the loaded model's product, named by a NOT_PRODUCT verdict
-        self._fitted_to: tuple | None = None  # what the height was last fitted to: (verdict, detail length, product)
+        self._fitted_to: tuple | None = None  # (verdict, detail length, product, width) the height was last fitted to
 
     @property
     def verdict(self) -> Verdict | None:
