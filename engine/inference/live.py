@@ -223,8 +223,12 @@ def _reader(
     min_interval_s: float,
     on_dropped: Callable[[int], None] | None,
     stream_options: dict,
+    on_frame: Callable[[], None] | None = None,
 ) -> None:
-    """Reader thread body: stream the source into the mailbox until it ends, fails or stop is set."""
+    """Reader thread body: stream the source into the mailbox until it ends, fails or stop is set.
+
+    on_frame is called after each frame is put in the mailbox (a free inspecting thread can start on it at once).
+    """
     try:
         frames = stream_frames(source, stop=stop, **stream_options)
         try:
@@ -248,6 +252,8 @@ def _reader(
                 if gated:
                     if mailbox.put_frame(item, drop=drop, stop=stop) and on_dropped is not None:
                         on_dropped(mailbox.dropped)
+                    if on_frame is not None:
+                        on_frame()
                 else:
                     mailbox.put(item)
         finally:
@@ -295,18 +301,11 @@ def live_inspect(
     drop = source.is_live if drop_frames is None else bool(drop_frames)
     mailbox = LatestFrameMailbox()
     reader_stop = threading.Event()
-    reader = threading.Thread(
-        target=_reader,
-        args=(source, mailbox, reader_stop, drop, gate, 1.0 / max_fps if max_fps else 0.0, on_dropped, stream_options),
-        name=f"live-reader {getattr(source, 'description', 'source')}",
-        daemon=True,
-    )
     threads_each = parallelism.threads_each
     pool = ThreadPoolExecutor(
         max_workers=parallelism.in_flight, thread_name_prefix="live-inspect",
         initializer=start_inspecting_thread, initargs=(threads_each,),
     )  # fmt: skip
-    reader.start()
     inspected = 0
     meter = RateMeter()
     in_flight: deque[tuple[Frame, Future]] = deque()  # frames being inspected, oldest first: results go out in frame order
@@ -347,9 +346,9 @@ def live_inspect(
         in_flight.append((frame, job))
         job.add_done_callback(on_done)
 
-    def on_done(_job: Future) -> None:
-        """On the inspecting thread that just finished: start it on the newest frame now, not when the caller next
-        asks (it may be logging and showing the last result), then wake the caller."""
+    def start_newest() -> None:
+        """Start a free inspecting thread on the waiting frame now, not when the caller next asks (it may be logging
+        and showing the last result): called as a thread finishes and as the reader puts a frame in."""
         with lock:
             if held is None and not stop.is_set() and has_room():  # an event read before later frames goes out first
                 frame = mailbox.take_frame()
@@ -358,8 +357,19 @@ def live_inspect(
                         submit(frame)
                     except RuntimeError:  # the loop has ended and shut the pool down
                         pass
-        mailbox.poke()
 
+    def on_done(_job: Future) -> None:
+        start_newest()
+        mailbox.poke()  # wake the caller: a result is ready
+
+    reader = threading.Thread(
+        target=_reader,
+        args=(source, mailbox, reader_stop, drop, gate, 1.0 / max_fps if max_fps else 0.0, on_dropped, stream_options,
+              start_newest),
+        name=f"live-reader {getattr(source, 'description', 'source')}",
+        daemon=True,
+    )
+    reader.start()
     try:
         while not stop.is_set():
             # Keep the inspecting threads busy first: a frame waiting is submitted before a result is handed out.

@@ -407,6 +407,28 @@ def test_a_free_inspecting_thread_takes_the_newest_frame_while_the_caller_still_
     assert indices == sorted(indices) and len(set(indices)) == len(indices)  # still in frame order, each once
 
 
+class SlowCamera(EndlessCamera):
+    """A live source slower than the model: a frame every 30 ms."""
+
+    def read(self):
+        time.sleep(0.03)
+        return super().read()
+
+
+def test_a_frame_from_a_camera_slower_than_the_model_starts_at_once_while_the_caller_handles_a_result():
+    inspector = FakeInspector(delay_s=0.005)
+    stop = threading.Event()
+    gen = live_inspect(SlowCamera(), inspector, stop=stop, in_flight=2)
+    next(o for o in gen if isinstance(o, LiveResult))
+    held_at = len(inspector.seen)  # both threads are idle soon after: the next frames come while the caller still holds
+    deadline = time.monotonic() + 5.0
+    while len(inspector.seen) < held_at + 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    stop.set()
+    gen.close()
+    assert len(inspector.seen) >= held_at + 3
+
+
 def test_an_inspecting_thread_can_use_fewer_torch_threads_without_changing_anyone_elses():
     torch = pytest.importorskip("torch")
     from engine.inference.threads import live_parallelism, use_intra_op_threads
