@@ -143,7 +143,7 @@ def heatmap_to_boxes(
     threshold: float = DEFAULT_BOX_THRESHOLD,
     min_area_fraction: float = DEFAULT_MIN_AREA_FRACTION,
 ) -> tuple[Box, ...]:
-    """One box per 8-connected region of the [0, 1] heatmap at or above threshold, biggest peak first.
+    """One box per 8-connected region of the [0, 1] heatmap at or above threshold, biggest peak first (ties top-left first).
 
     Values are taken as clipped to [0, 1] (NaN as 0, +inf as 1), so every box satisfies
     0 <= x0 < x1 <= W, 0 <= y0 < y1 <= H and 0 <= score <= 1. ValueError (and nothing else) for a
@@ -182,5 +182,5 @@ def heatmap_to_boxes(
             continue
         peak = float(heatmap[y : y + h, x : x + w][labels[y : y + h, x : x + w] == label].max())
         boxes.append(Box(cx + x, cy + y, cx + x + w, cy + y + h, peak))
-    boxes.sort(key=lambda b: b.score, reverse=True)
+    boxes.sort(key=lambda b: (-b.score, b.y0, b.x0))  # equal peaks: top to bottom, left to right, however labelled
     return tuple(boxes)
