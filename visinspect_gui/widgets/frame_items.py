@@ -73,6 +73,7 @@ class BoxOverlay(QGraphicsItem):
         self.setZValue(10)
         self._rects: list[QRectF] = []
         self._labels: list[str] = []
+        self._widths: list[float] = []  # each label's width on screen, padding included (measured once per set)
         self._frame = QRectF()
         self._font = QFont()
         self._font.setPixelSize(12)
@@ -92,14 +93,14 @@ class BoxOverlay(QGraphicsItem):
             return
         self.prepareGeometryChange()
         self._rects, self._labels, self._frame = list(rects), list(labels), QRectF(frame)
+        self._widths = [self._metrics.horizontalAdvance(text) + 2 * LABEL_PAD_PX for text in self._labels]
         self.update()
 
     def boundingRect(self) -> QRectF:  # noqa: N802 - Qt API
         if not self._rects:
             return QRectF()
         # Labels and outlines are sized in screen pixels: in frame pixels they are as large as the view is zoomed out.
-        widest = max(self._metrics.horizontalAdvance(text) for text in self._labels)
-        margin = (widest + self._metrics.height() + 2 * LABEL_PAD_PX + BOX_PEN_PX) / self._screen_scale()
+        margin = (max(self._widths) + self._metrics.height() + BOX_PEN_PX) / self._screen_scale()
         return self._frame.adjusted(-margin, -margin, margin, margin)
 
     def _screen_scale(self) -> float:
@@ -124,8 +125,7 @@ class BoxOverlay(QGraphicsItem):
         painter.setFont(self._font)
         painter.setPen(LABEL_TEXT)
         height = self._metrics.height() + LABEL_PAD_PX
-        for box, text in zip(screen, self._labels):
-            width = self._metrics.horizontalAdvance(text) + 2 * LABEL_PAD_PX
+        for box, text, width in zip(screen, self._labels, self._widths):
             y = box.top() - height if box.top() - height >= frame.top() else box.top()
             x = max(frame.left(), min(box.left(), frame.right() - width))  # kept over the frame at its right edge
             label = QRectF(x, y, width, height)
