@@ -106,13 +106,15 @@ def _threshold_for_share(model_path: Path, images, args) -> float:
     """The decision threshold at which about args.anomaly_share of the looped images are judged ANOMALY."""
     import numpy as np
 
-    from engine import bench
+    from engine.data.walk import list_images
     from engine.inference import Inspector
 
     if args.source or not 0.0 < args.anomaly_share < 1.0:
         raise SystemExit("--anomaly-share below 1 needs the looping folder and a share between 0 and 1")
+
     inspector = Inspector.open(model_path, RuntimeOptions(args.device, args.precision))
-    p = np.array([r.inspection.p_anomaly for r in inspector.inspect_files(bench.list_images(images, 10_000))])
+    looped = list_images(Path(images))  # each file once: the loop repeats them in this order, so the share is the same
+    p = np.array([r.inspection.p_anomaly for r in inspector.inspect_files(looped)])
     threshold = float(np.quantile(p, 1.0 - args.anomaly_share, method="higher"))
     share = float(np.mean(p >= threshold))
     print(f"threshold {threshold:.6f}: {share:.1%} of the {len(p)} looped images are anomalies", file=sys.stderr, flush=True)
