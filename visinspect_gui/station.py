@@ -14,7 +14,8 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from engine.display import DisplayFeed
-from engine.inference.live import FrameGate, LiveResult
+from engine.inference.live import LiveResult
+from engine.inference.mailbox import FrameGate
 from engine.jobs.live import InspectorSlot, RunOpened, SourceSpec, describe_spec, live_job
 from engine.results import ResultsLog, new_run_id
 from engine.sources import SourceEvent

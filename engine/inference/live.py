@@ -1,7 +1,7 @@
 """Live inspection: a reader thread feeds the newest frame to the model, so a slow model never lags the line.
 
 `live_inspect` is the loop the station's one live worker wraps. A reader thread runs `stream_frames`
-and puts what it reads into a `LatestFrameMailbox`: one slot for frames (an unconsumed frame that is
+and puts what it reads into a `LatestFrameMailbox` (mailbox.py): one slot for frames (an unconsumed frame that is
 overwritten counts as dropped) plus an ordered queue for source events, which are never dropped. The
 newest frame goes to a free inspecting thread (the generator hands it over, or the thread takes it itself the
 moment it finishes, while the caller may still be logging and showing a result), and the generator yields
@@ -16,16 +16,17 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from engine.display import Composite, DisplayFeed
+from engine.inference.mailbox import POLL_S as _POLL_S
+from engine.inference.mailbox import FrameGate, LatestFrameMailbox
 from engine.inference.threads import Parallelism, live_parallelism, start_inspecting_thread
 from engine.sources.base import FrameSource
 from engine.sources.stream import SourceEvent, stream_frames
 from engine.types import Frame, Inspection
 
-_POLL_S = 0.05  # longest single wait, so a stop request is noticed within this time
 # On stop, wait this long for the reader to release the source; a read blocked in a camera driver that
 # ignores its timeout is left to return on its own (daemon thread; it closes the source itself).
 _READER_JOIN_S = 0.5
@@ -85,133 +86,15 @@ class _Failure:
 _END = object()  # the reader has finished (source ended, failed or was stopped)
 
 
-class LatestFrameMailbox:
-    """One slot for the newest frame plus an ordered queue for events; thread-safe, one producer, one consumer.
+def _wait_done(job: Future, timeout: float) -> None:
+    """Wait up to timeout for job to finish, without raising its error (finish() does, in frame order).
 
-    `put_frame` with drop=True overwrites an unconsumed frame (counted in `dropped`); with drop=False it
-    waits until the consumer has taken the previous one. Events and the end marker queue in order after
-    any frame already waiting, so 'ended' always comes after the last frame.
+    One wait on the job's own condition: concurrent.futures.wait installs and removes a waiter on each call.
     """
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._items: deque = deque()  # frames and events in arrival order; at most one Frame
-        self.dropped = 0
-        self._closed = False
-
-    def put_frame(self, frame: Frame, *, drop: bool = True, stop: threading.Event | None = None) -> bool:
-        """Offer a frame; True when it replaced an unconsumed one (a drop). Returns False at once when closed."""
-        with self._cond:
-            if not drop:
-                while self._has_frame() and not self._closed and not (stop is not None and stop.is_set()):
-                    self._cond.wait(_POLL_S)
-            if self._closed:
-                return False
-            replaced = False
-            for i, item in enumerate(self._items):
-                if isinstance(item, Frame):
-                    del self._items[i]
-                    self.dropped += 1
-                    replaced = True
-                    break
-            self._items.append(frame)
-            self._cond.notify_all()
-            return replaced
-
-    def put(self, item: object) -> None:
-        """Queue an event or marker; never dropped."""
-        with self._cond:
-            if self._closed:
-                return
-            self._items.append(item)
-            self._cond.notify_all()
-
-    def get(self, timeout: float | None = None) -> object | None:
-        """The oldest waiting item (at most one frame ever waits), or None after timeout."""
-        with self._cond:
-            if not self._items:
-                self._cond.wait(timeout)
-            if not self._items:
-                return None
-            item = self._items.popleft()
-            self._cond.notify_all()
-            return item
-
-    def take_frame(self) -> Frame | None:
-        """The waiting frame when it is next in line (no event before it), else None; never waits."""
-        with self._cond:
-            if not self._items or not isinstance(self._items[0], Frame):
-                return None
-            frame = self._items.popleft()
-            self._cond.notify_all()
-            return frame
-
-    def poke(self) -> None:
-        """Wake a consumer waiting in get() (it returns None): something else it waits for is ready."""
-        with self._cond:
-            self._cond.notify_all()
-
-    def close(self) -> None:
-        """Wake and release a waiting producer; later puts are ignored."""
-        with self._cond:
-            self._closed = True
-            self._items.clear()
-            self._cond.notify_all()
-
-    def wait_until_taken(self, stop: threading.Event) -> bool:
-        """Block until no frame is waiting (so the next one is read just in time); False when stopped or closed."""
-        with self._cond:
-            while self._has_frame() and not self._closed and not stop.is_set():
-                self._cond.wait(_POLL_S)
-            return not (self._closed or stop.is_set())
-
-    def _has_frame(self) -> bool:
-        """True when a frame waits in the slot (caller holds the lock)."""
-        return any(isinstance(item, Frame) for item in self._items)
-
-
-class FrameGate:
-    """Pause, resume and single-step a live run from another thread; the reader waits here before each read."""
-
-    def __init__(self, *, paused: bool = False, steps: int = 0) -> None:
-        self._cond = threading.Condition()
-        self._paused = paused
-        self._steps = steps
-
-    @property
-    def paused(self) -> bool:
-        """True while frames pass only by step()."""
-        return self._paused
-
-    def pause(self) -> None:
-        """Hold the reader before its next frame."""
-        with self._cond:
-            self._paused = True
-
-    def resume(self) -> None:
-        """Let frames flow again and forget unused steps."""
-        with self._cond:
-            self._paused = False
-            self._steps = 0
-            self._cond.notify_all()
-
-    def step(self, n: int = 1) -> None:
-        """Pause (if running) and let exactly n more frames through."""
-        with self._cond:
-            self._paused = True
-            self._steps += n
-            self._cond.notify_all()
-
-    def wait(self, stop: threading.Event) -> bool:
-        """Block while paused with no step left; False when stop was set meanwhile."""
-        with self._cond:
-            while self._paused and self._steps <= 0:
-                if stop.is_set():
-                    return False
-                self._cond.wait(_POLL_S)
-            if self._paused:
-                self._steps -= 1
-        return not stop.is_set()
+    try:
+        job.exception(timeout)
+    except (TimeoutError, CancelledError):
+        pass
 
 
 def _reader(
@@ -405,7 +288,7 @@ def live_inspect(
                 if item.kind == "ended":
                     return
             elif in_flight and (held is not None or len(in_flight) >= queued_max):
-                wait([in_flight[0][1]], timeout=_POLL_S)
+                _wait_done(in_flight[0][1], _POLL_S)
     finally:
         reader_stop.set()
         mailbox.close()

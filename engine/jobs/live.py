@@ -13,7 +13,8 @@ from pathlib import Path
 
 from engine.display import DisplayFeed
 from engine.errors import SourceError
-from engine.inference.live import FrameGate, LiveResult, live_inspect
+from engine.inference.live import LiveResult, live_inspect
+from engine.inference.mailbox import FrameGate
 from engine.jobs.line import LinePresence, publish_live, triggered_job
 from engine.jobs.line_feeds import current, with_roi
 from engine.lineio.hub import LineHub

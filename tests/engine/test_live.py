@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from engine.errors import SourceError
-from engine.inference.live import FrameGate, LatestFrameMailbox, LiveResult, live_inspect
+from engine.inference.live import LiveResult, live_inspect
+from engine.inference.mailbox import FrameGate, LatestFrameMailbox
 from engine.sources import FrameReadError, SourceEvent
 from engine.thresholds import Thresholds
 from engine.types import Frame, Inspection, Verdict
