@@ -6,15 +6,16 @@
     PYLON_CAMEMU=1 python scripts/live_view_rate.py --source 'pylon:0?roi=0,0,512,512&frame_rate=120'   # a camera: no decoding
 
 Three figures for the same model file and precision:
-1. the engine alone: `Inspector.inspect` on one in-memory frame at batch 1 (`visinspect bench`'s live loop),
-   measured before and after the other two and averaged (a shared machine's speed drifts by a few per cent);
-2. the live job with no window (what `serve` runs): the looping folder read, decoded, inspected and logged;
+1. the live job with no window (what `serve` runs): the looping folder read, decoded, inspected and logged;
+2. the engine alone: `Inspector.inspect` on one in-memory frame at batch 1 (`visinspect bench`'s live loop);
 3. the real station window (offscreen unless a display is set) on the same looping folder "as fast as
    possible" (a folder is not a live source, so every frame is inspected: the model, not the reader,
    sets the pace), counting after a warm-up the parts inspected (the results log's rows), the results the
    Live tab counted, the frames it drew, and the longest gap between two turns of the GUI's event loop.
-The share that matters is window parts/s over the engine's batch-1 rate. Not part of the test suite;
-figures in docs/benchmark.md.
+A shared machine's speed drifts by several per cent within minutes, so the window runs in --rounds rounds
+with the engine alone timed before, between and after them; each round is compared with the mean of the
+two engine runs beside it. The share that matters is the median over rounds of window parts/s over the
+engine's batch-1 rate. Not part of the test suite; figures in docs/benchmark.md.
 """
 
 from __future__ import annotations
@@ -23,9 +24,11 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -74,7 +77,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--source", help="inspect this source spec instead of the looping folder (e.g. a pylon emulator camera: "
                    "'pylon:0?roi=0,0,512,512&frame_rate=120' with PYLON_CAMEMU=1); the engine figure uses its first frame")  # fmt: skip
     p.add_argument("--seconds", type=float, default=30.0, help="measured time for each part")
-    p.add_argument("--warmup", type=float, default=5.0, help="seconds of the window run not counted")
+    p.add_argument("--warmup", type=float, default=5.0, help="seconds of each window round not counted")
+    p.add_argument("--rounds", type=int, default=3, help="window rounds, each with the engine alone timed before and after it (default 3)")
+    p.add_argument("--engine-seconds", type=float, default=15.0, help="measured time of each engine-alone run")
     p.add_argument("--device", default="auto")
     p.add_argument("--precision", default="auto", choices=PRECISIONS, help="numeric precision, as on visinspect gui")
     p.add_argument("--json", help="write the figures as JSON here")
@@ -159,8 +164,15 @@ def headless_rate(model_path: Path, images: Path | str, *, seconds: float, warmu
     return {"precision": inspector.precision_name, "seconds": round(now - t0, 1), "parts": counted, "parts_per_s": round(counted / (now - t0), 2)}
 
 
-def window_rate(model_path: Path, images: Path | str, *, seconds: float, warmup: float, device: str, precision: str, workdir: Path) -> dict:
-    """Run the real station window on a looping folder; count results delivered and frames drawn."""
+def window_rate(
+    model_path: Path, images: Path | str, *, seconds: float, warmup: float, device: str, precision: str, workdir: Path,
+    rounds: int = 1, between: Callable[[], None] | None = None,
+) -> dict:
+    """Run the real station window on a looping folder; count results delivered and frames drawn.
+
+    rounds: the source is started, measured and stopped this many times in the one window; between() runs while
+    it is stopped before each round after the first (the engine alone, so each round has a reference beside it).
+    """
     if not os.environ.get("DISPLAY"):
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
     from PySide6.QtCore import QEventLoop, QTimer
@@ -186,32 +198,43 @@ def window_rate(model_path: Path, images: Path | str, *, seconds: float, warmup:
     if window.station.inspector is None:
         raise SystemExit(f"the station could not load {model_path}")
     window.source_panel.set_source(str(images), loop=True, max_fps=None)
-    window.source_panel.start_button.click()
     counters = window.live.counters  # counts every result the Station delivers
-    spin(warmup)
     precision_name = window.station.inspector.precision_name
-    gaps = _LoopGaps()
-    logged0 = _rows(window)
-    r0, d0, t0 = counters.inspected, window.live.frames_drawn, time.perf_counter()
-    spin(seconds)
-    r1, d1, t1 = counters.inspected, window.live.frames_drawn, time.perf_counter()
-    logged = _rows(window) - logged0
-    gaps.stop()
-    window.source_panel.stop_button.click()
+    measured = []
+    for k in range(rounds):
+        if k and between is not None:
+            between()
+        window.source_panel.start_button.click()
+        spin(warmup)
+        gaps = _LoopGaps()
+        logged0 = _rows(window)
+        r0, d0, t0 = counters.inspected, window.live.frames_drawn, time.perf_counter()
+        spin(seconds)
+        r1, d1, t1 = counters.inspected, window.live.frames_drawn, time.perf_counter()
+        logged = _rows(window) - logged0
+        gaps.stop()
+        window.source_panel.stop_button.click()
+        spin(1.0)  # the stopped run's last frames finish before anything else is timed
+        measured.append(_window_figures(t1 - t0, logged, r1 - r0, d1 - d0, gaps.longest_ms))
     window.close()
     window.shutdown()
     app.processEvents()
-    elapsed = t1 - t0
-    inferred, drawn = r1 - r0, d1 - d0
+    total = _window_figures(
+        sum(m["seconds"] for m in measured), sum(m["parts_logged"] for m in measured), sum(m["results"] for m in measured),
+        sum(m["frames_drawn"] for m in measured), max(m["longest_event_loop_gap_ms"] for m in measured),
+    )  # fmt: skip
+    return {"precision": precision_name, **total, "rounds": measured}
+
+
+def _window_figures(elapsed: float, logged: int, inferred: int, drawn: int, longest_gap_ms: float) -> dict:
     return {
-        "precision": precision_name,
         "seconds": round(elapsed, 1),
         "parts_logged": logged,
         "parts_per_s": round(logged / elapsed, 2),
         "results": inferred,
         "frames_drawn": drawn,
         "inferences_per_s": round(inferred / elapsed, 2),
-        "longest_event_loop_gap_ms": round(gaps.longest_ms, 1),
+        "longest_event_loop_gap_ms": round(longest_gap_ms, 1),
         "frames_shown_per_s": round(drawn / elapsed, 2),
         "shown_over_inferred": round(drawn / inferred, 3) if inferred else None,
     }
@@ -254,24 +277,33 @@ def main(argv=None) -> int:
         if unknown:
             raise SystemExit(f"--parts takes engine, headless and window; got {', '.join(sorted(unknown))}")
         engine = headless = window = inspector = None
-        if "engine" in parts:
-            inspector = Inspector.open(model_path, RuntimeOptions(args.device, args.precision))
-            print(f"engine alone, batch 1, {args.seconds:.0f} s ...", file=sys.stderr, flush=True)
-            engine = engine_rate(inspector, first, args.seconds)
-            engine["precision"] = inspector.precision_name
         if "headless" in parts:
             print(f"live job, no window, {args.warmup:.0f} s warm-up + {args.seconds:.0f} s ...", file=sys.stderr, flush=True)
             headless = headless_rate(model_path, images, seconds=args.seconds, warmup=args.warmup, device=args.device, precision=args.precision, workdir=work)
+        references: list[float] = []  # the engine alone before, between and after the window's rounds
+
+        def time_engine() -> None:
+            print(f"engine alone, batch 1, {args.engine_seconds:.0f} s ...", file=sys.stderr, flush=True)
+            references.append(engine_rate(inspector, first, args.engine_seconds)["inferences_per_s"])
+
+        if "engine" in parts:
+            inspector = Inspector.open(model_path, RuntimeOptions(args.device, args.precision))
+            time_engine()
         if "window" in parts:
-            print(f"station window, {args.warmup:.0f} s warm-up + {args.seconds:.0f} s ...", file=sys.stderr, flush=True)
-            window = window_rate(model_path, images, seconds=args.seconds, warmup=args.warmup, device=args.device, precision=args.precision, workdir=work)
-        if engine and (headless or window):  # the machine's speed drifts: the reference is the mean of a run before and after
-            print(f"engine alone again, batch 1, {args.seconds:.0f} s ...", file=sys.stderr, flush=True)
-            again = engine_rate(inspector, first, args.seconds)
-            before, after = engine["inferences_per_s"], again["inferences_per_s"]
-            engine.update(before=before, after=after, inferences_per_s=round((before + after) / 2, 2),
-                          ms_per_frame=round(2000 / (before + after), 2), frames=engine["frames"] + again["frames"])
-        del inspector
+            rounds = args.rounds if inspector is not None else 1
+            print(f"station window, {rounds} x ({args.warmup:.0f} s warm-up + {args.seconds:.0f} s) ...", file=sys.stderr, flush=True)
+            window = window_rate(model_path, images, seconds=args.seconds, warmup=args.warmup, device=args.device, precision=args.precision,
+                                 workdir=work, rounds=rounds, between=time_engine if inspector is not None else None)  # fmt: skip
+            if inspector is not None:  # the machine's speed drifts: each round's reference is the mean of the runs beside it
+                time_engine()
+                for k, measured in enumerate(window["rounds"]):
+                    reference = (references[k] + references[k + 1]) / 2
+                    measured.update(engine_inferences_per_s=round(reference, 2), window_over_engine=round(measured["parts_per_s"] / reference, 3))
+        if inspector is not None:
+            engine = {"inferences_per_s": round(statistics.mean(references), 2), "runs": references, "precision": inspector.precision_name,
+                      "seconds_each": args.engine_seconds}  # fmt: skip
+            engine["ms_per_frame"] = round(1000 / engine["inferences_per_s"], 2)
+        inspector = None  # frees the model before the results are written
     result = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "cpu": bench.cpu_model(),
@@ -285,8 +317,8 @@ def main(argv=None) -> int:
         "anomaly_share_asked": args.anomaly_share,
     }
     if engine:
-        drift = f"; before {engine['before']:.2f}, after {engine['after']:.2f}" if "after" in engine else ""
-        print(f"engine alone, batch 1:     {engine['inferences_per_s']:.2f} inferences/s ({engine['ms_per_frame']} ms per frame, {engine['precision']}{drift})")
+        runs = ", ".join(f"{r:.2f}" for r in engine["runs"])
+        print(f"engine alone, batch 1:     {engine['inferences_per_s']:.2f} inferences/s ({engine['ms_per_frame']} ms per frame, {engine['precision']}; runs {runs})")
     if headless:
         print(f"live job, no window:       {headless['parts_per_s']:.2f} parts/s ({headless['precision']}, results log on)")
     if window:
@@ -295,11 +327,13 @@ def main(argv=None) -> int:
             f"{window['frames_shown_per_s']:.2f} frames shown/s, longest event-loop gap {window['longest_event_loop_gap_ms']:.0f} ms"
         )
     if window and engine:
-        result["window_over_engine"] = round(window["parts_per_s"] / engine["inferences_per_s"], 3)
-        share = f"window / engine:           {100 * result['window_over_engine']:.1f}% of the engine's batch-1 rate"
+        shares = [m["window_over_engine"] for m in window["rounds"]]
+        result["window_over_engine"] = round(statistics.median(shares), 3)
+        each = ", ".join(f"{100 * x:.1f}%" for x in shares)
+        share = f"window / engine:           {100 * result['window_over_engine']:.1f}% of the engine's batch-1 rate (median of rounds: {each})"
         if headless:
             result["window_over_live_job"] = round(window["parts_per_s"] / headless["parts_per_s"], 3)
-            share += f" ({100 * result['window_over_live_job']:.1f}% of the live job with no window)"
+            share += f"; {100 * result['window_over_live_job']:.1f}% of the live job with no window"
         print(share)
     print(f"load average (1 min):      {result['load_average_1min']}")
     if args.json:
