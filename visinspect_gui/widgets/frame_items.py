@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import cv2
 import numpy as np
 from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QColor, QFont, QFontMetricsF, QImage, QPainter, QPen
@@ -20,13 +21,16 @@ LABEL_TEXT = QColor(255, 255, 255)
 
 
 def _qimage(pixels: np.ndarray) -> tuple[QImage, np.ndarray]:
-    """A QImage reading the pixels (RGB or grey uint8; copied only when not one buffer), and the array it reads."""
+    """A QImage in the painter's own 32-bit format over these pixels (RGB or grey uint8), and the array it reads.
+
+    Painting an RGB888 image made Qt convert it first, in its own pool threads: 0.5 ms of CPU a draw (0.96 ms
+    a Live-tab draw in all); OpenCV's conversion here takes 0.1 ms, and the paint is then a plain scaled copy.
+    """
     if pixels.dtype != np.uint8 or pixels.ndim not in (2, 3) or (pixels.ndim == 3 and pixels.shape[2] != 3):
         raise ValueError(f"a picture must be uint8 grey (H, W) or RGB (H, W, 3), not {pixels.dtype} {pixels.shape}")
-    pixels = np.ascontiguousarray(pixels)  # a crop of a wider frame (heatmap off, an ROI) is copied; Qt reads one buffer
-    height, width = pixels.shape[:2]
-    fmt = QImage.Format.Format_RGB888 if pixels.ndim == 3 else QImage.Format.Format_Grayscale8
-    return QImage(pixels.data, width, height, pixels.strides[0], fmt), pixels
+    bgra = cv2.cvtColor(pixels, cv2.COLOR_RGB2BGRA if pixels.ndim == 3 else cv2.COLOR_GRAY2BGRA)  # Format_RGB32's bytes
+    height, width = bgra.shape[:2]
+    return QImage(bgra.data, width, height, bgra.strides[0], QImage.Format.Format_RGB32), bgra
 
 
 class PictureItem(QGraphicsItem):
