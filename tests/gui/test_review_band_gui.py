@@ -42,6 +42,29 @@ def test_banner_says_needs_review_in_amber_and_not_product_in_words(qtbot):
     assert banner.verdict is None
 
 
+def test_the_banner_is_filled_with_its_verdicts_colour_and_keeps_its_rounded_corners(qtbot):
+    from PySide6.QtGui import QColor
+
+    from visinspect_gui.widgets.verdict_banner import VerdictBanner
+
+    banner = VerdictBanner()
+    qtbot.addWidget(banner)
+    banner.resize(440, 170)
+    banner.show()
+    t = Thresholds(decision=0.6, accept=0.3)
+    seen = {}
+    for p, verdict in ((0.9, Verdict.ANOMALY), (0.1, Verdict.GOOD), (0.45, Verdict.REVIEW)):
+        banner.show_inspection(_inspection(p, t))
+        image = banner.grab().toImage()
+        seen[verdict] = image.pixelColor(8, image.height() // 2).name()  # inside the border, left of any text
+        corner = image.pixelColor(0, 0)
+        assert corner.name() != seen[verdict]  # the corner is outside the rounded rectangle
+    assert seen == {Verdict.ANOMALY: "#c62f2f", Verdict.GOOD: "#1c8a45", Verdict.REVIEW: "#c77700"}
+    banner.show_idle("READY")
+    image = banner.grab().toImage()
+    assert image.pixelColor(8, image.height() // 2) == QColor("#2a2d33")
+
+
 def test_the_review_and_not_product_colours_differ_from_every_other_verdict():
     from visinspect_gui.widgets.verdict_style import VERDICT_RGB
 

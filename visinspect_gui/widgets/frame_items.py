@@ -43,7 +43,7 @@ class PictureItem(QGraphicsItem):
         self._rect = QRectF()
 
     def set_picture(self, pixels: np.ndarray, rect: QRectF) -> None:
-        """Show these pixels (RGB or grey uint8) over rect; the array must not change while shown."""
+        """Show these pixels (RGB or grey uint8) over rect (converted into a buffer of the item's own)."""
         image, self._pixels = _qimage(pixels)
         if rect != self._rect:
             self.prepareGeometryChange()

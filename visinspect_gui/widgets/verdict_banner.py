@@ -4,24 +4,15 @@ read from two metres, with score and latency."""
 from __future__ import annotations
 
 from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QColor, QPainter, QPen, QPixmap
+from PySide6.QtGui import QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from engine.types import Inspection, Verdict
 from visinspect_gui.widgets.common import format_threshold, set_prop
-from visinspect_gui.widgets.verdict_style import banner_title, verdict_detail
+from visinspect_gui.widgets.verdict_style import BANNER_COLOURS, banner_title, verdict_detail
 
 MIN_HEIGHT = 170
 RADIUS = 10
-# (fill, border) of the banner for each verdict; "none" while no verdict is shown
-COLOURS = {
-    "none": (QColor("#2a2d33"), QColor("#363a41")),
-    Verdict.GOOD.value: (QColor("#1c8a45"), QColor("#27a656")),
-    Verdict.ANOMALY.value: (QColor("#c62f2f"), QColor("#e04848")),
-    Verdict.REVIEW.value: (QColor("#c77700"), QColor("#ff8c00")),
-    Verdict.NOT_PRODUCT.value: (QColor("#5a4a8f"), QColor("#a082e6")),
-}
-
 
 class VerdictBanner(QFrame):
     """One glance tells the operator the verdict on the frame on screen.
@@ -96,7 +87,7 @@ class VerdictBanner(QFrame):
         painter.end()
 
     def _draw_background(self, verdict: str, size, ratio: float) -> QPixmap:
-        fill, border = COLOURS.get(verdict, COLOURS["none"])
+        fill, border = BANNER_COLOURS.get(verdict, BANNER_COLOURS["none"])
         pixmap = QPixmap(size * ratio)
         pixmap.setDevicePixelRatio(ratio)
         pixmap.fill(Qt.GlobalColor.transparent)

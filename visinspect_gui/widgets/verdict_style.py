@@ -6,7 +6,7 @@ from PySide6.QtGui import QColor
 
 from engine.types import Verdict
 
-# Table and timeline colours (RGB); the banner's backgrounds are in style.qss under the same verdict names.
+# Table and timeline colours (RGB); the banner's own are BANNER_COLOURS below.
 VERDICT_RGB = {
     Verdict.GOOD: (72, 200, 110),
     Verdict.ANOMALY: (240, 96, 96),
@@ -15,6 +15,14 @@ VERDICT_RGB = {
     Verdict.NOT_PRODUCT: (160, 130, 230),
 }
 VERDICT_COLOURS = {v: QColor(*rgb) for v, rgb in VERDICT_RGB.items()}
+# The verdict banner's (fill, border), by its "verdict" property: a Verdict's value, or "none" while none is shown.
+BANNER_COLOURS = {
+    "none": (QColor("#2a2d33"), QColor("#363a41")),
+    Verdict.GOOD.value: (QColor("#1c8a45"), QColor("#27a656")),
+    Verdict.ANOMALY.value: (QColor("#c62f2f"), QColor("#e04848")),
+    Verdict.REVIEW.value: (QColor("#c77700"), QColor("#ff8c00")),
+    Verdict.NOT_PRODUCT.value: (QColor("#5a4a8f"), QColor("#a082e6")),
+}
 BANNER_WORDS = {Verdict.REVIEW: "NEEDS REVIEW", Verdict.NOT_PRODUCT: "NOT PRODUCT"}
 LONGEST_PRODUCT_IN_BANNER = 12  # "NOT <PRODUCT>" in big letters up to this many characters, else "NOT PRODUCT"
 
