@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -76,7 +76,8 @@ def test_a_row_arrives_with_its_verdict_time_boxes_and_frame(central, tmp_path):
         verdicts = [r[0] for r in conn.execute("SELECT verdict FROM results ORDER BY local_id")]
         version = conn.execute("SELECT max(version) FROM schema_version").fetchone()[0]
     when, verdict, p, boxes, regions, model_hash, frame, synced = row
-    assert when == datetime.fromtimestamp(first.time, timezone.utc)
+    # PostgreSQL rounds the float seconds to the microsecond in binary, Python in decimal: they may differ by one
+    assert abs(when - datetime.fromtimestamp(first.time, timezone.utc)) <= timedelta(microseconds=1)
     assert (verdict, p, model_hash) == ("ANOMALY", pytest.approx(0.93), MODEL.sha256)
     assert boxes == [[1, 2, 3, 4, 0.9]] and regions == [[1, 2, 3, 4, 0.9]]
     assert frame == first.frame_path and Path(frame).is_file()
