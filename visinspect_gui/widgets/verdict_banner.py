@@ -18,8 +18,8 @@ class VerdictBanner(QFrame):
     """One glance tells the operator the verdict on the frame on screen.
 
     Its size is fixed (see fit_height): a new text up to 20 times a second then re-lays out the banner alone,
-    not the whole window. It paints its own rounded background: the style sheet's (a rounded clip under every
-    label) took a fifth of the window's drawing time.
+    not the whole window. It paints its own rounded background from a cached pixmap: the style sheet's
+    (a rounded clip under every label) cost about a tenth of a Live-tab draw.
     """
 
     def __init__(self, parent: QWidget | None = None) -> None:
