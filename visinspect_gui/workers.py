@@ -187,7 +187,7 @@ class Latest:
         """Stop the previous worker (if any) and start fn; only this one's signals reach the callbacks."""
         self.stop()
         worker = self.worker = Worker(fn, *args, **kwargs)
-        worker.finished.connect(lambda: setattr(self, "_finished", worker))
+        worker.finished.connect(lambda: self._on_finished(worker))
         _connect(worker, on_event, on_failed, on_cancelled, on_finished, guard=lambda: self.worker is worker)
         return worker.start()
 
@@ -198,6 +198,11 @@ class Latest:
     def stop(self) -> None:
         if self.worker is not None:
             self.worker.stop()
+
+    def _on_finished(self, worker: Worker) -> None:
+        # A superseded worker may finish after the newest one; only the newest one's end counts.
+        if worker is self.worker:
+            self._finished = worker
 
     def wait(self, ms: int = 10_000) -> bool:
         return self.worker.wait(ms) if self.worker is not None else True
