@@ -65,6 +65,42 @@ def test_the_banner_is_filled_with_its_verdicts_colour_and_keeps_its_rounded_cor
     assert image.pixelColor(8, image.height() // 2) == QColor("#2a2d33")
 
 
+def test_a_new_frame_relays_out_nothing_yet_every_verdicts_text_fits_the_banner(qtbot):
+    """20 texts a second repaint the banner's figures without a layout pass; a wrapped verdict still shows every line."""
+    from PySide6.QtCore import QEvent, QObject
+
+    from visinspect_gui.widgets.verdict_banner import VerdictBanner
+
+    class Layouts(QObject):
+        count = 0
+
+        def eventFilter(self, obj, event):  # noqa: N802 - Qt's name
+            self.count += event.type() == QEvent.Type.LayoutRequest
+            return False
+
+    banner = VerdictBanner()
+    qtbot.addWidget(banner)
+    banner.setFixedWidth(440)
+    banner.set_product("bolt")
+    banner.show()
+    t = Thresholds(decision=0.6, accept=0.3, ood_limit=1.0)
+    banner.show_inspection(_inspection(0.101, t), latency_ms=31, item="part-0001.png")
+    qtbot.wait(20)
+    layouts = Layouts()
+    banner.installEventFilter(layouts)
+    for i in range(10):  # the same verdict, new figures and file names
+        banner.show_inspection(_inspection(0.1 + i / 100, t), latency_ms=30 + i, item=f"part-{i + 2:04d}.png")
+        qtbot.wait(5)
+    assert layouts.count == 0 and banner.item_label.text() == "part-0011.png"
+    for p, ood in ((0.45, None), (0.9, 4.0), (0.1, None)):  # wrapped texts of other verdicts, then GOOD again
+        banner.show_inspection(_inspection(p, t, ood), latency_ms=30, item="a-rather-long-file-name-of-a-part.png")
+        qtbot.wait(5)
+        for label in (banner.detail_label, banner.item_label):
+            needed = label.heightForWidth(label.width()) if label.wordWrap() else label.sizeHint().height()
+            assert label.height() >= needed
+            assert label.geometry().bottom() <= banner.height()
+
+
 def test_the_review_and_not_product_colours_differ_from_every_other_verdict():
     from visinspect_gui.widgets.verdict_style import VERDICT_RGB
 

@@ -13,13 +13,15 @@ from visinspect_gui.widgets.verdict_style import BANNER_COLOURS, banner_title, v
 
 MIN_HEIGHT = 170
 RADIUS = 10
+QWIDGETSIZE_MAX = 16_777_215  # Qt's largest widget size: no maximum
+
 
 class VerdictBanner(QFrame):
     """One glance tells the operator the verdict on the frame on screen.
 
-    Its size is fixed (see fit_height): a new text up to 20 times a second then re-lays out the banner alone,
-    not the whole window. It paints its own rounded background from a cached pixmap: the style sheet's
-    (a rounded clip under every label) cost about a tenth of a Live-tab draw.
+    Its size is fixed (see fit_height), and so are the labels whose text changes with every frame: a new text up
+    to 20 times a second repaints those labels and lays out nothing. It paints its own rounded background from a
+    cached pixmap: the style sheet's (a rounded clip under every label) cost about a tenth of a Live-tab draw.
     """
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -48,6 +50,7 @@ class VerdictBanner(QFrame):
         self.product = ""  # the loaded model's product, named by a NOT_PRODUCT verdict
         self._fitted_to: tuple | None = None  # (verdict, detail length, product, width) the height was last fitted to
         self._background: tuple | None = None  # ((verdict, size, pixel ratio), QPixmap) painted under the labels
+        self._per_frame = (self.detail_label, self.item_label)  # texts that change with every frame shown
 
     @property
     def verdict(self) -> Verdict | None:
@@ -72,7 +75,9 @@ class VerdictBanner(QFrame):
         if latency_ms is not None:
             parts.append(f"{latency_ms:.0f} ms")
         self.detail_label.setText("  ·  ".join(parts))
-        self.detail_label.setWordWrap(verdict in (Verdict.REVIEW, Verdict.NOT_PRODUCT))
+        wrap = verdict in (Verdict.REVIEW, Verdict.NOT_PRODUCT)
+        if self.detail_label.wordWrap() != wrap:  # Qt lays the text out again even when it is unchanged
+            self.detail_label.setWordWrap(wrap)
         self.item_label.setText(item)
         set_prop(self, "verdict", verdict.value, children=True)
         self.fit_height()
@@ -117,6 +122,17 @@ class VerdictBanner(QFrame):
         if key == self._fitted_to:
             return
         self._fitted_to = key
+        for label in self._per_frame:
+            label.setMinimumSize(0, 0)
+            label.setMaximumSize(QWIDGETSIZE_MAX, QWIDGETSIZE_MAX)
         layout = self.layout()
         needed = layout.totalHeightForWidth(self.width()) if layout.hasHeightForWidth() else layout.totalSizeHint().height()
         self.setFixedHeight(max(MIN_HEIGHT, needed))
+        layout.activate()
+        for label in self._per_frame:  # a fixed size: a new text repaints the label without laying out the banner again
+            label.setFixedSize(label.size())
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(event)
+        if self._fitted_to is not None and self._fitted_to[3] != self.width():
+            self.fit_height()
