@@ -24,6 +24,8 @@ class ImageViewer(pg.GraphicsView):
     def __init__(self, parent: QWidget | None = None, *, placeholder: str = "No image") -> None:
         super().__init__(parent, background=BACKGROUND)
         self.setObjectName("ImageViewer")
+        # The scene's background brush fills every pixel it repaints: the widgets beneath need not be painted first.
+        self.viewport().setAttribute(Qt.WidgetAttribute.WA_OpaquePaintEvent, True)
         self.view = pg.ViewBox(lockAspect=True, invertY=True, enableMenu=False, defaultPadding=0.01)
         self.setCentralItem(self.view)
         self.picture = PictureItem()
