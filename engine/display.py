@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from engine.render import colorize
 from engine.types import HeatScale, Inspection
 
 DRAW_INTERVAL_S = 0.05  # at most 20 frames shown a second: every result is counted and logged, only these are drawn
@@ -45,8 +46,7 @@ def blend_heatmap(
     """RGB uint8 image with the heatmap (on its scale: heatmap * gain + offset, clipped to 0..1) colour-mapped and blended in."""
     if opacity <= 0 or heatmap.shape != image.shape[:2]:
         return image
-    u8 = np.clip(np.nan_to_num(heatmap) * np.float32(255.0 * gain) + np.float32(255.0 * offset), 0, 255).astype(np.uint8)
-    colour = cv2.cvtColor(cv2.applyColorMap(u8, colormap), cv2.COLOR_BGR2RGB)
+    colour = colorize(heatmap, colormap, gain=gain, offset=offset)
     return cv2.addWeighted(colour, float(opacity), image, 1.0 - float(opacity), 0)
 
 

@@ -28,6 +28,19 @@ def test_the_heatmap_is_blended_in_the_style_asked_and_off_means_the_plain_frame
     assert np.array_equal(plain.image, image)
 
 
+def test_heat_is_coloured_with_the_colour_maps_own_colours_on_its_scale_and_bad_values_stay_in_range():
+    from engine.render import colorize
+
+    heat = np.array([[0.0, 0.25, 0.5, 1.0, 1.7, -0.4, np.nan, np.inf]], np.float32)
+    levels = np.array([[0, 64, 128, 255, 255, 0, 0, 255]], np.uint8)  # rounded, saturated; NaN as 0
+    jet = cv2.cvtColor(cv2.applyColorMap(levels, cv2.COLORMAP_JET), cv2.COLOR_BGR2RGB)
+    assert np.array_equal(colorize(heat, cv2.COLORMAP_JET), jet)
+    inferno = cv2.cvtColor(cv2.applyColorMap(levels[:, :4], cv2.COLORMAP_INFERNO), cv2.COLOR_BGR2RGB)
+    assert np.array_equal(colorize(heat[:, :4], cv2.COLORMAP_INFERNO), inferno)
+    on_scale = colorize(np.array([[0.5, 0.75]], np.float32), cv2.COLORMAP_JET, gain=2.0, offset=-1.0)  # 0.5 -> 0, 0.75 -> 0.5
+    assert np.array_equal(on_scale, jet[:, [0, 2]])
+
+
 def test_a_frame_larger_than_a_screen_is_composed_smaller_but_keeps_its_own_size():
     image = np.zeros((3000, 4000, 3), np.uint8)
     composite = compose(image, _inspection(3000, 4000), OverlayStyle(), max_side=1000)
