@@ -75,9 +75,10 @@ def _caption(out: np.ndarray, text: str, scale: float) -> None:
 
 
 def encode_image(path_suffix: str, image: np.ndarray, *, quality: int = 90) -> bytes:
-    """Encode RGB uint8 as .jpg/.png bytes (write them with Path.write_bytes: works for any path on Windows)."""
+    """Encode RGB (or grey) uint8 as .jpg/.png bytes (write them with Path.write_bytes: works for any path on Windows)."""
     params = [cv2.IMWRITE_JPEG_QUALITY, quality] if path_suffix.lower() in (".jpg", ".jpeg") else []
-    ok, buf = cv2.imencode(path_suffix, cv2.cvtColor(image, cv2.COLOR_RGB2BGR), params)
+    bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 and image.shape[2] == 3 else image
+    ok, buf = cv2.imencode(path_suffix, bgr, params)
     if not ok:
         raise ValueError(f"cannot encode an image as {path_suffix}")
     return buf.tobytes()

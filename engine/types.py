@@ -279,3 +279,4 @@ class Frame:
     timestamp: float  # time.time() when read
     source_id: str  # camera index / URL, video path, or the image file path
     path: str | None = None  # set for file-backed frames
+    encoded: bytes | None = None  # the file's own JPEG bytes when image is exactly their pixels: saved as they are

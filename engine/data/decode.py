@@ -17,6 +17,7 @@ from engine.errors import ImageReadError
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
 MAX_PIXELS = 100_000_000  # refuse decompression bombs before decoding them
 MAX_FILE_BYTES = 1 << 30  # refuse to read more than this into memory (a mislabelled video, a device file)
+EXIF_ORIENTATION = 0x0112
 
 # PIL warns (on stderr) from 89 Mpx; the pixel limit above is enforced here with a clear error instead.
 warnings.filterwarnings("ignore", category=Image.DecompressionBombWarning)
@@ -107,6 +108,22 @@ def _cv_reason(exc: cv2.error) -> str:
 
 def read_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """Read an image file as RGB uint8 HxWx3; any failure is an ImageReadError naming the file."""
+    return decode_image(read_bytes(path), name=str(path), max_pixels=max_pixels)
+
+
+def plain_jpeg(data: bytes) -> bool:
+    """True for JPEG bytes that decode to their pixels as stored (no EXIF rotation): they can be saved as they are."""
+    if data[:3] != b"\xff\xd8\xff":
+        return False
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            return im.getexif().get(EXIF_ORIENTATION, 1) == 1
+    except Exception:  # noqa: BLE001 - a header PIL cannot parse: not passed through, the pixels are re-encoded
+        return False
+
+
+def read_bytes(path: str | os.PathLike) -> bytes:
+    """An image file's bytes, refusing what is not a regular file or is too large; failures are ImageReadErrors."""
     path = Path(path)
     try:
         info = path.stat()  # follows links: a dangling link is not found, a link loop an OSError
@@ -128,7 +145,7 @@ def read_image(path: str | os.PathLike, *, max_pixels: int = MAX_PIXELS) -> np.n
         raise ImageReadError(f"{path}: is a folder, not an image") from None
     except OSError as exc:
         raise ImageReadError(f"{path}: cannot be read ({exc.strerror or exc})") from None
-    return decode_image(data, name=str(path), max_pixels=max_pixels)
+    return data
 
 
 def read_mask(path: str | os.PathLike, shape: tuple[int, int] | None = None) -> np.ndarray:

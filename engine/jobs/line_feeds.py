@@ -59,7 +59,7 @@ class RoiSource:
         if frame is None:
             return None
         try:
-            return replace(frame, image=crop_to_roi(frame.image, current(self.roi)))
+            return replace(frame, image=crop_to_roi(frame.image, current(self.roi)), encoded=None)  # the file is not the crop
         except (ValueError, RecipeError) as exc:
             raise FrameReadError(str(exc), path=frame.path or "", index=frame.index) from None
 

@@ -133,7 +133,7 @@ def live_job(
                 frame = item.frame
                 results.log_inspection(
                     run_id=slot.run_of(item.inspection), source=source.description, item=frame.path or frame.index, inspection=item.inspection,
-                    image=frame.image, recipe=current(recipe),
+                    image=frame.image, encoded=frame.encoded, recipe=current(recipe),
                 )  # fmt: skip
             elif results is not None and isinstance(item, SourceEvent) and item.kind == "file_error":
                 results.log_error(

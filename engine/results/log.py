@@ -18,6 +18,7 @@ import numpy as np
 
 from engine import paths
 from engine.csvfile import storable_text
+from engine.render import encode_image
 from engine.results.audit import INSERT_CHANGE, SELECT_CHANGES, AuditEntry, ChangeKind, ChangeWriter, audit_entry
 from engine.results.filters import ALL, NEWEST_FIRST, OLDEST_FIRST, ResultFilter, ResultOrder
 from engine.results.migrations import prepare_schema
@@ -43,6 +44,11 @@ class _Pending:
 
     values: dict[str, object]
     image: np.ndarray | None
+    encoded: bytes | None = None  # the frame's own JPEG file bytes, saved as they are instead of encoding image
+
+    @property
+    def has_frame(self) -> bool:
+        return self.image is not None or self.encoded is not None
 
 
 def _row_values(
@@ -127,10 +133,13 @@ class ResultsLog:
 
     def log_inspection(
         self, *, run_id: str, source: str, item: str | int, inspection: Inspection, image: np.ndarray | None = None,
-        part_id: str | None = None, recipe: str | None = None,
+        encoded: bytes | None = None, part_id: str | None = None, recipe: str | None = None,
     ) -> None:
         """Record one verdict with the model that gave it (and the PLC's part id and the recipe, in line mode);
-        for an ANOMALY, REVIEW or NOT_PRODUCT (a person looks at those) with its RGB image, also save the frame."""
+        for an ANOMALY, REVIEW or NOT_PRODUCT (a person looks at those) with its RGB image, also save the frame.
+
+        encoded: the JPEG file the image was decoded from, pixel for pixel; it is saved as it is (no re-encoding).
+        """
         values = _row_values(run_id, source, item, inspection.model, part_id, recipe)
         t = inspection.thresholds
         values.update(
@@ -142,8 +151,8 @@ class ResultsLog:
             box_threshold=t.box,
             min_area=t.min_area_fraction,
         )
-        keep = inspection.verdict in (Verdict.ANOMALY, Verdict.REVIEW, Verdict.NOT_PRODUCT)
-        self._write(_Pending(values, image if keep else None))
+        keep = image is not None and inspection.verdict in (Verdict.ANOMALY, Verdict.REVIEW, Verdict.NOT_PRODUCT)
+        self._write(_Pending(values, image if keep and encoded is None else None, encoded if keep else None))
 
     def log_error(
         self, *, run_id: str, source: str, item: str | int, model: ModelRef | None, message: str,
@@ -185,7 +194,7 @@ class ResultsLog:
             self._check_open()
             busy_s = RETRY_BUSY_S if self._pending else None
             self._pending.append(entry)
-            if entry.image is not None:
+            if entry.has_frame:
                 self._with_images.append(entry)
             self._trim_pending()
             if not self._flush_locked(busy_s=busy_s) and entry.image is not None:
@@ -198,7 +207,8 @@ class ResultsLog:
             self.dropped_count += 1
             self._dropped_unreported += 1
         while len(self._with_images) > MAX_PENDING_IMAGES:
-            self._with_images.popleft().image = None  # the row is still written, without its frame
+            dropped = self._with_images.popleft()
+            dropped.image = dropped.encoded = None  # the row is still written, without its frame
 
     def _flush_locked(self, *, busy_s: float | None = None) -> bool:
         """Write every pending row in one transaction; on database trouble keep them and note why."""
@@ -211,8 +221,8 @@ class ResultsLog:
             self._conn.execute("BEGIN IMMEDIATE")
             for entry in self._pending:
                 row_id = self._conn.execute(INSERT, entry.values).lastrowid
-                if entry.image is not None:
-                    relative, problem = self._save_frame(row_id, entry.values["time"], entry.image)
+                if entry.has_frame:
+                    relative, problem = self._save_frame(row_id, entry.values["time"], entry.image, entry.encoded)
                     if relative is not None:
                         self._conn.execute(
                             "UPDATE results SET frame_path = ? WHERE id = ?", (relative, row_id)
@@ -241,24 +251,24 @@ class ResultsLog:
         self.last_error = "; ".join(notes) or None
         return True
 
-    def _save_frame(self, row_id: int, when: float, image: np.ndarray) -> tuple[str | None, str | None]:
-        """Save an RGB frame as frames/YYYY-MM-DD/<id>.jpg; (path relative to the db folder, problem)."""
+    def _save_frame(
+        self, row_id: int, when: float, image: np.ndarray | None, encoded: bytes | None = None
+    ) -> tuple[str | None, str | None]:
+        """Save a frame as frames/YYYY-MM-DD/<id>.jpg (its own JPEG bytes, else the RGB image encoded); (path relative
+        to the db folder, problem)."""
         folder = self.frames_dir / datetime.fromtimestamp(when).strftime("%Y-%m-%d")
         target = folder / f"{row_id}.jpg"
         try:
-            bgr = cv2.cvtColor(image, cv2.COLOR_RGB2BGR) if image.ndim == 3 and image.shape[2] == 3 else image
-            ok, encoded = cv2.imencode(".jpg", bgr, [cv2.IMWRITE_JPEG_QUALITY, JPEG_QUALITY])
-        except cv2.error as exc:
-            return None, f"anomaly frame {row_id} not saved: cannot encode image ({exc.err})"
-        if not ok:
-            return None, f"anomaly frame {row_id} not saved: cannot encode image"
+            encoded = encode_image(".jpg", image, quality=JPEG_QUALITY) if encoded is None else encoded
+        except (cv2.error, ValueError) as exc:
+            return None, f"anomaly frame {row_id} not saved: cannot encode image ({getattr(exc, 'err', exc)})"
         try:
             # imencode + write_bytes, not imwrite: handles non-ASCII paths and says why a write failed.
             folder.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(encoded.tobytes())
+            target.write_bytes(encoded)
         except OSError as exc:
             return None, f"anomaly frame {row_id} not saved to {target}: {exc.strerror or exc}"
-        self.frames.added(encoded.nbytes)  # the running total; removes the oldest frames when over the policy
+        self.frames.added(len(encoded))  # the running total; removes the oldest frames when over the policy
         return target.relative_to(self.path.parent).as_posix(), None
 
     # -- reading ---------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import time
 from collections.abc import Iterable
 from pathlib import Path
 
-from engine.data.decode import read_image
+from engine.data.decode import decode_image, plain_jpeg, read_bytes
 from engine.data.walk import list_images
 from engine.errors import ImageReadError
 from engine.sources.base import FrameReadError, FrameSource
@@ -58,11 +58,13 @@ class ImageFilesSource(FrameSource):
         self._pos += 1
         self._index += 1
         try:
-            image = read_image(path)
+            data = read_bytes(path)
+            image = decode_image(data, name=str(path))
         except ImageReadError as exc:
             raise FrameReadError(str(exc), path=path, index=index) from exc
         self._frames_this_pass += 1
-        return Frame(image=image, index=index, timestamp=time.time(), source_id=str(path), path=str(path))
+        encoded = data if plain_jpeg(data) else None  # an anomaly frame is then saved as the file itself, not re-encoded
+        return Frame(image=image, index=index, timestamp=time.time(), source_id=str(path), path=str(path), encoded=encoded)
 
     def close(self) -> None:
         """Nothing to release; present for the protocol."""
