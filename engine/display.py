@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from engine.render import colorize
+from engine.render import blend_heatmap
 from engine.types import HeatScale, Inspection
 
 DRAW_INTERVAL_S = 0.05  # at most 20 frames shown a second: every result is counted and logged, only these are drawn
@@ -38,16 +38,6 @@ class Composite:
     image: np.ndarray  # RGB uint8, possibly smaller than the frame
     style: OverlayStyle
     size: tuple[int, int]
-
-
-def blend_heatmap(
-    image: np.ndarray, heatmap: np.ndarray, *, opacity: float, colormap: int, gain: float = 1.0, offset: float = 0.0
-) -> np.ndarray:
-    """RGB uint8 image with the heatmap (on its scale: heatmap * gain + offset, clipped to 0..1) colour-mapped and blended in."""
-    if opacity <= 0 or heatmap.shape != image.shape[:2]:
-        return image
-    colour = colorize(heatmap, colormap, gain=gain, offset=offset)
-    return cv2.addWeighted(colour, float(opacity), image, 1.0 - float(opacity), 0)
 
 
 def compose(image: np.ndarray, inspection: Inspection | None, style: OverlayStyle, *, max_side: int | None = None) -> Composite:

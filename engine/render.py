@@ -33,6 +33,16 @@ def colorize(heatmap: np.ndarray, colormap: int = cv2.COLORMAP_JET, *, gain: flo
     return cv2.LUT(cv2.cvtColor(u8, cv2.COLOR_GRAY2RGB), _colour_table(colormap))
 
 
+def blend_heatmap(
+    image: np.ndarray, heatmap: np.ndarray, *, opacity: float, colormap: int, gain: float = 1.0, offset: float = 0.0
+) -> np.ndarray:
+    """RGB uint8 image with the heatmap (on its scale: heatmap * gain + offset, clipped to 0..1) colour-mapped and blended in."""
+    if opacity <= 0 or heatmap.shape != image.shape[:2]:
+        return image
+    colour = colorize(heatmap, colormap, gain=gain, offset=offset)
+    return cv2.addWeighted(colour, float(opacity), image, 1.0 - float(opacity), 0)
+
+
 def render_overlay(
     image: np.ndarray,
     inspection: Inspection,
@@ -49,8 +59,7 @@ def render_overlay(
     out = image.copy()
     view = inspection.heat_view(heat_scale)
     if show_heatmap and opacity > 0 and inspection.heatmap.shape == image.shape[:2]:
-        heat = colorize(view.apply(inspection.heatmap), colormap)
-        out = cv2.addWeighted(heat, float(opacity), out, 1.0 - float(opacity), 0)
+        out = blend_heatmap(out, inspection.heatmap, opacity=opacity, colormap=colormap, gain=view.gain, offset=view.offset)
     scale = max(0.35, max(image.shape[:2]) / 900)
     if show_boxes:
         thick = max(1, round(max(image.shape[:2]) / 250))
