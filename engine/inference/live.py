@@ -20,8 +20,7 @@ from concurrent.futures import CancelledError, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from engine.display import Composite, DisplayFeed
-from engine.inference.mailbox import POLL_S as _POLL_S
-from engine.inference.mailbox import FrameGate, LatestFrameMailbox
+from engine.inference.mailbox import POLL_S, FrameGate, LatestFrameMailbox
 from engine.inference.threads import Parallelism, live_parallelism, start_inspecting_thread
 from engine.sources.base import FrameSource
 from engine.sources.stream import SourceEvent, stream_frames
@@ -261,7 +260,7 @@ def live_inspect(
                     if not has_room():
                         break
                     ready = bool(in_flight) and in_flight[0][1].done()
-                item = mailbox.get(0 if ready else _POLL_S)  # a finished frame pokes the mailbox awake
+                item = mailbox.get(0 if ready else POLL_S)  # a finished frame pokes the mailbox awake
                 if item is None:
                     break
                 with lock:
@@ -288,7 +287,7 @@ def live_inspect(
                 if item.kind == "ended":
                     return
             elif in_flight and (held is not None or len(in_flight) >= queued_max):
-                _wait_done(in_flight[0][1], _POLL_S)
+                _wait_done(in_flight[0][1], POLL_S)
     finally:
         reader_stop.set()
         mailbox.close()
