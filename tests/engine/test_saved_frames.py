@@ -69,8 +69,10 @@ def test_an_anomaly_from_a_plain_jpeg_is_saved_as_the_file_itself(every_part_an_
     assert Path(rows["c-lossless.png"].frame_path).read_bytes()[:3] == b"\xff\xd8\xff" and png.shape == (40, 64, 3)
     rotated = rows["d-rotated.jpg"]
     assert Path(rotated.frame_path).read_bytes() != (line / "d-rotated.jpg").read_bytes()
-    saved = cv2.imread(rotated.frame_path)  # any viewer, EXIF-aware or not, sees the frame as it was inspected
-    assert saved.shape == (64, 40, 3) == read_image(line / "d-rotated.jpg").shape
+    # Any viewer, EXIF-aware (OpenCV) or not (PIL without exif_transpose), sees the frame as it was inspected.
+    assert cv2.imread(rotated.frame_path).shape == (64, 40, 3) == read_image(line / "d-rotated.jpg").shape
+    with Image.open(rotated.frame_path) as plain:
+        assert plain.size == (40, 64)  # width x height: the stored pixels are already upright
 
 
 def test_an_roi_crop_is_saved_as_the_crop_not_as_the_file(every_part_an_anomaly, line, tmp_path):
