@@ -2,6 +2,8 @@
 
 A pyqtgraph plot re-made its axes and grid on every redraw (about 5 ms of the GUI thread each time, measured),
 time the inspecting threads then waited for; this widget caches its frame and draws only the points on top.
+The dots are copies of one pre-drawn dot per verdict, stamped in one call: stroking 300 round antialiased
+points took 0.7 ms a paint, measured.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from collections.abc import Hashable, Mapping, Sequence
 
 import numpy as np
 import pyqtgraph.functions as fn
+import shiboken6
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPen, QPixmap, QPolygonF
 from PySide6.QtWidgets import QSizePolicy, QWidget
@@ -38,15 +41,16 @@ class ScoreTimeline(QWidget):
         self._kinds: tuple[Hashable, ...] = ()
         self._threshold_pen = QPen(QColor(*threshold_rgb), 1.5, Qt.PenStyle.DashLine)
         self._frame: QPixmap | None = None  # axes and labels, made again only on a resize
-        self._dot_pens = {kind: _dot_pen(QColor(*rgb)) for kind, rgb in colours.items()}
+        self._colours = {kind: QColor(*rgb) for kind, rgb in colours.items()}
+        self._dots: _DotSprites | None = None  # one dot per verdict colour, made again when the pixel ratio changes
 
     def set_scores(self, scores: Sequence[float], verdicts: Sequence[Hashable]) -> None:
         """Show these scores with their verdicts (oldest first; at most capacity are kept) and repaint."""
         if len(scores) != len(verdicts):
             raise ValueError(f"one verdict per score: {len(scores)} scores, {len(verdicts)} verdicts")
-        unknown = set(verdicts) - self._dot_pens.keys()
+        unknown = set(verdicts) - self._colours.keys()
         if unknown:
-            raise ValueError(f"no colour for {', '.join(map(str, unknown))}; colours exist for {', '.join(map(str, self._dot_pens))}")
+            raise ValueError(f"no colour for {', '.join(map(str, unknown))}; colours exist for {', '.join(map(str, self._colours))}")
         keep = max(0, len(scores) - self.capacity)
         self._scores = tuple(float(s) for s in list(scores)[keep:])
         self._kinds = tuple(list(verdicts)[keep:])
@@ -115,13 +119,10 @@ class ScoreTimeline(QWidget):
             ys = rect.bottom() - np.clip(np.asarray(self._scores), 0.0, 1.0) * rect.height()
             p.setPen(QPen(QColor(*LINE_RGB), 1))
             p.drawPolyline(_polygon(xs, ys))  # thin and dense: antialiasing would cost more than it shows
-            p.setRenderHint(QPainter.RenderHint.Antialiasing, True)
-            kinds = np.asarray(self._kinds, dtype=object)
-            for kind, pen in self._dot_pens.items():  # one call per verdict, not one per point
-                mine = kinds == kind
-                if mine.any():
-                    p.setPen(pen)
-                    p.drawPoints(_polygon(xs[mine], ys[mine]))
+            ratio = self.devicePixelRatioF()
+            if self._dots is None or self._dots.ratio != ratio:
+                self._dots = _DotSprites(self._colours, ratio)
+            self._dots.draw(p, xs, ys, self._kinds)
         finally:
             p.end()
 
@@ -135,11 +136,31 @@ def _polygon(xs: np.ndarray, ys: np.ndarray) -> QPolygonF:
     return polygon
 
 
-def _dot_pen(colour: QColor) -> QPen:
-    """A pen that draws each point as a round dot DOT_PX wide."""
-    pen = QPen(colour, DOT_PX)
-    pen.setCapStyle(Qt.PenCapStyle.RoundCap)
-    return pen
+class _DotSprites:
+    """Round antialiased dots DOT_PX wide, one per colour side by side in one pixmap, stamped centred on points."""
+
+    def __init__(self, colours: Mapping[Hashable, QColor], ratio: float) -> None:
+        self.ratio = ratio
+        cell = int(np.ceil((DOT_PX + 2) * ratio))  # device pixels, a pixel's margin for the antialiased edge
+        self._cell = cell
+        self._column = {kind: k for k, kind in enumerate(colours)}
+        self.pixmap = QPixmap(cell * len(colours), cell)
+        self.pixmap.fill(Qt.GlobalColor.transparent)
+        with _painter(self.pixmap) as p:
+            p.setPen(Qt.PenStyle.NoPen)
+            for kind, colour in colours.items():
+                p.setBrush(colour)
+                p.drawEllipse(QPointF((self._column[kind] + 0.5) * cell, cell / 2), DOT_PX * ratio / 2, DOT_PX * ratio / 2)
+
+    def draw(self, painter: QPainter, xs: np.ndarray, ys: np.ndarray, kinds: Sequence[Hashable]) -> None:
+        """One dot per point, in its kind's colour, in one call (QPainter.drawPixmapFragments)."""
+        fragments = np.empty((len(xs), 10), dtype=np.float64)  # QPainter::PixmapFragment's ten doubles, in order
+        fragments[:, 0] = xs  # x, y: the centre of the dot drawn
+        fragments[:, 1] = ys
+        fragments[:, 2] = [self._column[kind] * self._cell for kind in kinds]  # sourceLeft
+        fragments[:, 3:10] = (0.0, self._cell, self._cell, 1 / self.ratio, 1 / self.ratio, 0.0, 1.0)
+        first = shiboken6.wrapInstance(fragments.ctypes.data, QPainter.PixmapFragment)
+        painter.drawPixmapFragments(first, len(fragments), self.pixmap)
 
 
 class _painter:
