@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (
 )
 
 TAB_ROOM = QSize(900, 560)  # what a tab gets in a 1280x720 window beside the 350 px sidebar
+QWIDGETSIZE_MAX = 16_777_215  # Qt's largest widget size: no maximum
 
 
 def repolish(widget: QWidget) -> None:
@@ -69,6 +70,53 @@ class Card(QFrame):
         self.title = QLabel(title.upper())
         self.title.setObjectName("CardTitle")
         self.body.addWidget(self.title)
+
+
+class SteadyLabel(QLabel):
+    """A label for a figure that changes several times a second (a counter, a rate): a new text is repainted, not laid out.
+
+    Qt lays the whole window out again after each new text of a label whose size may change (on the Live tab, the
+    counters did so 4 times a second). Once shown, this label holds the size the layout gave it, and lets go of it
+    only for a text that needs more room or a new font. For a label in a column whose width does not change.
+    """
+
+    def __init__(self, text: str = "", parent: QWidget | None = None) -> None:
+        super().__init__(text, parent)
+        self._held = False
+        self._regrowing = False  # let go for a longer text: held again at the size the layout then gives it
+
+    def setText(self, text: str) -> None:  # noqa: N802 - Qt API
+        if text == self.text():
+            return
+        if not self._held and self.isVisible():
+            self._hold()
+        super().setText(text)
+        hint = self.sizeHint()
+        if self._held and (hint.width() > self.width() or hint.height() > self.height()):
+            self._let_go()
+            self._regrowing = True
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 - Qt API
+        super().resizeEvent(event)
+        if self._regrowing and self.isVisible():
+            self._regrowing = False
+            self._hold()
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 - Qt API
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange) and self._held:
+            self._let_go()
+        super().changeEvent(event)
+
+    def _hold(self) -> None:
+        """Fix the size to the one the layout gave (one more layout pass; none at later texts that fit)."""
+        self._held = True
+        self.setFixedSize(self.size())
+
+    def _let_go(self) -> None:
+        """Let the layout size the label again."""
+        self._held = False
+        self.setMinimumSize(0, 0)
+        self.setMaximumSize(QWIDGETSIZE_MAX, QWIDGETSIZE_MAX)
 
 
 class FoldingLabel(QLabel):

@@ -8,12 +8,11 @@ from PySide6.QtGui import QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from engine.types import Inspection, Verdict
-from visinspect_gui.widgets.common import format_threshold, set_prop
+from visinspect_gui.widgets.common import QWIDGETSIZE_MAX, format_threshold, set_prop
 from visinspect_gui.widgets.verdict_style import BANNER_COLOURS, banner_title, verdict_detail
 
 MIN_HEIGHT = 170
 RADIUS = 10
-QWIDGETSIZE_MAX = 16_777_215  # Qt's largest widget size: no maximum
 
 
 class VerdictBanner(QFrame):
