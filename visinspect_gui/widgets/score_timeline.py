@@ -2,8 +2,8 @@
 
 A pyqtgraph plot re-made its axes and grid on every redraw (about 5 ms of the GUI thread each time, measured),
 time the inspecting threads then waited for; this widget caches its frame and draws only the points on top.
-The dots are copies of one pre-drawn dot per verdict, stamped in one call: stroking 300 round antialiased
-points took 0.7 ms a paint, measured.
+The dots are copies of one pre-drawn dot per verdict, stamped in one call: a paint of 300 points took 0.72 ms
+with each dot stroked as an antialiased round point, 0.24 ms stamped (measured offscreen).
 """
 
 from __future__ import annotations
