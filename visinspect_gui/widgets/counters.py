@@ -10,7 +10,7 @@ from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QGridLayout, QHBoxLayout, QLabel, QPushButton, QVBoxLayout, QWidget
 
 from engine.types import Verdict
-from visinspect_gui.widgets.common import Card, SteadyLabel
+from visinspect_gui.widgets.common import Card, FigureLabel, SteadyLabel
 from visinspect_gui.widgets.score_timeline import ScoreTimeline
 from visinspect_gui.widgets.verdict_style import VERDICT_RGB
 
@@ -27,7 +27,7 @@ class _Counter(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(0)
-        self.value = SteadyLabel("0")
+        self.value = FigureLabel("0")
         self.value.setObjectName(object_name)
         self.value.setAlignment(Qt.AlignmentFlag.AlignCenter)
         caption_label = QLabel(caption.upper())
