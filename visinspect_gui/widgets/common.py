@@ -72,6 +72,17 @@ class Card(QFrame):
         self.body.addWidget(self.title)
 
 
+def hold_size(widget: QWidget) -> None:
+    """Fix a widget at the size the layout gave it: a change inside it then repaints it and lays nothing else out."""
+    widget.setFixedSize(widget.size())
+
+
+def release_size(widget: QWidget) -> None:
+    """Let the layout size the widget again (undoes hold_size)."""
+    widget.setMinimumSize(0, 0)
+    widget.setMaximumSize(QWIDGETSIZE_MAX, QWIDGETSIZE_MAX)
+
+
 class SteadyLabel(QLabel):
     """A label for a figure that changes several times a second (a counter, a rate): a new text is repainted, not laid out.
 
@@ -113,13 +124,12 @@ class SteadyLabel(QLabel):
     def _hold(self) -> None:
         """Fix the size to the one the layout gave (one more layout pass; none at later texts that fit)."""
         self._held = True
-        self.setFixedSize(self.size())
+        hold_size(self)
 
     def _let_go(self) -> None:
         """Let the layout size the label again."""
         self._held = False
-        self.setMinimumSize(0, 0)
-        self.setMaximumSize(QWIDGETSIZE_MAX, QWIDGETSIZE_MAX)
+        release_size(self)
 
 
 class FigureLabel(SteadyLabel):

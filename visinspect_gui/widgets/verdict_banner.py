@@ -8,7 +8,7 @@ from PySide6.QtGui import QPainter, QPen, QPixmap
 from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 from engine.types import Inspection, Verdict
-from visinspect_gui.widgets.common import QWIDGETSIZE_MAX, format_threshold, set_prop
+from visinspect_gui.widgets.common import format_threshold, hold_size, release_size, set_prop
 from visinspect_gui.widgets.verdict_style import BANNER_COLOURS, banner_title, verdict_detail
 
 MIN_HEIGHT = 170
@@ -122,14 +122,13 @@ class VerdictBanner(QFrame):
             return
         self._fitted_to = key
         for label in self._per_frame:
-            label.setMinimumSize(0, 0)
-            label.setMaximumSize(QWIDGETSIZE_MAX, QWIDGETSIZE_MAX)
+            release_size(label)
         layout = self.layout()
         needed = layout.totalHeightForWidth(self.width()) if layout.hasHeightForWidth() else layout.totalSizeHint().height()
         self.setFixedHeight(max(MIN_HEIGHT, needed))
         layout.activate()
-        for label in self._per_frame:  # a fixed size: a new text repaints the label without laying out the banner again
-            label.setFixedSize(label.size())
+        for label in self._per_frame:  # a new text repaints the label without laying out the banner again
+            hold_size(label)
 
     def resizeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().resizeEvent(event)
