@@ -30,7 +30,7 @@ from engine.evaluation.calibrate import (
     parse_target,
 )
 from engine.jobs.calibrate import CalibrationDone, calibrate_job
-from visinspect_gui.widgets.common import THRESHOLD_DECIMALS, format_threshold, wheel_only_when_focused
+from visinspect_gui.widgets.common import QWIDGETSIZE_MAX, THRESHOLD_DECIMALS, format_threshold, wheel_only_when_focused
 from visinspect_gui.widgets.report_view import ConfusionGrid, fmt_pct
 from visinspect_gui.widgets.scored_images import ScoredImages, table_rows
 from visinspect_gui.workers import Latest
@@ -176,7 +176,7 @@ class CalibrationView(QWidget):
         super().resizeEvent(event)
         wide = self.width() >= 2 * SIDE_WIDTH
         self._upper.setOrientation(Qt.Orientation.Horizontal if wide else Qt.Orientation.Vertical)
-        self._upper.widget(1).setMaximumWidth(SIDE_WIDTH if wide else 16_777_215)
+        self._upper.widget(1).setMaximumWidth(SIDE_WIDTH if wide else QWIDGETSIZE_MAX)
         self.plot.setMinimumHeight(0 if wide else 240)
 
     # --- public API ------------------------------------------------------------------------------
